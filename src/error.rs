@@ -1,0 +1,293 @@
+//! Typed errors with stable exit codes.
+//!
+//! Every failure pgkeep reports is an [`Error`]: a [`ErrorKind`] that fixes the process exit
+//! code, a one-line lowercase message that names what is wrong (paths and names in single
+//! quotes), and an optional hint saying what to do. Library code returns these; only `main`
+//! turns them into an exit code. The codes are documented in docs/errors.md and must never be
+//! renumbered: scripts depend on them.
+
+use std::fmt;
+
+/// The class of a failure. The discriminant is the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A condition the code believed impossible.
+    Assert = 25,
+    /// Content does not match its recorded checksum.
+    Checksum = 26,
+    /// The configuration file cannot be read or parsed.
+    Config = 27,
+    /// A file exists but its content is not what it must be.
+    FileInvalid = 28,
+    /// A value is not in the expected format.
+    Format = 29,
+    /// No command was given.
+    CommandRequired = 30,
+    /// An option is unknown or not valid for the command.
+    OptionInvalid = 31,
+    /// An option's value is not valid.
+    OptionInvalidValue = 32,
+    /// An option's value is out of its allowed range.
+    OptionInvalidRange = 33,
+    /// A required option is missing.
+    OptionRequired = 37,
+    /// PostgreSQL is running where it must not be.
+    PgRunning = 38,
+    /// A directory that must be empty is not.
+    PathNotEmpty = 40,
+    /// A file cannot be opened.
+    FileOpen = 41,
+    /// A file cannot be read.
+    FileRead = 42,
+    /// A WAL file or cluster does not belong to the stanza.
+    ArchiveMismatch = 44,
+    /// A different WAL file of the same name is already archived.
+    ArchiveDuplicate = 45,
+    /// The PostgreSQL version is not supported.
+    VersionNotSupported = 46,
+    /// A directory cannot be created.
+    PathCreate = 47,
+    /// The command is unknown.
+    CommandInvalid = 48,
+    /// Another pgkeep process holds the lock.
+    LockAcquire = 50,
+    /// A backup does not match the cluster or the repository.
+    BackupMismatch = 51,
+    /// A file or directory cannot be synced to disk.
+    FileSync = 52,
+    /// A directory cannot be opened or listed.
+    PathOpen = 53,
+    /// A required file is missing.
+    FileMissing = 55,
+    /// The database connection failed.
+    DbConnect = 56,
+    /// A database query failed.
+    DbQuery = 57,
+    /// The cluster does not match the stanza.
+    DbMismatch = 58,
+    /// A required directory is missing.
+    PathMissing = 73,
+    /// A file cannot be written.
+    FileWrite = 74,
+    /// A stop file forbids the command.
+    Stop = 62,
+    /// The stanza has not been created.
+    StanzaMissing = 103,
+    /// WAL did not reach the archive in time.
+    ArchiveTimeout = 82,
+    /// A file cannot be removed.
+    FileRemove = 66,
+    /// A requested backup set does not exist or cannot be used.
+    BackupSetInvalid = 88,
+    /// A child process or thread failed unexpectedly.
+    Execute = 91,
+}
+
+impl ErrorKind {
+    /// The process exit code for this kind of failure.
+    pub fn exit_code(self) -> i32 {
+        self as i32
+    }
+
+    /// The name shown in log lines, e.g. `FileOpenError`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Assert => "AssertError",
+            ErrorKind::Checksum => "ChecksumError",
+            ErrorKind::Config => "ConfigError",
+            ErrorKind::FileInvalid => "FileInvalidError",
+            ErrorKind::Format => "FormatError",
+            ErrorKind::CommandRequired => "CommandRequiredError",
+            ErrorKind::OptionInvalid => "OptionInvalidError",
+            ErrorKind::OptionInvalidValue => "OptionInvalidValueError",
+            ErrorKind::OptionInvalidRange => "OptionInvalidRangeError",
+            ErrorKind::OptionRequired => "OptionRequiredError",
+            ErrorKind::PgRunning => "PgRunningError",
+            ErrorKind::PathNotEmpty => "PathNotEmptyError",
+            ErrorKind::FileOpen => "FileOpenError",
+            ErrorKind::FileRead => "FileReadError",
+            ErrorKind::ArchiveMismatch => "ArchiveMismatchError",
+            ErrorKind::ArchiveDuplicate => "ArchiveDuplicateError",
+            ErrorKind::VersionNotSupported => "VersionNotSupportedError",
+            ErrorKind::PathCreate => "PathCreateError",
+            ErrorKind::CommandInvalid => "CommandInvalidError",
+            ErrorKind::LockAcquire => "LockAcquireError",
+            ErrorKind::BackupMismatch => "BackupMismatchError",
+            ErrorKind::FileSync => "FileSyncError",
+            ErrorKind::PathOpen => "PathOpenError",
+            ErrorKind::FileMissing => "FileMissingError",
+            ErrorKind::DbConnect => "DbConnectError",
+            ErrorKind::DbQuery => "DbQueryError",
+            ErrorKind::DbMismatch => "DbMismatchError",
+            ErrorKind::PathMissing => "PathMissingError",
+            ErrorKind::FileWrite => "FileWriteError",
+            ErrorKind::Stop => "StopError",
+            ErrorKind::StanzaMissing => "StanzaMissingError",
+            ErrorKind::ArchiveTimeout => "ArchiveTimeoutError",
+            ErrorKind::FileRemove => "FileRemoveError",
+            ErrorKind::BackupSetInvalid => "BackupSetInvalidError",
+            ErrorKind::Execute => "ExecuteError",
+        }
+    }
+}
+
+/// A failure with its kind, message and optional hint.
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
+}
+
+/// The result type used throughout pgkeep.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A new error; `message` is lowercase, without a final period.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// An error caused by an I/O failure on `path`: "unable to <action> '<path>': <cause>".
+    pub fn io(
+        kind: ErrorKind,
+        action: &str,
+        path: impl fmt::Display,
+        cause: &std::io::Error,
+    ) -> Error {
+        Error::new(
+            kind,
+            format!("unable to {action} '{path}': {}", io_cause(cause)),
+        )
+    }
+
+    /// Adds a hint: what the user should do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Prefixes the message with context, e.g. the file being processed.
+    pub fn context(mut self, context: impl fmt::Display) -> Error {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nHINT: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The cause of an I/O error in the message grammar: lowercase, no "(os error N)" noise.
+pub fn io_cause(err: &std::io::Error) -> String {
+    let text = match err.kind() {
+        std::io::ErrorKind::NotFound => "[2] No such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "[13] Permission denied".to_string(),
+        _ => match err.raw_os_error() {
+            Some(code) => {
+                let full = err.to_string();
+                let plain = full.split(" (os error").next().unwrap_or(&full).to_string();
+                format!("[{code}] {plain}")
+            }
+            None => err.to_string(),
+        },
+    };
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_includes_hint_on_its_own_line() {
+        let err = Error::new(ErrorKind::Stop, "stop file exists for all stanzas")
+            .with_hint("use the 'start' command to allow pgkeep to run");
+        assert_eq!(
+            err.to_string(),
+            "stop file exists for all stanzas\nHINT: use the 'start' command to allow pgkeep to run"
+        );
+        assert_eq!(err.kind().exit_code(), 62);
+    }
+
+    #[test]
+    fn io_errors_name_path_and_cause() {
+        let cause = std::io::Error::from_raw_os_error(13);
+        let err = Error::io(ErrorKind::FileOpen, "open", "/x/y", &cause);
+        assert_eq!(
+            err.message(),
+            "unable to open '/x/y': [13] Permission denied"
+        );
+    }
+
+    #[test]
+    fn exit_codes_fit_in_a_byte_and_are_distinct() {
+        use ErrorKind::*;
+        let all = [
+            Assert,
+            Checksum,
+            Config,
+            FileInvalid,
+            Format,
+            CommandRequired,
+            OptionInvalid,
+            OptionInvalidValue,
+            OptionInvalidRange,
+            OptionRequired,
+            PgRunning,
+            PathNotEmpty,
+            FileOpen,
+            FileRead,
+            ArchiveMismatch,
+            ArchiveDuplicate,
+            VersionNotSupported,
+            PathCreate,
+            CommandInvalid,
+            LockAcquire,
+            BackupMismatch,
+            FileSync,
+            PathOpen,
+            FileMissing,
+            DbConnect,
+            DbQuery,
+            DbMismatch,
+            PathMissing,
+            FileWrite,
+            Stop,
+            StanzaMissing,
+            ArchiveTimeout,
+            FileRemove,
+            BackupSetInvalid,
+            Execute,
+        ];
+        let mut codes: Vec<i32> = all.iter().map(|k| k.exit_code()).collect();
+        assert!(codes.iter().all(|c| *c > 1 && *c < 256));
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+}

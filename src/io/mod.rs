@@ -1,0 +1,14 @@
+//! Streaming I/O filters.
+//!
+//! A file flows once through a chain of [`Filter`]s: size, checksum, compress or decompress.
+//! Filters work on byte slices pushed through them (`process`, then `finish`), so a chain can run
+//! anywhere a stream passes (a worker thread, the far side of the remote protocol) and memory
+//! stays bounded by the buffer size whatever the file size. [`FilterSpec`] is the serialisable
+//! description of a filter, so a chain can be rebuilt on another host.
+
+pub mod compress;
+pub mod filter;
+pub mod hash;
+
+pub use compress::CompressType;
+pub use filter::{Filter, FilterChain, FilterResult, FilterSpec};

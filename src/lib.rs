@@ -1,0 +1,8 @@
+//! pgkeep: physical backup and restore for PostgreSQL.
+//!
+//! Layers, from the bottom: `error` and `log`; `io` (filters); `storage` (drivers);
+//! `pg` (PostgreSQL facts); `repo` (repository format); `config` and `exec`; `command`.
+//! A layer uses only the layers below it (docs/design.md).
+
+pub mod error;
+pub mod log;

@@ -1,0 +1,117 @@
+//! The storage seam: where bytes live.
+//!
+//! A [`Storage`] driver sees paths relative to its root and bytes; it knows nothing of
+//! repositories, backups or WAL. Drivers: `posix` (a local directory), later `remote` (over the
+//! protocol) and `s3`. Every driver passes the shared conformance suite in `storage::tests`.
+//!
+//! The only way a file appears is [`StorageWrite::commit`]: until then it is invisible under its
+//! final name, and a write dropped without commit leaves nothing behind but, at worst, a temp
+//! file that later runs ignore.
+
+pub mod posix;
+
+use std::io::{Read, Write};
+
+use crate::error::Result;
+
+pub use posix::PosixStorage;
+
+/// The type of a directory entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    File,
+    Path,
+    Link,
+    /// Sockets, devices, fifos: listed so callers can skip them deliberately.
+    Special,
+}
+
+/// What `info` and `list` report about an entry. Links are not followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// The entry name (for `list`) or the path asked for (for `info`).
+    pub name: String,
+    pub file_type: FileType,
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+    /// Permission bits, e.g. 0o600.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Link destination, for links.
+    pub link_target: Option<String>,
+}
+
+/// How a file is written.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Permission bits of the new file.
+    pub mode: u32,
+    /// Set the modification time (seconds since the epoch) after writing.
+    pub mtime: Option<i64>,
+    /// Create missing parent directories (mode 0750).
+    pub create_path: bool,
+    /// Write under a temp name and rename on commit; otherwise write in place.
+    pub atomic: bool,
+    /// fsync the file on commit.
+    pub sync_file: bool,
+    /// fsync the parent directory on commit, so the new name is durable.
+    pub sync_path: bool,
+}
+
+impl Default for WriteOptions {
+    /// The repository default: atomic and durable.
+    fn default() -> Self {
+        WriteOptions {
+            mode: 0o640,
+            mtime: None,
+            create_path: true,
+            atomic: true,
+            sync_file: true,
+            sync_path: true,
+        }
+    }
+}
+
+/// A file being written. Dropping it without `commit` discards it.
+pub trait StorageWrite: Write + Send {
+    /// Makes the file visible under its final name, durably as the options asked.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A storage driver. Paths are relative to the driver's root; "" is the root itself.
+pub trait Storage: Send + Sync {
+    /// Information about one entry, `None` when it does not exist.
+    fn info(&self, path: &str) -> Result<Option<FileInfo>>;
+
+    /// The entries of a directory (not recursive, unsorted); `None` when it does not exist.
+    fn list(&self, path: &str) -> Result<Option<Vec<FileInfo>>>;
+
+    /// Opens a file for reading; `None` when it does not exist.
+    fn open_read(&self, path: &str) -> Result<Option<Box<dyn Read + Send>>>;
+
+    /// Opens a file for writing; nothing is visible until `commit`.
+    fn open_write(&self, path: &str, options: &WriteOptions) -> Result<Box<dyn StorageWrite>>;
+
+    /// Removes a file; a missing file is not an error.
+    fn remove(&self, path: &str) -> Result<()>;
+
+    /// Removes a directory and everything under it; a missing directory is not an error.
+    fn remove_dir(&self, path: &str) -> Result<()>;
+
+    /// Creates a directory and its missing parents.
+    fn create_dir(&self, path: &str, mode: u32) -> Result<()>;
+
+    /// Makes a directory's entries durable.
+    fn sync_dir(&self, path: &str) -> Result<()>;
+
+    /// Renames within the storage, durably (both directories synced).
+    fn rename(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Creates a symbolic link at `path` pointing to `target`, replacing one already there.
+    fn symlink(&self, target: &str, path: &str) -> Result<()>;
+
+    /// A display name for messages, e.g. the absolute path of the root.
+    fn describe(&self, path: &str) -> String;
+}
