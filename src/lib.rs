@@ -6,3 +6,6 @@
 
 pub mod error;
 pub mod log;
+pub mod command;
+pub mod lock;
+pub mod repo;

@@ -1,0 +1,105 @@
+//! archive-get: fetch one WAL file from the archive for PostgreSQL's `restore_command`.
+//!
+//! Exit 0 when the file was written to the requested path, exit 1 when the archive does not
+//! have it (the normal end of recovery, or a standby waiting for the next segment), any other
+//! code on a real error. The file appears under its final name only when complete and verified
+//! against the checksum it was archived with, so PostgreSQL never replays a partial segment.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, filter};
+use crate::pg::wal::WalFileKind;
+use crate::repo::{ArchiveInfo, archive, layout};
+use crate::storage::Storage;
+use crate::{log_debug, log_info};
+
+use super::open;
+
+/// Exit code when the archive does not hold the requested file.
+pub const NOT_FOUND: i32 = 1;
+
+pub fn run(cfg: &Config) -> Result<i32> {
+    let stanza = open::stanza(cfg)?;
+    let (name, destination) = match cfg.params() {
+        [name, destination] => (name.as_str(), open::wal_path(cfg, destination)),
+        _ => {
+            return Err(Error::new(ErrorKind::OptionRequired, "WAL segment and destination required")
+                .with_hint("restore_command = 'pgkeep --stanza=<stanza> archive-get %f \"%p\"'"));
+        }
+    };
+    let kind = WalFileKind::of(name)
+        .ok_or_else(|| Error::new(ErrorKind::FileInvalid, format!("'{name}' is not a WAL file name")))?;
+    let repo = open::repo(cfg)?;
+    let info = ArchiveInfo::load_required(&repo, stanza)?;
+
+    // Newest cluster first: after an upgrade the new archive id holds the current timelines.
+    for db in info.db_history.iter().rev() {
+        let archive_id = db.archive_id();
+        let found = if kind == WalFileKind::History {
+            let path = layout::history_file(stanza, &archive_id, name);
+            repo.info(&path)?.map(|_| (path, None, CompressType::None))
+        } else {
+            archive::find_wal(&repo, stanza, &archive_id, name)?.into_iter().next().map(|wal| {
+                let compress = CompressType::from_extension(&wal.ext).unwrap_or(CompressType::None);
+                (wal.path, Some(wal.checksum), compress)
+            })
+        };
+        if let Some((path, checksum, compress)) = found {
+            fetch(&repo, &path, checksum.as_deref(), compress, &destination, open::buffer_size(cfg))
+                .map_err(|e| e.context(format!("unable to get WAL file '{name}'")))?;
+            log_info!("found {name} in the archive ({archive_id})");
+            return Ok(0);
+        }
+        log_debug!("{name} not found in archive id {archive_id}");
+    }
+    log_info!("unable to find {name} in the archive");
+    Ok(NOT_FOUND)
+}
+
+/// Copies an archived file to `destination` through a temp name, verifying its checksum.
+fn fetch(
+    repo: &dyn Storage,
+    path: &str,
+    checksum: Option<&str>,
+    compress: CompressType,
+    destination: &Path,
+    buffer_size: usize,
+) -> Result<()> {
+    let mut reader = repo
+        .open_read(path)?
+        .ok_or_else(|| Error::new(ErrorKind::FileMissing, format!("'{}' disappeared", repo.describe(path))))?;
+    let temp = temp_name(destination);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)
+            .map_err(|e| Error::io(ErrorKind::FileOpen, "open", temp.display(), &e))?;
+        let mut specs = Vec::new();
+        if compress != CompressType::None {
+            specs.push(FilterSpec::Decompress { kind: compress });
+        }
+        specs.push(FilterSpec::Hash);
+        let results = filter::copy_through(&mut reader, &mut FilterChain::from_specs(&specs)?, &mut file, buffer_size)?;
+        if let (Some(expected), Some(FilterResult::Hash(actual))) = (checksum, results.last())
+            && expected != actual
+        {
+            return Err(Error::new(
+                ErrorKind::Checksum,
+                format!("'{}' has checksum '{actual}' but its name says '{expected}'", repo.describe(path)),
+            )
+            .with_hint("the archive is damaged; run verify"));
+        }
+        std::fs::rename(&temp, destination)
+            .map_err(|e| Error::io(ErrorKind::FileWrite, "rename to", destination.display(), &e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+fn temp_name(destination: &Path) -> PathBuf {
+    let mut name = destination.as_os_str().to_os_string();
+    name.push(".pgkeep.tmp");
+    PathBuf::from(name)
+}

@@ -1,0 +1,175 @@
+//! archive-push: store one WAL file in the archive, durably, before PostgreSQL may recycle it.
+//!
+//! Success is reported only after the stored file and its directory are fsynced. A segment's
+//! header must belong to the stanza's cluster. A file of the same name already archived with the
+//! same checksum is accepted (PostgreSQL retries after a crash); with a different checksum it is
+//! refused and the archived file is left untouched.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::{FilterChain, FilterResult, FilterSpec, filter};
+use crate::lock::{self, Lock, LockKind};
+use crate::pg::wal::{WalFileKind, WalHeader};
+use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
+use crate::storage::{Storage, WriteOptions};
+use crate::{log_info, log_warn};
+
+use super::{open, stanza_create};
+
+/// How long archive-push waits for another archive-push of the same stanza.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub fn run(cfg: &Config) -> Result<i32> {
+    let stanza = open::stanza(cfg)?;
+    let given = cfg.params().first().ok_or_else(|| {
+        Error::new(ErrorKind::OptionRequired, "WAL segment to push required")
+            .with_hint("archive_command = 'pgkeep --stanza=<stanza> archive-push %p'")
+    })?;
+    let source = open::wal_path(cfg, given);
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .ok_or_else(|| Error::new(ErrorKind::OptionInvalidValue, format!("'{given}' is not a WAL file path")))?;
+    let kind = WalFileKind::of(&name).ok_or_else(|| {
+        Error::new(ErrorKind::FileInvalid, format!("'{name}' is not a WAL segment, history, partial or backup file"))
+    })?;
+
+    let lock_path = open::lock_path(cfg);
+    lock::check_stop(&lock_path, Some(stanza))?;
+    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Archive, LOCK_WAIT)?;
+    let repo = open::repo(cfg)?;
+    let info = load_or_create(cfg, &repo, stanza)?;
+    let db = info.current()?;
+
+    let checksum = checksum_and_check(&source, &name, kind, db)?;
+    let archive_id = db.archive_id();
+    if kind == WalFileKind::History {
+        return push_history(&repo, stanza, &archive_id, &source, &name, &checksum);
+    }
+    let existing = archive::find_wal(&repo, stanza, &archive_id, &name)?;
+    if let Some(found) = existing.first() {
+        if found.checksum == checksum {
+            log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
+            log_info!("HINT: this is valid in some recovery scenarios but may also indicate a problem");
+            return Ok(0);
+        }
+        return Err(Error::new(
+            ErrorKind::ArchiveDuplicate,
+            format!("WAL file '{name}' already exists in the archive with a different checksum"),
+        )
+        .with_hint("is another cluster archiving to this stanza? the archived file was left as it is"));
+    }
+
+    let (compress, level) = open::compression(cfg)?;
+    let target = format!(
+        "{}/{}",
+        layout::wal_dir(stanza, &archive_id, &name),
+        layout::wal_file_name(&name, &checksum, compress.extension())
+    );
+    let specs = [FilterSpec::Hash, FilterSpec::Compress { kind: compress, level }];
+    let mut reader = open_source(&source)?;
+    let mut writer = repo.open_write(&target, &WriteOptions::default())?;
+    let results = filter::copy_through(&mut reader, &mut FilterChain::from_specs(&specs)?, &mut writer, open::buffer_size(cfg))
+        .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
+    // The file may not change between the checksum pass and the copy pass: PostgreSQL only
+    // archives completed files, so a difference means something else is writing to it.
+    if results.first() != Some(&FilterResult::Hash(checksum.clone())) {
+        return Err(Error::new(
+            ErrorKind::Checksum,
+            format!("WAL file '{}' changed while it was being archived", source.display()),
+        ));
+    }
+    writer.commit()?;
+    log_info!("pushed WAL file '{name}' to the archive");
+    Ok(0)
+}
+
+/// archive.info, creating the stanza on first use when the data directory is known.
+fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<ArchiveInfo> {
+    if let Some(info) = ArchiveInfo::load(repo, stanza)? {
+        return Ok(info);
+    }
+    if let Some(pg_path) = open::pg_path_opt(cfg) {
+        let control = open::control(&pg_path)?;
+        stanza_create::ensure(repo, stanza, &control)?;
+        log_info!("stanza '{stanza}' created by its first archive-push");
+    }
+    ArchiveInfo::load_required(repo, stanza)
+}
+
+fn open_source(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(ErrorKind::FileOpen, "open WAL file", path.display(), &e))
+}
+
+/// Reads the file once: checks a segment's header against the stanza and returns the SHA-256.
+fn checksum_and_check(path: &Path, name: &str, kind: WalFileKind, db: &DbHistory) -> Result<String> {
+    let mut file = open_source(path)?;
+    let mut chain = FilterChain::from_specs(&[FilterSpec::Hash])?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut first = true;
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .map_err(|e| Error::io(ErrorKind::FileRead, "read WAL file", path.display(), &e))?;
+        if read == 0 {
+            break;
+        }
+        if first && matches!(kind, WalFileKind::Segment | WalFileKind::Partial) {
+            check_header(&buffer[..read], name, db)?;
+        }
+        first = false;
+        chain.process(&buffer[..read])?;
+    }
+    let (_, results) = chain.finish()?;
+    match results.first() {
+        Some(FilterResult::Hash(hash)) => Ok(hash.clone()),
+        _ => Err(Error::new(ErrorKind::Assert, "hash filter returned no result")),
+    }
+}
+
+fn check_header(bytes: &[u8], name: &str, db: &DbHistory) -> Result<()> {
+    let header = WalHeader::parse(bytes).map_err(|e| e.context(format!("WAL file '{name}'")))?;
+    let version_matches = header.version.is_none_or(|v| v.to_string() == db.version);
+    if header.system_id != db.system_id || !version_matches {
+        let version = header.version.map(|v| v.to_string()).unwrap_or_else(|| "unknown".to_string());
+        return Err(Error::new(
+            ErrorKind::ArchiveMismatch,
+            format!(
+                "WAL file '{name}' version {version}, system id {} does not match stanza version {}, system id {}",
+                header.system_id, db.version, db.system_id
+            ),
+        )
+        .with_hint("are you archiving to the correct stanza?"));
+    }
+    Ok(())
+}
+
+/// Timeline history files are small, stored uncompressed at the top of the archive id.
+fn push_history(repo: &dyn Storage, stanza: &str, archive_id: &str, source: &Path, name: &str, checksum: &str) -> Result<i32> {
+    let target = layout::history_file(stanza, archive_id, name);
+    let content = std::fs::read(source).map_err(|e| Error::io(ErrorKind::FileRead, "read", source.display(), &e))?;
+    if let Some(mut existing) = repo.open_read(&target)? {
+        let mut stored = Vec::new();
+        existing
+            .read_to_end(&mut stored)
+            .map_err(|e| Error::io(ErrorKind::FileRead, "read", repo.describe(&target), &e))?;
+        if stored == content {
+            log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
+            return Ok(0);
+        }
+        return Err(Error::new(
+            ErrorKind::ArchiveDuplicate,
+            format!("WAL file '{name}' already exists in the archive with a different checksum"),
+        ));
+    }
+    let mut writer = repo.open_write(&target, &WriteOptions::default())?;
+    std::io::Write::write_all(&mut writer, &content)
+        .map_err(|e| Error::io(ErrorKind::FileWrite, "write", repo.describe(&target), &e))?;
+    writer.commit()?;
+    log_info!("pushed WAL file '{name}' to the archive (checksum {checksum})");
+    Ok(0)
+}

@@ -1,0 +1,118 @@
+//! backup.manifest: everything one backup set holds, file by file.
+//!
+//! Written after every data file of the backup is durable and before the backup is added to
+//! backup.info. Names are relative to the backup set: `pg_data/...` for the data directory
+//! (tablespaces later under `pg_tblspc/<oid>/...`). A file unchanged since a prior backup is not
+//! copied again: its entry carries `reference`, the label of the backup set that holds it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::io::CompressType;
+use crate::repo::{BackupType, info_file, layout};
+use crate::storage::Storage;
+
+/// The prefix of every data-directory entry.
+pub const PG_DATA: &str = "pg_data";
+
+/// The content of `backup/<stanza>/<label>/backup.manifest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub label: String,
+    #[serde(rename = "type")]
+    pub backup_type: BackupType,
+    pub prior: Option<String>,
+    /// Every backup set this manifest's files reference, oldest first.
+    pub references: Vec<String>,
+    pub db_id: u32,
+    /// Major version, e.g. "15".
+    pub pg_version: String,
+    pub system_id: u64,
+    /// The data directory the backup was taken from.
+    pub pg_path: String,
+    pub compress_type: CompressType,
+    pub timestamp_start: i64,
+    pub timestamp_stop: i64,
+    pub lsn_start: String,
+    pub lsn_stop: String,
+    pub archive_start: String,
+    pub archive_stop: String,
+    pub timeline: u32,
+    /// Whether the cluster had data checksums enabled.
+    pub data_checksums: bool,
+    pub paths: Vec<PathEntry>,
+    pub files: Vec<FileEntry>,
+    pub links: Vec<LinkEntry>,
+}
+
+/// A directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathEntry {
+    pub name: String,
+    pub mode: u32,
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+/// A regular file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub size: u64,
+    /// Unix seconds.
+    pub mtime: i64,
+    pub mode: u32,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// SHA-256 of the content as it is in the data directory.
+    pub checksum: String,
+    /// Bytes stored in the repository (after compression).
+    pub repo_size: u64,
+    /// The backup set holding the content, when it is not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// A symbolic link in the data directory (e.g. a tablespace or a relocated pg_wal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEntry {
+    pub name: String,
+    pub target: String,
+}
+
+impl Manifest {
+    pub fn load(storage: &dyn Storage, stanza: &str, label: &str) -> Result<Option<Manifest>> {
+        info_file::load(storage, &layout::manifest(stanza, label))
+    }
+
+    pub fn save(&self, storage: &dyn Storage, stanza: &str) -> Result<()> {
+        info_file::save(storage, &layout::manifest(stanza, &self.label), self)
+    }
+
+    /// The backup set that holds a file's content.
+    pub fn holder<'a>(&'a self, file: &'a FileEntry) -> &'a str {
+        file.reference.as_deref().unwrap_or(&self.label)
+    }
+
+    pub fn file(&self, name: &str) -> Option<&FileEntry> {
+        self.files.iter().find(|f| f.name == name)
+    }
+
+    /// Total size of the cluster's files in this backup.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Size of the files this backup copied itself.
+    pub fn delta(&self) -> u64 {
+        self.files.iter().filter(|f| f.reference.is_none()).map(|f| f.size).sum()
+    }
+
+    pub fn repo_size(&self) -> u64 {
+        self.files.iter().map(|f| f.repo_size).sum()
+    }
+
+    pub fn repo_delta(&self) -> u64 {
+        self.files.iter().filter(|f| f.reference.is_none()).map(|f| f.repo_size).sum()
+    }
+}
