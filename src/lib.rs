@@ -4,5 +4,6 @@
 //! `pg` (PostgreSQL facts); `repo` (repository format); `config` and `exec`; `command`.
 //! A layer uses only the layers below it (docs/design.md).
 
+pub mod config;
 pub mod error;
 pub mod log;
