@@ -81,6 +81,8 @@ pub enum ErrorKind {
     BackupSetInvalid = 88,
     /// A child process or thread failed unexpectedly.
     Execute = 91,
+    /// Positional parameters are wrong for the command.
+    ParamInvalid = 96,
 }
 
 impl ErrorKind {
@@ -127,6 +129,7 @@ impl ErrorKind {
             ErrorKind::FileRemove => "FileRemoveError",
             ErrorKind::BackupSetInvalid => "BackupSetInvalidError",
             ErrorKind::Execute => "ExecuteError",
+            ErrorKind::ParamInvalid => "ParamInvalidError",
         }
     }
 }
@@ -204,7 +207,7 @@ impl std::error::Error for Error {}
 
 /// The cause of an I/O error in the message grammar: lowercase, no "(os error N)" noise.
 pub fn io_cause(err: &std::io::Error) -> String {
-    let text = match err.kind() {
+    match err.kind() {
         std::io::ErrorKind::NotFound => "[2] No such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "[13] Permission denied".to_string(),
         _ => match err.raw_os_error() {
@@ -215,8 +218,7 @@ pub fn io_cause(err: &std::io::Error) -> String {
             }
             None => err.to_string(),
         },
-    };
-    text
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +285,7 @@ mod tests {
             FileRemove,
             BackupSetInvalid,
             Execute,
+            ParamInvalid,
         ];
         let mut codes: Vec<i32> = all.iter().map(|k| k.exit_code()).collect();
         assert!(codes.iter().all(|c| *c > 1 && *c < 256));

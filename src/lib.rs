@@ -4,6 +4,7 @@
 //! `pg` (PostgreSQL facts); `repo` (repository format); `config` and `exec`; `command`.
 //! A layer uses only the layers below it (docs/design.md).
 
+pub mod config;
 pub mod error;
 pub mod log;
 pub mod command;

@@ -1,0 +1,574 @@
+//! The option table: every option pgkeep accepts, declared once, as data.
+//!
+//! The parser, the resolver, `pgkeep help`, docs/options.md and the `PGKEEP_*` environment
+//! names all derive from the rows below, so a new option is one new `Opt` variant and one row
+//! (kept in the same alphabetical order: the table is indexed by `Opt`). Lists of commands
+//! shared by several options are named constants at the top; a new command is added to the
+//! lists and rows of the options it accepts. The types are explained in def.rs. This file is
+//! longer than most because it is the whole table; splitting it would hide the one place where
+//! an option is declared.
+
+use crate::config::command::Command::{self, *};
+use crate::config::def::{CommandRule, Group, Kind, OptionDef, Scope, on, required};
+
+/// One variant per option, in the table's (alphabetical) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Opt {
+    ArchiveCheck,
+    ArchiveMode,
+    ArchiveTimeout,
+    BufferSize,
+    CompressLevel,
+    CompressType,
+    Config,
+    ConfigIncludePath,
+    ConfigPath,
+    Delta,
+    Force,
+    LockPath,
+    LogLevelConsole,
+    LogLevelFile,
+    LogLevelStderr,
+    LogPath,
+    LogTimestamp,
+    Output,
+    PgDatabase,
+    PgPath,
+    PgPort,
+    PgSocketPath,
+    PgUser,
+    ProcessMax,
+    RecoveryOption,
+    RepoPath,
+    Set,
+    Stanza,
+    StartFast,
+    StopAuto,
+    Target,
+    TargetAction,
+    TargetExclusive,
+    TargetTimeline,
+    Type,
+}
+
+const fn rules<const N: usize>(commands: [Command; N]) -> [CommandRule; N] {
+    let mut out = [on(Help); N];
+    let mut i = 0;
+    while i < N {
+        out[i] = on(commands[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Every command.
+const ALL: &[CommandRule] = &rules([
+    ArchiveGet,
+    ArchivePush,
+    Backup,
+    Help,
+    Info,
+    Restore,
+    StanzaCreate,
+    Start,
+    Stop,
+    Version,
+]);
+/// Commands that log (all but help and version).
+const LOGGING: &[CommandRule] = &rules([
+    ArchiveGet,
+    ArchivePush,
+    Backup,
+    Info,
+    Restore,
+    StanzaCreate,
+    Start,
+    Stop,
+]);
+/// Commands that take a lock or read or write stop files.
+const LOCKING: &[CommandRule] = &rules([
+    ArchiveGet,
+    ArchivePush,
+    Backup,
+    Restore,
+    StanzaCreate,
+    Start,
+    Stop,
+]);
+/// Commands that use the repository.
+const REPOSITORY: &[CommandRule] =
+    &rules([ArchiveGet, ArchivePush, Backup, Info, Restore, StanzaCreate]);
+/// Commands that move file content through the filter chain.
+const COPYING: &[CommandRule] = &rules([ArchiveGet, ArchivePush, Backup, Restore]);
+/// Commands that compress.
+const COMPRESSING: &[CommandRule] = &rules([ArchivePush, Backup]);
+/// Commands that connect to PostgreSQL.
+const CONNECTING: &[CommandRule] = &rules([Backup, StanzaCreate]);
+const BACKUP: &[CommandRule] = &rules([Backup]);
+const RESTORE: &[CommandRule] = &rules([Restore]);
+
+const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "detail", "debug", "trace"];
+const BACKUP_TYPES: &[&str] = &["full", "diff", "incr"];
+const RECOVERY_TYPES: &[&str] = &[
+    "default",
+    "immediate",
+    "time",
+    "xid",
+    "name",
+    "lsn",
+    "preserve",
+    "standby",
+    "none",
+];
+
+const KIB: i64 = 1024;
+const MIB: i64 = 1024 * KIB;
+
+/// The table, in `Opt` order.
+pub static OPTIONS: &[OptionDef] = &[
+    OptionDef {
+        id: Opt::ArchiveCheck,
+        name: "archive-check",
+        kind: Kind::Boolean,
+        default: Some("y"),
+        commands: BACKUP,
+        summary: "Check that WAL segments are in the archive before backup completes.",
+        help: "Makes the backup wait until every WAL segment needed to make it consistent has \
+            reached the archive (see archive-timeout). Without it a backup may be unusable when \
+            archiving is broken.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::ArchiveMode,
+        name: "archive-mode",
+        kind: Kind::Enum(&["off", "preserve"]),
+        default: Some("preserve"),
+        commands: RESTORE,
+        summary: "Preserve or disable archiving on the restored cluster.",
+        help: "With 'off', the restored cluster gets archive_mode=off so that it does not push \
+            WAL into the archive of the cluster it was restored from. With 'preserve', the \
+            setting in the backup is kept.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::ArchiveTimeout,
+        name: "archive-timeout",
+        kind: Kind::Time {
+            min_ms: 100,
+            max_ms: 86_400_000,
+        },
+        default: Some("60"),
+        commands: BACKUP,
+        summary: "Archive timeout.",
+        help: "How long, in seconds (decimals allowed), the backup waits for each WAL segment it \
+            needs to reach the archive.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::BufferSize,
+        name: "buffer-size",
+        kind: Kind::Size {
+            min: 16 * KIB,
+            max: 64 * MIB,
+        },
+        default: Some("1MiB"),
+        commands: COPYING,
+        summary: "Buffer size for I/O operations.",
+        help: "The size of the buffers that file content flows through. Memory use grows with \
+            buffer-size times process-max. Written in bytes or with a unit: 16KiB, 4MB, 1MiB \
+            (every unit is a power of 1024).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::CompressLevel,
+        name: "compress-level",
+        kind: Kind::Integer { min: -5, max: 22 },
+        commands: COMPRESSING,
+        summary: "File compression level.",
+        help: "The compression level for compress-type. When unset, the type's own default is \
+            used. Which levels are valid depends on the type.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::CompressType,
+        name: "compress-type",
+        kind: Kind::Enum(&["none", "gz", "lz4", "zst"]),
+        default: Some("zst"),
+        commands: COMPRESSING,
+        summary: "File compression type.",
+        help: "How files are compressed in the repository. Files already in the repository keep \
+            the compression they were stored with.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Config,
+        name: "config",
+        kind: Kind::Path,
+        default: Some("/etc/pgkeep/pgkeep.conf"),
+        scope: Scope::CommandLine,
+        negatable: true,
+        commands: ALL,
+        summary: "pgkeep configuration file.",
+        help: "The main configuration file. When given explicitly it must exist; the default \
+            file may be missing. Defaults to pgkeep.conf in config-path. --no-config reads no \
+            main file (files in an explicitly given config-include-path are still read).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::ConfigIncludePath,
+        name: "config-include-path",
+        kind: Kind::Path,
+        default: Some("/etc/pgkeep/conf.d"),
+        scope: Scope::CommandLine,
+        commands: ALL,
+        summary: "Path to additional pgkeep configuration files.",
+        help: "Every file ending in .conf in this directory is read after the main file, in \
+            name order, as if appended to it. Defaults to conf.d in config-path.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::ConfigPath,
+        name: "config-path",
+        kind: Kind::Path,
+        default: Some("/etc/pgkeep"),
+        scope: Scope::CommandLine,
+        commands: ALL,
+        summary: "Base path of pgkeep configuration files.",
+        help: "The directory the defaults of config (pgkeep.conf) and config-include-path \
+            (conf.d) are relative to. An explicitly given config or config-include-path is \
+            used as given.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Delta,
+        name: "delta",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: RESTORE,
+        summary: "Restore or backup using checksums.",
+        help: "Restore into a data directory that is not empty: files whose size and checksum \
+            match the backup are kept, others are restored, and files that are not in the \
+            backup are removed.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Force,
+        name: "force",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: &rules([Restore, Stop]),
+        summary: "Force an action.",
+        help: "For restore: overwrite a data directory that is not empty without comparing \
+            checksums (with --delta, compare sizes and times only). For stop: also terminate \
+            pgkeep processes that are running.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::LockPath,
+        name: "lock-path",
+        kind: Kind::Path,
+        default: Some("/tmp/pgkeep"),
+        commands: LOCKING,
+        summary: "Path where lock files are stored.",
+        help: "Lock files keep two commands of the same kind from running at once for a stanza; \
+            stop files live here too. The path must be local and shared by every pgkeep \
+            process on the host.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::LogLevelConsole,
+        name: "log-level-console",
+        kind: Kind::Enum(LOG_LEVELS),
+        default: Some("warn"),
+        commands: LOGGING,
+        summary: "Level for console logging.",
+        help: "Messages at this level and above go to stdout (unless they go to stderr, see \
+            log-level-stderr). Levels: off, error, warn, info, detail, debug, trace.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::LogLevelFile,
+        name: "log-level-file",
+        kind: Kind::Enum(LOG_LEVELS),
+        default: Some("info"),
+        commands: LOGGING,
+        summary: "Level for file logging.",
+        help: "Messages at this level and above go to the log file \
+            <log-path>/<stanza>-<command>.log (all-<command>.log without a stanza). 'off' \
+            writes no log file.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::LogLevelStderr,
+        name: "log-level-stderr",
+        kind: Kind::Enum(LOG_LEVELS),
+        default: Some("warn"),
+        commands: LOGGING,
+        summary: "Level for stderr logging.",
+        help: "Messages at this level and above go to stderr instead of stdout.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::LogPath,
+        name: "log-path",
+        kind: Kind::Path,
+        default: Some("/var/log/pgkeep"),
+        commands: LOGGING,
+        summary: "Path where log files are stored.",
+        help: "The directory of the log files; created when missing.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::LogTimestamp,
+        name: "log-timestamp",
+        kind: Kind::Boolean,
+        default: Some("y"),
+        commands: LOGGING,
+        summary: "Enable timestamp in logging.",
+        help: "Prefix console and stderr lines with the date and time. Log file lines always \
+            carry them.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Output,
+        name: "output",
+        kind: Kind::Enum(&["text", "json"]),
+        default: Some("text"),
+        commands: &rules([Info]),
+        summary: "Output format.",
+        help: "'text' is meant for people; 'json' for programs, and stays compatible across \
+            versions.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgDatabase,
+        name: "pg-database",
+        group: Some(Group::Pg),
+        kind: Kind::String,
+        default: Some("postgres"),
+        scope: Scope::Stanza,
+        commands: CONNECTING,
+        summary: "PostgreSQL database.",
+        help: "The database pgkeep connects to. Any database will do: pgkeep only runs \
+            cluster-wide functions.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgPath,
+        name: "pg-path",
+        group: Some(Group::Pg),
+        aliases: &["db-path", "db?-path"],
+        kind: Kind::Path,
+        scope: Scope::Stanza,
+        commands: &[
+            on(ArchiveGet),
+            on(ArchivePush),
+            required(Backup),
+            on(Info),
+            required(Restore),
+            required(StanzaCreate),
+        ],
+        summary: "PostgreSQL data directory.",
+        help: "The data directory of the cluster. For backup it must equal the cluster's \
+            data_directory setting; for restore it is where files are written.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgPort,
+        name: "pg-port",
+        group: Some(Group::Pg),
+        aliases: &["db-port", "db?-port"],
+        kind: Kind::Integer { min: 1, max: 65535 },
+        default: Some("5432"),
+        scope: Scope::Stanza,
+        commands: CONNECTING,
+        summary: "PostgreSQL port.",
+        help: "The port the cluster listens on; with a socket path, it names the socket file.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgSocketPath,
+        name: "pg-socket-path",
+        group: Some(Group::Pg),
+        aliases: &["db-socket-path", "db?-socket-path"],
+        kind: Kind::Path,
+        scope: Scope::Stanza,
+        commands: CONNECTING,
+        summary: "PostgreSQL unix socket path.",
+        help: "The directory of the cluster's unix socket (unix_socket_directories). When \
+            unset, libpq's default is used.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgUser,
+        name: "pg-user",
+        group: Some(Group::Pg),
+        aliases: &["db-user", "db?-user"],
+        kind: Kind::String,
+        scope: Scope::Stanza,
+        commands: CONNECTING,
+        summary: "PostgreSQL database user.",
+        help: "The user pgkeep connects as. When unset, libpq's default is used: the name of \
+            the operating system user.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::ProcessMax,
+        name: "process-max",
+        aliases: &["thread-max"],
+        kind: Kind::Integer { min: 1, max: 999 },
+        default: Some("1"),
+        commands: COPYING,
+        summary: "Max processes to use for compress/transfer.",
+        help: "The number of worker threads that copy, compress and checksum files in \
+            parallel. Each holds its own buffers (see buffer-size).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RecoveryOption,
+        name: "recovery-option",
+        kind: Kind::Hash,
+        commands: RESTORE,
+        summary: "Set an option in the recovery settings.",
+        help: "A key=value pair written to the recovery settings of the restored cluster, e.g. \
+            --recovery-option=primary_conninfo=host=db1. Repeat the option for several \
+            settings. restore_command is written by pgkeep unless given here.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoPath,
+        name: "repo-path",
+        group: Some(Group::Repo),
+        aliases: &["repo-path"],
+        kind: Kind::Path,
+        default: Some("/var/lib/pgkeep"),
+        commands: REPOSITORY,
+        summary: "Path where backups and archive are stored.",
+        help: "The root of the repository. It holds the archive and the backups of every \
+            stanza.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Set,
+        name: "set",
+        kind: Kind::String,
+        commands: &rules([Info, Restore]),
+        summary: "Backup set to restore or show.",
+        help: "The label of a backup, e.g. 20260102-030405F. For restore, 'latest' (the \
+            default) means the newest backup; for info, the details of this backup are shown.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Stanza,
+        name: "stanza",
+        kind: Kind::String,
+        scope: Scope::CommandLine,
+        commands: &[
+            required(ArchiveGet),
+            required(ArchivePush),
+            required(Backup),
+            on(Info),
+            required(Restore),
+            required(StanzaCreate),
+            on(Start),
+            on(Stop),
+        ],
+        summary: "Defines the stanza.",
+        help: "A stanza names one PostgreSQL cluster and its backups. It selects the \
+            [<stanza>] sections of the configuration file.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::StartFast,
+        name: "start-fast",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: BACKUP,
+        summary: "Force a checkpoint to start backup quickly.",
+        help: "Asks PostgreSQL for an immediate checkpoint when the backup starts instead of \
+            waiting for a spread one, at the cost of a burst of I/O.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::StopAuto,
+        name: "stop-auto",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: BACKUP,
+        summary: "Stop prior failed backup on new backup.",
+        help: "When a backup started by a process that died is still running in PostgreSQL, \
+            stop it before starting a new one.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Target,
+        name: "target",
+        kind: Kind::String,
+        commands: RESTORE,
+        summary: "Recovery target.",
+        help: "Where recovery stops, for the types time (a timestamp), xid (a transaction id), \
+            name (a restore point) and lsn.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::TargetAction,
+        name: "target-action",
+        kind: Kind::Enum(&["pause", "promote", "shutdown"]),
+        default: Some("pause"),
+        commands: RESTORE,
+        summary: "Action to take when recovery target is reached.",
+        help: "What PostgreSQL does once the recovery target is reached \
+            (recovery_target_action).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::TargetExclusive,
+        name: "target-exclusive",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: RESTORE,
+        summary: "Stop just before the recovery target is reached.",
+        help: "Recovery stops just before the target instead of just after it \
+            (recovery_target_inclusive=false).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::TargetTimeline,
+        name: "target-timeline",
+        kind: Kind::String,
+        commands: RESTORE,
+        summary: "Recover along a timeline.",
+        help: "The timeline recovery follows: a number, 'current' or 'latest' \
+            (recovery_target_timeline).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Type,
+        name: "type",
+        kind: Kind::Enum(&[
+            "full",
+            "diff",
+            "incr",
+            "default",
+            "immediate",
+            "time",
+            "xid",
+            "name",
+            "lsn",
+            "preserve",
+            "standby",
+            "none",
+        ]),
+        commands: &[
+            on(Backup).default("incr").allow(BACKUP_TYPES),
+            on(Restore).default("default").allow(RECOVERY_TYPES),
+        ],
+        summary: "Backup type, or recovery type for restore.",
+        help: "For backup: full, diff (changes since the last full backup) or incr (changes \
+            since the last backup). For restore: how recovery ends. 'default' replays the \
+            whole archive; 'immediate' stops at consistency; time, xid, name and lsn stop at \
+            --target; 'standby' makes a standby; 'preserve' keeps the recovery settings of the \
+            backup; 'none' writes none.",
+        ..OptionDef::BASE
+    },
+];
