@@ -403,7 +403,7 @@ pub static OPTIONS: &[OptionDef] = &[
         id: Opt::PgUser,
         name: "pg-user",
         group: Some(Group::Pg),
-        aliases: &["db-user", "db?-user"],
+        aliases: &[],
         kind: Kind::String,
         scope: Scope::Stanza,
         commands: CONNECTING,
