@@ -143,7 +143,10 @@ impl ControlData {
 
         let wal_segment_size = u32_at(bytes, layout.xlog_seg_size);
         check_segment_size(wal_segment_size).map_err(|err| {
-            Error::new(ErrorKind::FileInvalid, format!("'{name}': {}", err.message()))
+            Error::new(
+                ErrorKind::FileInvalid,
+                format!("'{name}': {}", err.message()),
+            )
         })?;
         let page_size = u32_at(bytes, layout.blcksz);
         if !page_size.is_power_of_two() || !(1024..=32768).contains(&page_size) {
@@ -193,8 +196,14 @@ mod tests {
             let pg_version = String::from_utf8(fixture(major, "PG_VERSION")).unwrap();
             assert_eq!(control.version, PgVersion::parse(&pg_version).unwrap());
             assert_eq!(control.version.major(), major);
-            assert_eq!(Some(control.control_version), control.version.control_version());
-            assert_eq!(Some(control.catalog_version), control.version.catalog_version());
+            assert_eq!(
+                Some(control.control_version),
+                control.version.control_version()
+            );
+            assert_eq!(
+                Some(control.catalog_version),
+                control.version.catalog_version()
+            );
             assert_eq!(control.wal_segment_size, DEFAULT_SEGMENT_SIZE, "{major}");
             assert_eq!(control.page_size, 8192, "{major}");
             assert_eq!(control.data_checksum_version, 1, "{major}");
@@ -208,7 +217,11 @@ mod tests {
             assert_eq!(control.system_id, header.system_id, "{major}");
             let name = String::from_utf8(fixture(major, "wal-first-name")).unwrap();
             assert_eq!(
-                WalSegment::from_lsn(control.timeline, control.checkpoint_lsn, DEFAULT_SEGMENT_SIZE),
+                WalSegment::from_lsn(
+                    control.timeline,
+                    control.checkpoint_lsn,
+                    DEFAULT_SEGMENT_SIZE
+                ),
                 WalSegment::parse(name.trim()).unwrap(),
                 "{major}"
             );
@@ -236,12 +249,30 @@ mod tests {
             line[label.len()..].trim().to_string()
         };
         let control = ControlData::read(&dir.path().join(PG_CONTROL_PATH)).unwrap();
-        assert_eq!(value("Database system identifier:"), control.system_id.to_string());
-        assert_eq!(value("pg_control version number:"), control.control_version.to_string());
-        assert_eq!(value("Catalog version number:"), control.catalog_version.to_string());
-        assert_eq!(value("Latest checkpoint location:"), control.checkpoint_lsn.to_string());
-        assert_eq!(value("Latest checkpoint's TimeLineID:"), control.timeline.to_string());
-        assert_eq!(value("Bytes per WAL segment:"), control.wal_segment_size.to_string());
+        assert_eq!(
+            value("Database system identifier:"),
+            control.system_id.to_string()
+        );
+        assert_eq!(
+            value("pg_control version number:"),
+            control.control_version.to_string()
+        );
+        assert_eq!(
+            value("Catalog version number:"),
+            control.catalog_version.to_string()
+        );
+        assert_eq!(
+            value("Latest checkpoint location:"),
+            control.checkpoint_lsn.to_string()
+        );
+        assert_eq!(
+            value("Latest checkpoint's TimeLineID:"),
+            control.timeline.to_string()
+        );
+        assert_eq!(
+            value("Bytes per WAL segment:"),
+            control.wal_segment_size.to_string()
+        );
         assert_eq!(value("Database block size:"), control.page_size.to_string());
         assert_eq!(
             value("Data page checksum version:"),
@@ -296,7 +327,10 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::FileMissing);
         assert_eq!(
             err.message(),
-            format!("unable to open '{}': [2] No such file or directory", path.display())
+            format!(
+                "unable to open '{}': [2] No such file or directory",
+                path.display()
+            )
         );
     }
 }

@@ -206,7 +206,11 @@ mod tests {
             ("pg_wal/000000010000000000000001", FILE, Skip),
             ("pg_wal/00000002.history", FILE, Skip),
             ("pg_wal/archive_status", DIR, SkipContents),
-            ("pg_wal/archive_status/000000010000000000000001.done", FILE, Skip),
+            (
+                "pg_wal/archive_status/000000010000000000000001.done",
+                FILE,
+                Skip,
+            ),
             ("pg_wal/summaries", DIR, Skip),
             ("pg_wal/other", DIR, Skip),
             ("pg_xlog", DIR, Include),
@@ -226,7 +230,11 @@ mod tests {
             // Temporary files and directories, anywhere.
             ("base/pgsql_tmp", DIR, SkipContents),
             ("base/pgsql_tmp/pgsql_tmp123.0", FILE, Skip),
-            ("pg_tblspc/16400/PG_15_202209061/pgsql_tmp", DIR, SkipContents),
+            (
+                "pg_tblspc/16400/PG_15_202209061/pgsql_tmp",
+                DIR,
+                SkipContents,
+            ),
             ("pgsql_tmp_file", FILE, Skip),
             // Files at the top only.
             ("postmaster.pid", FILE, Skip),
@@ -275,9 +283,15 @@ mod tests {
         assert_eq!(classify("recovery.signal", FILE, v11), Include);
         assert_eq!(classify("pg_wal/summaries", DIR, v17), SkipContents);
         assert_eq!(classify("pg_wal/summaries/x.summary", FILE, v17), Skip);
-        assert_eq!(classify("pg_xlog/000000010000000000000001", FILE, v96), Skip);
+        assert_eq!(
+            classify("pg_xlog/000000010000000000000001", FILE, v96),
+            Skip
+        );
         assert_eq!(classify("pg_xlog/archive_status", DIR, v96), SkipContents);
-        assert_eq!(classify("pg_wal/000000010000000000000001", FILE, v96), Include);
+        assert_eq!(
+            classify("pg_wal/000000010000000000000001", FILE, v96),
+            Include
+        );
     }
 
     #[test]
@@ -302,7 +316,10 @@ mod tests {
         .collect();
         let mut skipped: Vec<String> = unlogged_to_skip(&names).into_iter().collect();
         skipped.sort();
-        assert_eq!(skipped, ["16384", "16384.1", "16384_fsm", "16384_vm", "16385"]);
+        assert_eq!(
+            skipped,
+            ["16384", "16384.1", "16384_fsm", "16384_vm", "16385"]
+        );
         assert!(unlogged_to_skip(&[]).is_empty());
     }
 }

@@ -138,6 +138,9 @@ mod tests {
             err.message(),
             "invalid timeline history line 2: timeline 2 follows timeline 2"
         );
-        assert_eq!(err.hint(), Some("timeline IDs must be in increasing sequence"));
+        assert_eq!(
+            err.hint(),
+            Some("timeline IDs must be in increasing sequence")
+        );
     }
 }

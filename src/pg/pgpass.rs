@@ -161,9 +161,18 @@ mod tests {
                        *:*:*:alice:second\n\
                        *:*:*:*:third\n";
         let find = |k| find_password(content, &k);
-        assert_eq!(find(key("db.example", 5432, "app", "alice")).as_deref(), Some("first"));
-        assert_eq!(find(key("db.example", 5433, "app", "alice")).as_deref(), Some("second"));
-        assert_eq!(find(key("other", 5432, "postgres", "bob")).as_deref(), Some("third"));
+        assert_eq!(
+            find(key("db.example", 5432, "app", "alice")).as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            find(key("db.example", 5433, "app", "alice")).as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            find(key("other", 5432, "postgres", "bob")).as_deref(),
+            Some("third")
+        );
         assert_eq!(find_password("h:1:d:u:p\n", &key("h", 2, "d", "u")), None);
     }
 

@@ -78,7 +78,6 @@ pub struct BackupStop {
 pub struct DbSession {
     client: Client,
     version: PgVersion,
-    data_directory: String,
 }
 
 /// The cause of a failure in the message grammar: "ERROR: <message>" for server errors.
@@ -111,7 +110,7 @@ fn parse_column<T>(query: &str, text: &str, parse: impl Fn(&str) -> Result<T>) -
 }
 
 impl DbSession {
-    /// Connects and reads the server's version and data directory. The password, if any, comes
+    /// Connects and reads the server's version. The password, if any, comes
     /// from the `.pgpass` file libpq would read.
     pub fn connect(options: &ConnectOptions) -> Result<DbSession> {
         let user = match &options.user {
@@ -165,11 +164,9 @@ impl DbSession {
             .query_one(sql::IDENTIFY, &[])
             .map_err(|err| query_error(sql::IDENTIFY, &err))?;
         let num: i32 = get(&row, 0, sql::IDENTIFY)?;
-        let data_directory: String = get(&row, 1, sql::IDENTIFY)?;
         Ok(DbSession {
             client,
             version: PgVersion::from_server_version_num(num.unsigned_abs()),
-            data_directory,
         })
     }
 
@@ -179,8 +176,9 @@ impl DbSession {
     }
 
     /// The server's `data_directory` setting.
-    pub fn data_directory(&self) -> &str {
-        &self.data_directory
+    pub fn data_directory(&mut self) -> Result<String> {
+        let row = self.query_one(sql::DATA_DIRECTORY, &[])?;
+        get(&row, 0, sql::DATA_DIRECTORY)
     }
 
     fn query_one(&mut self, query: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
@@ -248,7 +246,7 @@ impl DbSession {
         parse_column(&query, &lsn, str::parse)
     }
 
-    /// The segment WAL is being written to now.
+    /// The segment WAL is being inserted into now.
     pub fn current_wal_segment(&mut self) -> Result<WalSegment> {
         let query = sql::current_wal_segment(self.version);
         let row = self.query_one(&query, &[])?;
@@ -313,8 +311,7 @@ impl DbSession {
 
 /// A typed column, as a DbQuery error naming the query when the type is not the expected one.
 fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, index: usize, query: &str) -> Result<T> {
-    row.try_get(index)
-        .map_err(|err| query_error(query, &err))
+    row.try_get(index).map_err(|err| query_error(query, &err))
 }
 
 /// The name of the effective operating system user, libpq's default role.

@@ -7,9 +7,11 @@
 
 use crate::pg::version::PgVersion;
 
-/// The server's version number and data directory, read once at connect.
-pub const IDENTIFY: &str = "select pg_catalog.current_setting('server_version_num')::int4, \
-                            pg_catalog.current_setting('data_directory')";
+/// The server's version number, read once at connect.
+pub const IDENTIFY: &str = "select pg_catalog.current_setting('server_version_num')::int4";
+
+/// The data directory (superusers and pg_read_all_settings members only).
+pub const DATA_DIRECTORY: &str = "select pg_catalog.current_setting('data_directory')";
 
 /// Makes the session's search path PostgreSQL's catalog only.
 pub const SESSION_SETUP: &str = "set search_path = 'pg_catalog'";
@@ -73,12 +75,12 @@ pub fn switch_wal(version: PgVersion) -> String {
     format!("select pg_catalog.{}()::text", version.fn_switch_wal())
 }
 
-/// The name of the segment WAL is being written to now.
+/// The name of the segment WAL is being inserted into now.
 pub fn current_wal_segment(version: PgVersion) -> String {
     format!(
-        "select file_name from pg_catalog.{}(pg_catalog.{}())",
-        version.fn_walfile_name_offset(),
-        version.fn_current_wal_lsn()
+        "select pg_catalog.{}(pg_catalog.{}())::text",
+        version.fn_walfile_name(),
+        version.fn_current_wal_insert_lsn()
     )
 }
 
@@ -104,9 +106,12 @@ mod tests {
         assert!(backup_stop(v14).ends_with("from pg_catalog.pg_stop_backup(false, false)"));
         assert!(backup_stop(v15).ends_with("from pg_catalog.pg_backup_stop(false)"));
         assert_eq!(switch_wal(v15), "select pg_catalog.pg_switch_wal()::text");
-        assert!(current_wal_segment(v15).contains("pg_walfile_name_offset"));
+        assert!(
+            current_wal_segment(v15)
+                .contains("pg_walfile_name(pg_catalog.pg_current_wal_insert_lsn())")
+        );
         let v96 = PgVersion::parse("9.6").unwrap();
         assert!(backup_start(v96).contains("pg_xlogfile_name(lsn)"));
-        assert!(current_wal_segment(v96).contains("pg_current_xlog_location"));
+        assert!(current_wal_segment(v96).contains("pg_current_xlog_insert_location"));
     }
 }

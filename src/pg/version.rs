@@ -127,35 +127,30 @@ impl PgVersion {
         }
     }
 
-    /// Parses the content of a data directory's `PG_VERSION` file ("15", "9.6"), which ends
-    /// with a newline.
-    pub fn parse(text: &str) -> Result<PgVersion> {
-        let trimmed = text.trim();
-        let invalid =
-            || Error::new(ErrorKind::Format, format!("invalid PostgreSQL version '{trimmed}'"));
-        let number = |part: &str| -> Result<u32> {
+    /// Parses the content of a data directory's `PG_VERSION` file ("15", "9.6"; surrounding
+    /// whitespace such as the final newline is ignored). `None` when it is not a version.
+    pub fn parse(text: &str) -> Option<PgVersion> {
+        let number = |part: &str| -> Option<u32> {
             if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid());
+                return None;
             }
-            part.parse().map_err(|_| invalid())
+            part.parse().ok()
         };
+        let trimmed = text.trim();
         match trimmed.split_once('.') {
             Some((major, minor)) => {
                 let (major, minor) = (number(major)?, number(minor)?);
                 // Two-part versions are the 9.x series and older; 10 on has a single number.
                 if major >= 10 || minor > 99 {
-                    return Err(invalid());
+                    return None;
                 }
-                Ok(PgVersion {
+                Some(PgVersion {
                     num: major * 10000 + minor * 100,
                 })
             }
             None => {
                 let major = number(trimmed)?;
-                if major < 10 {
-                    return Err(invalid());
-                }
-                Ok(PgVersion::from_major(major))
+                (major >= 10).then_some(PgVersion::from_major(major))
             }
         }
     }
@@ -200,7 +195,11 @@ impl PgVersion {
 
     /// The WAL directory inside the data directory.
     pub fn wal_dir(self) -> &'static str {
-        if self.major() >= 10 { "pg_wal" } else { "pg_xlog" }
+        if self.major() >= 10 {
+            "pg_wal"
+        } else {
+            "pg_xlog"
+        }
     }
 
     /// The function that starts a non-exclusive backup.
@@ -239,21 +238,14 @@ impl PgVersion {
         }
     }
 
-    /// The function that names the WAL segment holding an LSN, with the offset in it.
-    pub fn fn_walfile_name_offset(self) -> &'static str {
+    /// The function that returns the current WAL insert location. Unlike the write
+    /// location, it never sits exactly on a segment boundary (a page header comes first), so
+    /// `fn_walfile_name` of it names the segment being written.
+    pub fn fn_current_wal_insert_lsn(self) -> &'static str {
         if self.major() >= 10 {
-            "pg_walfile_name_offset"
+            "pg_current_wal_insert_lsn"
         } else {
-            "pg_xlogfile_name_offset"
-        }
-    }
-
-    /// The function that returns the current WAL write location.
-    pub fn fn_current_wal_lsn(self) -> &'static str {
-        if self.major() >= 10 {
-            "pg_current_wal_lsn"
-        } else {
-            "pg_current_xlog_location"
+            "pg_current_xlog_insert_location"
         }
     }
 
@@ -264,6 +256,11 @@ impl PgVersion {
         } else {
             RecoveryConfig::RecoveryConf
         }
+    }
+
+    /// Whether recovery is configured with signal files (12 on) rather than recovery.conf.
+    pub fn uses_signal_files(self) -> bool {
+        self.recovery_config() == RecoveryConfig::SignalFiles
     }
 
     /// The magic number at the start of every WAL page, for supported versions.
@@ -295,8 +292,7 @@ impl PgVersion {
         FACTS
             .iter()
             .find(|facts| {
-                facts.control_version == control_version
-                    && facts.catalog_version == catalog_version
+                facts.control_version == control_version && facts.catalog_version == catalog_version
             })
             .map(|facts| PgVersion::from_major(facts.major))
     }
@@ -334,11 +330,10 @@ mod tests {
 
     #[test]
     fn pg_version_file_content_parses() {
-        assert_eq!(PgVersion::parse("15\n").unwrap(), PgVersion::from_major(15));
+        assert_eq!(PgVersion::parse("15\n"), Some(PgVersion::from_major(15)));
         assert_eq!(PgVersion::parse("9.6\n").unwrap().num(), 90600);
         for bad in ["", "x", "9", "15.1", "-1", "1.2.3", " 1 5", "9.6x", "1000"] {
-            let err = PgVersion::parse(bad).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Format, "{bad}");
+            assert_eq!(PgVersion::parse(bad), None, "{bad}");
         }
     }
 
@@ -389,6 +384,8 @@ mod tests {
             PgVersion::from_major(12).recovery_config(),
             RecoveryConfig::SignalFiles
         );
+        assert!(!PgVersion::from_major(11).uses_signal_files());
+        assert!(PgVersion::from_major(12).uses_signal_files());
     }
 
     #[test]

@@ -93,7 +93,11 @@ mod tests {
         for major in fixture_majors() {
             let page = fixture(major, "wal-first-page");
             let header = WalHeader::parse(&page).unwrap();
-            assert_eq!(header.version, Some(PgVersion::from_major(major)), "{major}");
+            assert_eq!(
+                header.version,
+                Some(PgVersion::from_major(major)),
+                "{major}"
+            );
             assert_eq!(header.timeline, 1, "{major}");
             assert_eq!(header.segment_size, DEFAULT_SEGMENT_SIZE, "{major}");
             assert_eq!(header.block_size, 8192, "{major}");
@@ -127,7 +131,11 @@ mod tests {
         page[2] &= !(XLP_LONG_HEADER as u8);
         let err = WalHeader::parse(&page).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::FileInvalid);
-        assert!(err.message().contains("no long header"), "{}", err.message());
+        assert!(
+            err.message().contains("no long header"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]

@@ -23,51 +23,56 @@ use segment::hex8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalFileKind {
     /// `000000010000000000000001`: a complete segment.
-    Segment(WalSegment),
+    Segment,
     /// `000000010000000000000001.partial`: the unfinished last segment of a timeline.
-    Partial(WalSegment),
-    /// `000000010000000000000001.00000028.backup`: the backup history file of a backup that
-    /// started in `segment` at byte `offset`.
-    Backup { segment: WalSegment, offset: u32 },
-    /// `00000002.history`: the history of timeline `timeline`.
-    History(u32),
-    /// Anything else.
-    NotWal,
+    Partial,
+    /// `000000010000000000000001.00000028.backup`: a backup history file, named after the
+    /// segment and offset its backup started at.
+    Backup,
+    /// `00000002.history`: a timeline history.
+    History,
 }
 
 impl WalFileKind {
-    /// Classifies a file name (not a path).
-    pub fn of(name: &str) -> WalFileKind {
-        let segment = |text: &str| WalSegment::parse(text).ok();
-        if let Some(found) = segment(name) {
-            return WalFileKind::Segment(found);
+    /// Classifies a file name (not a path); `None` when it is no WAL file.
+    pub fn of(name: &str) -> Option<WalFileKind> {
+        if WalSegment::parse(name).is_ok() {
+            return Some(WalFileKind::Segment);
         }
-        if let Some(found) = name.strip_suffix(".partial").and_then(segment) {
-            return WalFileKind::Partial(found);
+        if name
+            .strip_suffix(".partial")
+            .is_some_and(|seg| WalSegment::parse(seg).is_ok())
+        {
+            return Some(WalFileKind::Partial);
         }
         if let Some(stem) = name.strip_suffix(".backup")
-            && let Some((seg_name, offset)) = stem.split_once('.')
-            && let (Some(found), Some(offset)) = (segment(seg_name), hex8(offset))
+            && let Some((seg, offset)) = stem.split_once('.')
+            && WalSegment::parse(seg).is_ok()
+            && hex8(offset).is_some()
         {
-            return WalFileKind::Backup {
-                segment: found,
-                offset,
-            };
+            return Some(WalFileKind::Backup);
         }
-        if let Some(timeline) = name.strip_suffix(".history").and_then(hex8) {
-            return WalFileKind::History(timeline);
+        if name.strip_suffix(".history").and_then(hex8).is_some() {
+            return Some(WalFileKind::History);
         }
-        WalFileKind::NotWal
+        None
+    }
+}
+
+impl WalSegment {
+    /// The segment a segment, `.partial` or `.backup` file name belongs to.
+    pub fn of_file_name(name: &str) -> Option<WalSegment> {
+        match WalFileKind::of(name)? {
+            WalFileKind::Segment | WalFileKind::Partial | WalFileKind::Backup => {
+                WalSegment::parse(name.get(..24)?).ok()
+            }
+            WalFileKind::History => None,
+        }
     }
 
-    /// The segment the file belongs to, for segments, partials and backup history files.
-    pub fn segment(self) -> Option<WalSegment> {
-        match self {
-            WalFileKind::Segment(segment)
-            | WalFileKind::Partial(segment)
-            | WalFileKind::Backup { segment, .. } => Some(segment),
-            WalFileKind::History(_) | WalFileKind::NotWal => None,
-        }
+    /// The timeline of a `.history` file name.
+    pub fn history_timeline(name: &str) -> Option<u32> {
+        name.strip_suffix(".history").and_then(hex8)
     }
 }
 
@@ -77,31 +82,28 @@ mod tests {
 
     #[test]
     fn file_kinds_are_told_apart_by_name() {
+        let cases = [
+            ("000000010000000000000001", WalFileKind::Segment),
+            ("000000010000000000000001.partial", WalFileKind::Partial),
+            (
+                "000000010000000000000001.00000028.backup",
+                WalFileKind::Backup,
+            ),
+            ("0000000A.history", WalFileKind::History),
+        ];
+        for (name, kind) in cases {
+            assert_eq!(WalFileKind::of(name), Some(kind), "{name}");
+        }
         let segment = WalSegment::parse("000000010000000000000001").unwrap();
+        for (name, _) in &cases[..3] {
+            assert_eq!(WalSegment::of_file_name(name), Some(segment), "{name}");
+        }
+        assert_eq!(WalSegment::of_file_name("0000000A.history"), None);
+        assert_eq!(WalSegment::history_timeline("0000000A.history"), Some(10));
         assert_eq!(
-            WalFileKind::of("000000010000000000000001"),
-            WalFileKind::Segment(segment)
+            WalSegment::history_timeline("000000010000000000000001"),
+            None
         );
-        assert_eq!(
-            WalFileKind::of("000000010000000000000001.partial"),
-            WalFileKind::Partial(segment)
-        );
-        assert_eq!(
-            WalFileKind::of("000000010000000000000001.00000028.backup"),
-            WalFileKind::Backup {
-                segment,
-                offset: 0x28
-            }
-        );
-        assert_eq!(
-            WalFileKind::of("0000000A.history"),
-            WalFileKind::History(10)
-        );
-        assert_eq!(
-            WalFileKind::of("000000010000000000000001.00000028.backup").segment(),
-            Some(segment)
-        );
-        assert_eq!(WalFileKind::of("0000000A.history").segment(), None);
     }
 
     #[test]
@@ -117,7 +119,8 @@ mod tests {
             "00000001.history.tmp",
             "history",
         ] {
-            assert_eq!(WalFileKind::of(name), WalFileKind::NotWal, "{name}");
+            assert_eq!(WalFileKind::of(name), None, "{name}");
+            assert_eq!(WalSegment::of_file_name(name), None, "{name}");
         }
     }
 }

@@ -45,7 +45,11 @@ pub struct WalSegment {
 
 /// Parses one 8-digit upper-case hex field.
 pub(crate) fn hex8(text: &str) -> Option<u32> {
-    if text.len() == 8 && text.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
+    if text.len() == 8
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    {
         u32::from_str_radix(text, 16).ok()
     } else {
         None
@@ -75,7 +79,11 @@ impl WalSegment {
 
     /// The segment that holds byte `lsn` on `timeline`.
     pub fn from_lsn(timeline: u32, lsn: Lsn, segment_size: u32) -> WalSegment {
-        WalSegment::from_segment_no(timeline, lsn.0 / u64::from(segment_size.max(1)), segment_size)
+        WalSegment::from_segment_no(
+            timeline,
+            lsn.0 / u64::from(segment_size.max(1)),
+            segment_size,
+        )
     }
 
     fn from_segment_no(timeline: u32, segment_no: u64, segment_size: u32) -> WalSegment {
@@ -115,6 +123,11 @@ impl WalSegment {
             last: stop.segment_no(segment_size),
             segment_size,
         }
+    }
+
+    /// The 24-character file name: `000000010000000A000000FF`.
+    pub fn name(self) -> String {
+        self.to_string()
     }
 
     /// The first 16 characters of the name (timeline and log id): the archive's directory for
@@ -179,6 +192,7 @@ mod tests {
             }
         );
         assert_eq!(segment.to_string(), "000000020000000A000000FF");
+        assert_eq!(segment.name(), "000000020000000A000000FF");
         assert_eq!(segment.log_dir_name(), "000000020000000A");
     }
 
