@@ -1,10 +1,13 @@
 //! pgkeep's SQL session against real PostgreSQL servers: connection, identity, non-exclusive
-//! backup start and stop, WAL switches, and the catalog listings a backup needs. PostgreSQL 15
+//! backup start and stop, WAL switches, the catalog listings a backup needs, and passwords
+//! from `.pgpass`. PostgreSQL 15
 //! always runs; the start/stop round trip also runs on 12 and 17 when
 //! `scripts/install-pg.sh` has installed them.
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{ClusterOptions, PgCluster, TempDir, free_port, pg_installed};
@@ -45,6 +48,19 @@ fn session_reports_version_data_directory_and_system_id() {
     );
     assert_eq!(application, "pgkeep-test");
     session.close().unwrap();
+
+    let mut options = cluster.connect_options();
+    options.user = Some("no_such_role".to_string());
+    let err = DbSession::connect(&options)
+        .err()
+        .expect("the role does not exist");
+    assert_eq!(err.kind(), ErrorKind::DbConnect);
+    assert!(
+        err.message()
+            .ends_with("FATAL: role \"no_such_role\" does not exist"),
+        "{}",
+        err.message()
+    );
 }
 
 /// Starts and stops a backup and checks what the server returned.
@@ -188,6 +204,12 @@ fn connecting_to_a_wrong_port_fails_with_db_connect() {
         socket.path().display()
     );
     assert!(err.message().starts_with(&expected), "{}", err.message());
+    // No socket file there: the operating system's reason is part of the message.
+    assert!(
+        err.message().ends_with("[2] No such file or directory"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -206,4 +228,82 @@ fn harness_settings_apply_on_restart_and_immediate_stop_crashes() {
     assert!(!cluster.is_running());
     let control = ControlData::read(&cluster.data_dir().join("global/pg_control")).unwrap();
     assert!(!control.is_shut_down(), "state {}", control.state);
+}
+
+/// Runs `pgpass_child` in a child process with `PGPASSFILE` set: the variable is process-wide,
+/// and changing it under concurrently running tests would be unsound.
+fn run_pgpass_child(cluster: &PgCluster, pgpass: &str, expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgpass");
+    std::fs::write(&file, pgpass).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "pgpass_child", "--ignored", "--nocapture"])
+        .env("PGPASSFILE", &file)
+        .env("PGKEEP_TEST_SOCKET", cluster.socket_dir())
+        .env("PGKEEP_TEST_PORT", cluster.port().to_string())
+        .env("PGKEEP_TEST_EXPECT", expect)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "child failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn passwords_come_from_the_pgpass_file() {
+    let cluster = PgCluster::init(ClusterOptions::default());
+    std::fs::write(
+        cluster.data_dir().join("pg_hba.conf"),
+        "local all postgres trust\nlocal all all scram-sha-256\n",
+    )
+    .unwrap();
+    cluster.start();
+    cluster.psql("create role app login password 'secret'");
+
+    let socket = cluster.socket_dir().display().to_string();
+    let port = cluster.port();
+    run_pgpass_child(&cluster, &format!("{socket}:{port}:*:app:secret\n"), "ok");
+    run_pgpass_child(
+        &cluster,
+        &format!("other:{port}:*:app:wrong\n*:*:*:app:secret\n"),
+        "ok",
+    );
+    run_pgpass_child(
+        &cluster,
+        "*:*:*:app:wrong\n",
+        "password authentication failed",
+    );
+}
+
+/// The child half of `passwords_come_from_the_pgpass_file`; does nothing when run on its own.
+#[test]
+#[ignore = "run by passwords_come_from_the_pgpass_file in a child process"]
+fn pgpass_child() {
+    let (Ok(socket), Ok(port), Ok(expect)) = (
+        std::env::var("PGKEEP_TEST_SOCKET"),
+        std::env::var("PGKEEP_TEST_PORT"),
+        std::env::var("PGKEEP_TEST_EXPECT"),
+    ) else {
+        return;
+    };
+    let options = ConnectOptions {
+        socket_path: Some(socket.into()),
+        port: port.parse().unwrap(),
+        user: Some("app".to_string()),
+        ..ConnectOptions::default()
+    };
+    match DbSession::connect(&options) {
+        Ok(session) => {
+            assert_eq!(expect, "ok");
+            session.close().unwrap();
+        }
+        Err(err) => {
+            assert_eq!(err.kind(), ErrorKind::DbConnect);
+            assert!(err.message().contains(&expect), "{}", err.message());
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, io_cause};
 use crate::pg::pgpass::{self, PgpassKey};
 use crate::pg::sql;
 use crate::pg::version::PgVersion;
@@ -80,12 +80,27 @@ pub struct DbSession {
     version: PgVersion,
 }
 
-/// The cause of a failure in the message grammar: "ERROR: <message>" for server errors.
+/// The cause of a failure in the message grammar: "ERROR: <message>" for server errors, else
+/// the client's description followed by its causes ("error connecting to server: [111]
+/// Connection refused").
 fn cause(err: &postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => err.to_string(),
+    if let Some(db) = err.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
     }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        let shown = match inner.downcast_ref::<std::io::Error>() {
+            Some(io) => io_cause(io),
+            None => inner.to_string(),
+        };
+        // The client's own text sometimes already includes its cause.
+        if !text.contains(&shown) {
+            text = format!("{text}: {shown}");
+        }
+        source = inner.source();
+    }
+    text
 }
 
 fn query_error(query: &str, err: &postgres::Error) -> Error {

@@ -40,63 +40,33 @@ struct VersionFacts {
     control_version: u32,
 }
 
-/// The supported majors, oldest first. Read from tests/fixtures/pg/<major>/ (see its README).
+/// The supported majors, oldest first: (major, WAL magic, catalog version, pg_control
+/// version). Read from tests/fixtures/pg/<major>/ (see its README).
 const FACTS: [VersionFacts; 9] = [
-    VersionFacts {
-        major: 10,
-        wal_magic: 0xD097,
-        catalog_version: 201707211,
-        control_version: 1002,
-    },
-    VersionFacts {
-        major: 11,
-        wal_magic: 0xD098,
-        catalog_version: 201809051,
-        control_version: 1100,
-    },
-    VersionFacts {
-        major: 12,
-        wal_magic: 0xD101,
-        catalog_version: 201909212,
-        control_version: 1201,
-    },
-    VersionFacts {
-        major: 13,
-        wal_magic: 0xD106,
-        catalog_version: 202007201,
-        control_version: 1300,
-    },
-    VersionFacts {
-        major: 14,
-        wal_magic: 0xD10D,
-        catalog_version: 202107181,
-        control_version: 1300,
-    },
-    VersionFacts {
-        major: 15,
-        wal_magic: 0xD110,
-        catalog_version: 202209061,
-        control_version: 1300,
-    },
-    VersionFacts {
-        major: 16,
-        wal_magic: 0xD113,
-        catalog_version: 202307071,
-        control_version: 1300,
-    },
-    VersionFacts {
-        major: 17,
-        wal_magic: 0xD116,
-        catalog_version: 202406281,
-        control_version: 1700,
-    },
-    VersionFacts {
-        major: 18,
-        wal_magic: 0xD118,
-        catalog_version: 202506291,
-        control_version: 1800,
-    },
+    facts(10, 0xD097, 201707211, 1002),
+    facts(11, 0xD098, 201809051, 1100),
+    facts(12, 0xD101, 201909212, 1201),
+    facts(13, 0xD106, 202007201, 1300),
+    facts(14, 0xD10D, 202107181, 1300),
+    facts(15, 0xD110, 202209061, 1300),
+    facts(16, 0xD113, 202307071, 1300),
+    facts(17, 0xD116, 202406281, 1700),
+    facts(18, 0xD118, 202506291, 1800),
 ];
+
+const fn facts(
+    major: u32,
+    wal_magic: u16,
+    catalog_version: u32,
+    control_version: u32,
+) -> VersionFacts {
+    VersionFacts {
+        major,
+        wal_magic,
+        catalog_version,
+        control_version,
+    }
+}
 
 impl PgVersion {
     /// The oldest major pgkeep supports.
