@@ -1,8 +1,7 @@
 //! pgkeep's SQL session against real PostgreSQL servers: connection, identity, non-exclusive
 //! backup start and stop, WAL switches, the catalog listings a backup needs, and passwords
-//! from `.pgpass`. PostgreSQL 15
-//! always runs; the start/stop round trip also runs on 12 and 17 when
-//! `scripts/install-pg.sh` has installed them.
+//! from `.pgpass`. PostgreSQL 15 always runs; the start/stop round trip also runs on 12 and 17
+//! when `scripts/install-pg.sh` has installed them.
 
 mod common;
 
