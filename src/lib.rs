@@ -4,9 +4,10 @@
 //! `pg` (PostgreSQL facts); `repo` (repository format); `config` and `exec`; `command`.
 //! A layer uses only the layers below it (docs/design.md).
 
+pub mod command;
 pub mod config;
 pub mod error;
-pub mod log;
-pub mod command;
 pub mod lock;
+pub mod log;
+pub mod pg;
 pub mod repo;

@@ -1,0 +1,308 @@
+//! pgkeep's SQL session against real PostgreSQL servers: connection, identity, non-exclusive
+//! backup start and stop, WAL switches, the catalog listings a backup needs, and passwords
+//! from `.pgpass`. PostgreSQL 15 always runs; the start/stop round trip also runs on 12 and 17
+//! when `scripts/install-pg.sh` has installed them.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{ClusterOptions, PgCluster, TempDir, free_port, pg_installed};
+use pgkeep::error::ErrorKind;
+use pgkeep::pg::wal::DEFAULT_SEGMENT_SIZE;
+use pgkeep::pg::{ConnectOptions, ControlData, DbSession, PgVersion, WalSegment};
+
+fn started(options: ClusterOptions) -> PgCluster {
+    let cluster = PgCluster::init(options);
+    cluster.start();
+    cluster
+}
+
+fn connect(cluster: &PgCluster) -> DbSession {
+    DbSession::connect(&cluster.connect_options()).expect("connect to the test cluster")
+}
+
+#[test]
+fn session_reports_version_data_directory_and_system_id() {
+    let cluster = started(ClusterOptions::default());
+    let mut session = connect(&cluster);
+
+    assert_eq!(session.version(), PgVersion::from_major(15));
+    assert_eq!(
+        session.data_directory().unwrap(),
+        cluster.data_dir().to_str().unwrap()
+    );
+    let control = ControlData::read(&cluster.data_dir().join("global/pg_control")).unwrap();
+    assert_eq!(session.system_id().unwrap(), control.system_id);
+    assert!(!session.in_recovery().unwrap());
+    assert_eq!(
+        session.setting("wal_level").unwrap().as_deref(),
+        Some("replica")
+    );
+    assert_eq!(session.setting("no_such_setting").unwrap(), None);
+    let application = cluster.psql(
+        "select application_name from pg_stat_activity where application_name like 'pgkeep%'",
+    );
+    assert_eq!(application, "pgkeep-test");
+    session.close().unwrap();
+
+    let mut options = cluster.connect_options();
+    options.user = Some("no_such_role".to_string());
+    let err = DbSession::connect(&options)
+        .err()
+        .expect("the role does not exist");
+    assert_eq!(err.kind(), ErrorKind::DbConnect);
+    assert!(
+        err.message()
+            .ends_with("FATAL: role \"no_such_role\" does not exist"),
+        "{}",
+        err.message()
+    );
+}
+
+/// Starts and stops a backup and checks what the server returned.
+fn backup_round_trip(cluster: &PgCluster) {
+    let mut session = connect(cluster);
+    assert_eq!(session.version().major(), cluster.major());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+
+    let start = session.backup_start("pgkeep test backup", true).unwrap();
+    assert_eq!(start.wal_segment.timeline, 1);
+    assert_eq!(
+        start.wal_segment,
+        WalSegment::from_lsn(1, start.lsn, DEFAULT_SEGMENT_SIZE)
+    );
+    assert!((start.time - now).abs() < 300, "server time {}", start.time);
+
+    cluster.psql("create table during_backup as select generate_series(1, 1000) as id");
+    let stop = session.backup_stop().unwrap();
+    assert!(stop.lsn > start.lsn, "{} > {}", stop.lsn, start.lsn);
+    assert!(stop.wal_segment >= start.wal_segment);
+    assert!(
+        stop.backup_label.contains(&format!(
+            "START WAL LOCATION: {} (file {})",
+            start.lsn, start.wal_segment
+        )),
+        "{}",
+        stop.backup_label
+    );
+    assert!(stop.backup_label.contains("LABEL: pgkeep test backup"));
+    assert_eq!(stop.tablespace_map, None);
+
+    // A second stop has nothing to stop: a query error carrying the server's message.
+    let err = session.backup_stop().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DbQuery);
+    assert!(
+        err.message().contains("ERROR: ") && err.message().contains("backup is not in progress"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn backup_start_and_stop_round_trip_on_15() {
+    backup_round_trip(&started(ClusterOptions::default()));
+}
+
+fn round_trip_if_installed(major: u32) {
+    if !pg_installed(major) {
+        eprintln!("skipped: PostgreSQL {major} is not installed (scripts/install-pg.sh {major})");
+        return;
+    }
+    backup_round_trip(&started(ClusterOptions::major(major)));
+}
+
+#[test]
+fn backup_start_and_stop_round_trip_on_12() {
+    round_trip_if_installed(12);
+}
+
+#[test]
+fn backup_start_and_stop_round_trip_on_17() {
+    round_trip_if_installed(17);
+}
+
+#[test]
+fn switch_wal_advances_to_a_new_segment() {
+    let cluster = started(ClusterOptions::default());
+    let mut session = connect(&cluster);
+    let before = session.current_wal_segment().unwrap();
+    cluster.psql("create table t as select generate_series(1, 1000) as id");
+    let lsn = session.switch_wal().unwrap();
+    let after = session.current_wal_segment().unwrap();
+    assert!(after > before, "{after} > {before}");
+    // The switch LSN ends the segment that was just closed.
+    let closed = session.walfile_name(lsn).unwrap();
+    assert!(
+        closed >= before && closed < after,
+        "{before} <= {closed} < {after}"
+    );
+    assert_eq!(closed.next(DEFAULT_SEGMENT_SIZE), after);
+    session.checkpoint().unwrap();
+}
+
+#[test]
+fn databases_and_tablespaces_are_listed() {
+    let cluster = started(ClusterOptions::default());
+    let location = TempDir::new();
+    let location_text = location.path().to_str().unwrap().to_string();
+    cluster.psql(&format!(
+        "create tablespace ts1 location '{location_text}';\ncreate database app tablespace ts1;"
+    ));
+    let mut session = connect(&cluster);
+
+    let databases = session.databases().unwrap();
+    let names: Vec<&str> = databases.iter().map(|(_, name)| name.as_str()).collect();
+    for expected in ["postgres", "template0", "template1", "app"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let app_oid: u32 = cluster
+        .psql("select oid from pg_database where datname = 'app'")
+        .parse()
+        .unwrap();
+    assert!(databases.contains(&(app_oid, "app".to_string())));
+
+    let ts_oid: u32 = cluster
+        .psql("select oid from pg_tablespace where spcname = 'ts1'")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        session.tablespaces().unwrap(),
+        [(ts_oid, "ts1".to_string(), location_text)]
+    );
+
+    // A backup with a tablespace returns its tablespace_map.
+    let start = session.backup_start("with tablespace", true).unwrap();
+    let stop = session.backup_stop().unwrap();
+    assert!(stop.lsn > start.lsn);
+    let map = stop.tablespace_map.expect("a tablespace_map");
+    assert!(map.starts_with(&format!("{ts_oid} ")), "{map}");
+}
+
+#[test]
+fn connecting_to_a_wrong_port_fails_with_db_connect() {
+    let socket = TempDir::new();
+    let port = free_port();
+    let options = ConnectOptions {
+        socket_path: Some(socket.path().to_path_buf()),
+        port,
+        user: Some("postgres".to_string()),
+        ..ConnectOptions::default()
+    };
+    let err = DbSession::connect(&options)
+        .err()
+        .expect("no server listens there");
+    assert_eq!(err.kind(), ErrorKind::DbConnect);
+    let expected = format!(
+        "unable to connect to 'dbname=postgres port={port} host={}': ",
+        socket.path().display()
+    );
+    assert!(err.message().starts_with(&expected), "{}", err.message());
+    // No socket file there: the operating system's reason is part of the message.
+    assert!(
+        err.message().ends_with("[2] No such file or directory"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn harness_settings_apply_on_restart_and_immediate_stop_crashes() {
+    let cluster = started(ClusterOptions::default().setting("work_mem", "7MB"));
+    assert_eq!(cluster.psql("show work_mem"), "7MB");
+    assert_eq!(cluster.psql("show fsync"), "on");
+    cluster.set("work_mem", "'9MB'");
+    cluster.restart();
+    assert_eq!(cluster.psql("show work_mem"), "9MB");
+    cluster.wait_for("select 1 + 1", "2", Duration::from_secs(5));
+    assert!(cluster.try_psql("select * from no_such_table").is_err());
+    assert!(cluster.server_log().contains("database system is ready"));
+
+    cluster.stop_immediate();
+    assert!(!cluster.is_running());
+    let control = ControlData::read(&cluster.data_dir().join("global/pg_control")).unwrap();
+    assert!(!control.is_shut_down(), "state {}", control.state);
+}
+
+/// Runs `pgpass_child` in a child process with `PGPASSFILE` set: the variable is process-wide,
+/// and changing it under concurrently running tests would be unsound.
+fn run_pgpass_child(cluster: &PgCluster, pgpass: &str, expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgpass");
+    std::fs::write(&file, pgpass).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "pgpass_child", "--ignored", "--nocapture"])
+        .env("PGPASSFILE", &file)
+        .env("PGKEEP_TEST_SOCKET", cluster.socket_dir())
+        .env("PGKEEP_TEST_PORT", cluster.port().to_string())
+        .env("PGKEEP_TEST_EXPECT", expect)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "child failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn passwords_come_from_the_pgpass_file() {
+    let cluster = PgCluster::init(ClusterOptions::default());
+    std::fs::write(
+        cluster.data_dir().join("pg_hba.conf"),
+        "local all postgres trust\nlocal all all scram-sha-256\n",
+    )
+    .unwrap();
+    cluster.start();
+    cluster.psql("create role app login password 'secret'");
+
+    let socket = cluster.socket_dir().display().to_string();
+    let port = cluster.port();
+    run_pgpass_child(&cluster, &format!("{socket}:{port}:*:app:secret\n"), "ok");
+    run_pgpass_child(
+        &cluster,
+        &format!("other:{port}:*:app:wrong\n*:*:*:app:secret\n"),
+        "ok",
+    );
+    run_pgpass_child(
+        &cluster,
+        "*:*:*:app:wrong\n",
+        "password authentication failed",
+    );
+}
+
+/// The child half of `passwords_come_from_the_pgpass_file`; does nothing when run on its own.
+#[test]
+#[ignore = "run by passwords_come_from_the_pgpass_file in a child process"]
+fn pgpass_child() {
+    let (Ok(socket), Ok(port), Ok(expect)) = (
+        std::env::var("PGKEEP_TEST_SOCKET"),
+        std::env::var("PGKEEP_TEST_PORT"),
+        std::env::var("PGKEEP_TEST_EXPECT"),
+    ) else {
+        return;
+    };
+    let options = ConnectOptions {
+        socket_path: Some(socket.into()),
+        port: port.parse().unwrap(),
+        user: Some("app".to_string()),
+        ..ConnectOptions::default()
+    };
+    match DbSession::connect(&options) {
+        Ok(session) => {
+            assert_eq!(expect, "ok");
+            session.close().unwrap();
+        }
+        Err(err) => {
+            assert_eq!(err.kind(), ErrorKind::DbConnect);
+            assert!(err.message().contains(&expect), "{}", err.message());
+        }
+    }
+}
