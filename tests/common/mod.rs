@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod pgkeep;
 
 pub use cluster::{ClusterOptions, PgCluster};
 

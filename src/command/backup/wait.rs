@@ -24,7 +24,7 @@ pub fn archived(
     let archive_id = info.current()?.archive_id();
     log_info!("check archive for segment(s) {}:{}", start.name(), stop.name());
     let mut deadline = Instant::now() + timeout;
-    for segment in WalSegment::range(start, stop, segment_size) {
+    for segment in WalSegment::range(*start, *stop, segment_size) {
         let name = segment.name();
         loop {
             if !archive::find_wal(repo, stanza, &archive_id, &name)?.is_empty() {
