@@ -204,7 +204,7 @@ impl std::error::Error for Error {}
 
 /// The cause of an I/O error in the message grammar: lowercase, no "(os error N)" noise.
 pub fn io_cause(err: &std::io::Error) -> String {
-    let text = match err.kind() {
+    match err.kind() {
         std::io::ErrorKind::NotFound => "[2] No such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "[13] Permission denied".to_string(),
         _ => match err.raw_os_error() {
@@ -215,8 +215,7 @@ pub fn io_cause(err: &std::io::Error) -> String {
             }
             None => err.to_string(),
         },
-    };
-    text
+    }
 }
 
 #[cfg(test)]
