@@ -5,4 +5,5 @@
 //! A layer uses only the layers below it (docs/design.md).
 
 pub mod error;
+pub mod io;
 pub mod log;
