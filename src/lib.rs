@@ -5,5 +5,6 @@
 //! A layer uses only the layers below it (docs/design.md).
 
 pub mod error;
+pub mod exec;
 pub mod io;
 pub mod log;
