@@ -8,3 +8,4 @@ pub mod error;
 pub mod exec;
 pub mod io;
 pub mod log;
+pub mod storage;
