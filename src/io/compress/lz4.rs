@@ -6,7 +6,8 @@
 //! `lz4` tool and liblz4 write: independent or linked blocks (linked blocks see the previous
 //! 64 KiB of output as their dictionary), block and content checksums (XXH32), the optional
 //! content size, skippable frames and concatenated frames. Legacy frames and frames that need an
-//! external dictionary are refused. Memory is bounded by the frame's maximum block size (4 MiB).
+//! external dictionary are refused. Memory is bounded by the frame's maximum block size (4 MiB):
+//! one compressed block being gathered, one decoded block handed on in pieces.
 
 use std::hash::Hasher;
 use std::io::Write;
@@ -105,8 +106,10 @@ pub(super) struct Lz4Decompress {
     content_size: Option<u64>,
     content_len: u64,
     content_hash: XxHash32,
-    /// Decoded block, reused for every block.
+    /// The decoded block, reused for every block; `block[ready.0..ready.1]` is not yet handed
+    /// on, so a limited call can release a 4 MiB block in pieces.
     block: Vec<u8>,
+    ready: (usize, usize),
     /// The last `WINDOW` bytes of output, for linked blocks.
     dictionary: Vec<u8>,
     frames: u64,
@@ -124,6 +127,7 @@ impl Lz4Decompress {
             content_len: 0,
             content_hash: XxHash32::with_seed(0),
             block: Vec::new(),
+            ready: (0, 0),
             dictionary: Vec::new(),
             frames: 0,
         }
@@ -149,7 +153,7 @@ impl Lz4Decompress {
     }
 
     /// Handles one complete unit of `need()` bytes.
-    fn handle(&mut self, unit: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn handle(&mut self, unit: &[u8]) -> Result<()> {
         self.state = match self.state {
             State::Magic => match le_u32(unit) {
                 MAGIC => State::Descriptor,
@@ -187,7 +191,7 @@ impl Lz4Decompress {
                 }
             },
             State::Block { size, compressed } => {
-                self.block(&unit[..size], &unit[size..], compressed, out)?;
+                self.block(&unit[..size], &unit[size..], compressed)?;
                 State::BlockHeader
             }
             State::ContentChecksum => {
@@ -243,34 +247,29 @@ impl Lz4Decompress {
         Ok(State::BlockHeader)
     }
 
-    fn block(
-        &mut self,
-        data: &[u8],
-        checksum: &[u8],
-        compressed: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
+    /// Decodes one block into `self.block` and marks it ready.
+    fn block(&mut self, data: &[u8], checksum: &[u8], compressed: bool) -> Result<()> {
         if !checksum.is_empty() && le_u32(checksum) != XxHash32::oneshot(0, data) {
             return Err(corrupt("lz4 data is corrupt: block checksum mismatch"));
         }
         let linked = self.flags & FLG_INDEPENDENT == 0;
-        let decoded = if compressed {
-            let block = &mut self.block[..self.max_block];
-            let size = if linked && !self.dictionary.is_empty() {
-                lz4_flex::block::decompress_into_with_dict(data, block, &self.dictionary)
-            } else {
-                lz4_flex::block::decompress_into(data, block)
-            }
-            .map_err(|err| corrupt(format!("lz4 data is corrupt: {err}")))?;
-            &self.block[..size]
+        let block = &mut self.block[..self.max_block];
+        let size = if !compressed {
+            block[..data.len()].copy_from_slice(data);
+            data.len()
+        } else if linked && !self.dictionary.is_empty() {
+            lz4_flex::block::decompress_into_with_dict(data, block, &self.dictionary)
+                .map_err(|err| corrupt(format!("lz4 data is corrupt: {err}")))?
         } else {
-            data
+            lz4_flex::block::decompress_into(data, block)
+                .map_err(|err| corrupt(format!("lz4 data is corrupt: {err}")))?
         };
+        self.ready = (0, size);
+        let decoded = &self.block[..size];
         if self.flags & FLG_CONTENT_CHECKSUM != 0 {
             self.content_hash.write(decoded);
         }
         self.content_len += decoded.len() as u64;
-        out.extend_from_slice(decoded);
         if linked {
             // Keep the newest WINDOW bytes of output as the next block's dictionary.
             if decoded.len() >= WINDOW {
@@ -308,7 +307,11 @@ impl Filter for Lz4Decompress {
 
     fn process_limited(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<usize> {
         let mut pos = 0;
-        while pos < input.len() && out.len() < limit {
+        loop {
+            self.emit(out, limit);
+            if self.ready.0 < self.ready.1 || pos == input.len() {
+                return Ok(pos);
+            }
             if let State::Skip(left) = self.state {
                 let step = left.min((input.len() - pos) as u64);
                 pos += step as usize;
@@ -322,7 +325,7 @@ impl Filter for Lz4Decompress {
             let need = self.need();
             if self.pending.is_empty() && input.len() - pos >= need {
                 // The whole unit is in this input: decode it in place, without a copy.
-                self.handle(&input[pos..pos + need], out)?;
+                self.handle(&input[pos..pos + need])?;
                 pos += need;
                 continue;
             }
@@ -331,20 +334,30 @@ impl Filter for Lz4Decompress {
             pos += take;
             if self.pending.len() == need {
                 let unit = std::mem::take(&mut self.pending);
-                let handled = self.handle(&unit, out);
+                let handled = self.handle(&unit);
                 self.pending = unit;
                 self.pending.clear();
                 handled?;
             }
         }
-        Ok(pos)
     }
 
-    fn finish(&mut self, _out: &mut Vec<u8>) -> Result<Option<FilterResult>> {
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<Option<FilterResult>> {
+        self.emit(out, usize::MAX);
         if self.state != State::Magic || !self.pending.is_empty() || self.frames == 0 {
             return Err(corrupt("lz4 stream is truncated"));
         }
         Ok(None)
+    }
+}
+
+impl Lz4Decompress {
+    /// Hands on as much of the decoded block as fits under `limit`.
+    fn emit(&mut self, out: &mut Vec<u8>, limit: usize) {
+        let (start, end) = self.ready;
+        let take = (end - start).min(limit.saturating_sub(out.len()));
+        out.extend_from_slice(&self.block[start..start + take]);
+        self.ready.0 += take;
     }
 }
 

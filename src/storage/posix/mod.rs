@@ -29,8 +29,10 @@ pub struct PosixStorage {
 }
 
 impl PosixStorage {
-    /// A driver for the directory `root` (which need not exist yet).
+    /// A driver for the directory `root` (which need not exist yet). A relative root is made
+    /// absolute against the current directory, so messages always show absolute paths.
     pub fn new(root: PathBuf) -> PosixStorage {
+        let root = std::path::absolute(&root).unwrap_or(root);
         PosixStorage { root }
     }
 
