@@ -7,7 +7,10 @@
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod exec;
+pub mod io;
 pub mod lock;
 pub mod log;
 pub mod pg;
 pub mod repo;
+pub mod storage;

@@ -6,9 +6,14 @@
 //! stays bounded by the buffer size whatever the file size. [`FilterSpec`] is the serialisable
 //! description of a filter, so a chain can be rebuilt on another host.
 
+pub mod chain;
 pub mod compress;
 pub mod filter;
 pub mod hash;
+pub mod stream;
 
+pub use chain::FilterChain;
 pub use compress::CompressType;
-pub use filter::{Filter, FilterChain, FilterResult, FilterSpec};
+pub use filter::{Filter, FilterResult, FilterSpec};
+pub use hash::sha256_hex;
+pub use stream::copy_through;

@@ -2,17 +2,21 @@
 //!
 //! A [`Storage`] driver sees paths relative to its root and bytes; it knows nothing of
 //! repositories, backups or WAL. Drivers: `posix` (a local directory), later `remote` (over the
-//! protocol) and `s3`. Every driver passes the shared conformance suite in `storage::tests`.
+//! protocol) and `s3`. Every driver passes the shared conformance suite, `storage::conformance`.
 //!
 //! The only way a file appears is [`StorageWrite::commit`]: until then it is invisible under its
 //! final name, and a write dropped without commit leaves nothing behind but, at worst, a temp
-//! file that later runs ignore.
+//! file that later runs ignore. (In-place writes, `atomic: false`, are for restoring into a data
+//! directory: there the bytes show as they are written, and a dropped write removes the file.)
 
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod posix;
 
 use std::io::{Read, Write};
 
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
+use crate::io::stream::from_io_error;
 
 pub use posix::PosixStorage;
 
@@ -114,4 +118,39 @@ pub trait Storage: Send + Sync {
 
     /// A display name for messages, e.g. the absolute path of the root.
     fn describe(&self, path: &str) -> String;
+
+    /// True when an entry exists at `path` (a link counts, whatever it points to).
+    fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.info(path)?.is_some())
+    }
+
+    /// The whole content of a small file (an info file, a manifest); `None` when it does not
+    /// exist. Stream large files with `open_read` instead.
+    fn read_all(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(mut reader) = self.open_read(path)? else {
+            return Ok(None);
+        };
+        let mut content = Vec::new();
+        reader.read_to_end(&mut content).map_err(|err| {
+            from_io_error(
+                err,
+                ErrorKind::FileRead,
+                &format!("read '{}'", self.describe(path)),
+            )
+        })?;
+        Ok(Some(content))
+    }
+
+    /// Writes `content` to `path` and commits it.
+    fn put(&self, path: &str, content: &[u8], options: &WriteOptions) -> Result<()> {
+        let mut writer = self.open_write(path, options)?;
+        writer.write_all(content).map_err(|err| {
+            from_io_error(
+                err,
+                ErrorKind::FileWrite,
+                &format!("write '{}'", self.describe(path)),
+            )
+        })?;
+        writer.commit()
+    }
 }

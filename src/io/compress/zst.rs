@@ -1,0 +1,120 @@
+//! zstd compress and decompress filters over the `zstd` crate's raw push API.
+//!
+//! Frames carry zstd's own content checksum (XXH64), so a corrupt repository file is caught
+//! while it is decompressed, before its SHA-256 is even compared. Concatenated frames decode as
+//! one stream, as `zstd -d` does.
+
+use zstd::stream::raw::{CParameter, Decoder, Encoder, InBuffer, Operation, OutBuffer};
+
+use super::{CompressType, compress_failed, corrupt, reserve_step};
+use crate::error::Result;
+use crate::io::filter::{Filter, FilterResult};
+
+pub(super) struct ZstCompress {
+    encoder: Encoder<'static>,
+}
+
+impl ZstCompress {
+    pub(super) fn new(level: i32) -> Result<ZstCompress> {
+        let failed = |err: std::io::Error| compress_failed(CompressType::Zst, err);
+        let mut encoder = Encoder::new(level).map_err(failed)?;
+        encoder
+            .set_parameter(CParameter::ChecksumFlag(true))
+            .map_err(failed)?;
+        Ok(ZstCompress { encoder })
+    }
+}
+
+impl Filter for ZstCompress {
+    fn process(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let mut input = InBuffer::around(input);
+        while input.pos() < input.src.len() {
+            reserve_step(out);
+            let mut output = OutBuffer::around_pos(out, out.len());
+            self.encoder
+                .run(&mut input, &mut output)
+                .map_err(|err| compress_failed(CompressType::Zst, err))?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<Option<FilterResult>> {
+        loop {
+            reserve_step(out);
+            let mut output = OutBuffer::around_pos(out, out.len());
+            let remaining = self
+                .encoder
+                .finish(&mut output, true)
+                .map_err(|err| compress_failed(CompressType::Zst, err))?;
+            if remaining == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+pub(super) struct ZstDecompress {
+    decoder: Option<Decoder<'static>>,
+    /// The last call ended exactly at the end of a frame, with all its output flushed.
+    frame_done: bool,
+    /// The last call filled the output space, so the decoder may still hold output.
+    maybe_pending: bool,
+}
+
+impl ZstDecompress {
+    pub(super) fn new() -> ZstDecompress {
+        ZstDecompress {
+            decoder: None,
+            frame_done: false,
+            maybe_pending: false,
+        }
+    }
+}
+
+impl Filter for ZstDecompress {
+    fn process(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.process_limited(input, out, usize::MAX)?;
+        Ok(())
+    }
+
+    fn process_limited(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<usize> {
+        // The context is created on first use so that building a chain cannot fail.
+        let decoder = match &mut self.decoder {
+            Some(decoder) => decoder,
+            None => self
+                .decoder
+                .insert(Decoder::new().map_err(|err| corrupt(format!("zst decoder: {err}")))?),
+        };
+        let mut input = InBuffer::around(input);
+        while out.len() < limit && (input.pos() < input.src.len() || self.maybe_pending) {
+            reserve_step(out);
+            let (before_in, before_out) = (input.pos(), out.len());
+            let hint = {
+                let mut output = OutBuffer::around_pos(out, out.len());
+                decoder
+                    .run(&mut input, &mut output)
+                    .map_err(|err| corrupt(format!("zst data is corrupt: {err}")))?
+            };
+            // zstd returns 0 only when a frame is complete and fully flushed; after that, a
+            // call without input would report the next frame's header size instead.
+            self.frame_done = hint == 0;
+            self.maybe_pending = !self.frame_done && out.len() == out.capacity();
+            if input.pos() == before_in && out.len() == before_out {
+                if input.pos() < input.src.len() {
+                    return Err(corrupt("zst data is corrupt: the decoder made no progress"));
+                }
+                self.maybe_pending = false;
+                break;
+            }
+        }
+        Ok(input.pos())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<Option<FilterResult>> {
+        self.process_limited(&[], out, usize::MAX)?;
+        if !self.frame_done {
+            return Err(corrupt("zst stream is truncated"));
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,187 @@
+//! Reading and writing files of a `PosixStorage`.
+//!
+//! `PosixWrite` is the only way a file appears. Atomic writes go to `<name>.pgkeep.tmp` in the
+//! same directory; `commit` sets mode and mtime, fsyncs the file, renames it over the final name
+//! and fsyncs the directory, so the file is visible only once complete and durable. Mode and
+//! mtime are set before the fsync so that they are durable too. In-place writes (restoring into
+//! a data directory) follow the same steps without the rename. Dropping a writer without
+//! `commit` removes what it wrote. Errors, ENOSPC included, carry the file's path and the OS
+//! cause through `std::io::Error` (see `io::stream`).
+
+use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::fs_ops::{create_path, os_error, sync_path, temp_path};
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::stream::to_io_error;
+use crate::storage::{StorageWrite, WriteOptions};
+
+/// Parent directories made by `create_path` get this mode.
+const PATH_MODE: u32 = 0o750;
+
+/// A file open for reading; errors name the file.
+pub(super) struct PosixRead {
+    file: File,
+    path: PathBuf,
+}
+
+impl PosixRead {
+    pub(super) fn new(file: File, path: PathBuf) -> PosixRead {
+        PosixRead { file, path }
+    }
+}
+
+impl Read for PosixRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.file.read(buf).map_err(|err| {
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                return err;
+            }
+            let what = format!("unable to read '{}'", self.path.display());
+            to_io_error(os_error(ErrorKind::FileRead, what, &err))
+        })
+    }
+}
+
+/// A file being written; see the module comment for the commit protocol.
+pub(super) struct PosixWrite {
+    file: Option<File>,
+    /// Where the bytes go: the temp name for atomic writes, else the final name.
+    written: PathBuf,
+    /// The name the file has once committed; used in messages.
+    path: PathBuf,
+    options: WriteOptions,
+    committed: bool,
+}
+
+impl PosixWrite {
+    pub(super) fn open(path: PathBuf, options: &WriteOptions) -> Result<PosixWrite> {
+        let written = if options.atomic {
+            temp_path(&path)
+        } else {
+            path.clone()
+        };
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(options.mode)
+                .open(&written)
+        };
+        let opened = match open() {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && options.create_path => {
+                if let Some(parent) = path.parent() {
+                    create_path(parent, PATH_MODE)?;
+                }
+                open()
+            }
+            other => other,
+        };
+        let file = opened.map_err(|err| {
+            let what = format!("unable to open '{}' for write", path.display());
+            os_error(ErrorKind::FileOpen, what, &err)
+        })?;
+        Ok(PosixWrite {
+            file: Some(file),
+            written,
+            path,
+            options: options.clone(),
+            committed: false,
+        })
+    }
+
+    fn error(&self, kind: ErrorKind, action: &str, err: &std::io::Error) -> Error {
+        os_error(
+            kind,
+            format!("unable to {action} '{}'", self.path.display()),
+            err,
+        )
+    }
+}
+
+/// `seconds` since the epoch as a `SystemTime`, before the epoch included.
+fn system_time(seconds: i64) -> Option<SystemTime> {
+    let offset = Duration::from_secs(seconds.unsigned_abs());
+    if seconds >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    }
+}
+
+impl Write for PosixWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(file) = self.file.as_mut() else {
+            let err = Error::new(ErrorKind::Assert, "write to a file already committed");
+            return Err(to_io_error(err));
+        };
+        match file.write(buf) {
+            Ok(written) => Ok(written),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => Err(err),
+            Err(err) => Err(to_io_error(self.error(ErrorKind::FileWrite, "write", &err))),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl StorageWrite for PosixWrite {
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let Some(file) = self.file.take() else {
+            return Err(Error::new(ErrorKind::Assert, "file committed twice"));
+        };
+        file.set_permissions(Permissions::from_mode(self.options.mode))
+            .map_err(|err| self.error(ErrorKind::FileWrite, "set mode of", &err))?;
+        if let Some(mtime) = self.options.mtime {
+            let time = system_time(mtime).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Assert,
+                    format!("modification time {mtime} is out of range"),
+                )
+            })?;
+            let times = FileTimes::new().set_accessed(time).set_modified(time);
+            file.set_times(times)
+                .map_err(|err| self.error(ErrorKind::FileWrite, "set time of", &err))?;
+        }
+        if self.options.sync_file {
+            // A full disk may only show here, with delayed allocation: never ignore it.
+            file.sync_all()
+                .map_err(|err| self.error(ErrorKind::FileSync, "sync", &err))?;
+        }
+        drop(file);
+        if self.options.atomic {
+            fs::rename(&self.written, &self.path).map_err(|err| {
+                let what = format!(
+                    "unable to move '{}' to '{}'",
+                    self.written.display(),
+                    self.path.display()
+                );
+                os_error(ErrorKind::FileWrite, what, &err)
+            })?;
+        }
+        self.committed = true;
+        if self.options.sync_path
+            && let Some(parent) = self.path.parent()
+        {
+            sync_path(parent)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PosixWrite {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: the caller is already handling whatever made it give up, and a temp
+            // file left behind is recognisable by its suffix.
+            self.file = None;
+            let _ = fs::remove_file(&self.written);
+        }
+    }
+}
