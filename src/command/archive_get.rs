@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, filter};
+use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::pg::wal::WalFileKind;
 use crate::repo::{ArchiveInfo, archive, layout};
 use crate::storage::Storage;
@@ -23,7 +23,8 @@ pub const NOT_FOUND: i32 = 1;
 pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
     let (name, destination) = match cfg.params() {
-        [name, destination] => (name.as_str(), open::wal_path(cfg, destination)),
+        // PostgreSQL runs restore_command in the data directory: `%p` is relative to it.
+        [name, destination] => (name.as_str(), PathBuf::from(destination)),
         _ => {
             return Err(Error::new(ErrorKind::OptionRequired, "WAL segment and destination required")
                 .with_hint("restore_command = 'pgkeep --stanza=<stanza> archive-get %f \"%p\"'"));
@@ -79,7 +80,7 @@ fn fetch(
             specs.push(FilterSpec::Decompress { kind: compress });
         }
         specs.push(FilterSpec::Hash);
-        let results = filter::copy_through(&mut reader, &mut FilterChain::from_specs(&specs)?, &mut file, buffer_size)?;
+        let results = stream::copy_through(&mut reader, &mut FilterChain::from_specs(&specs)?, &mut file, buffer_size)?;
         if let (Some(expected), Some(FilterResult::Hash(actual))) = (checksum, results.last())
             && expected != actual
         {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{FilterChain, FilterResult, FilterSpec, filter};
+use crate::io::{FilterChain, FilterResult, FilterSpec, stream};
 use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::{WalFileKind, WalHeader};
 use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
@@ -73,7 +73,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let specs = [FilterSpec::Hash, FilterSpec::Compress { kind: compress, level }];
     let mut reader = open_source(&source)?;
     let mut writer = repo.open_write(&target, &WriteOptions::default())?;
-    let results = filter::copy_through(&mut reader, &mut FilterChain::from_specs(&specs)?, &mut writer, open::buffer_size(cfg))
+    let results = stream::copy_through(&mut reader, &mut FilterChain::from_specs(&specs)?, &mut writer, open::buffer_size(cfg))
         .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
     // The file may not change between the checksum pass and the copy pass: PostgreSQL only
     // archives completed files, so a difference means something else is writing to it.

@@ -129,7 +129,7 @@ fn wal_range(repo: &dyn Storage, stanza: &str, archive_id: &str) -> Result<Optio
 
 fn local_time(seconds: i64) -> String {
     jiff::Timestamp::from_second(seconds)
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S%:z").to_string())
+        .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S%:z").to_string())
         .unwrap_or_else(|_| seconds.to_string())
 }
 

@@ -97,7 +97,8 @@ pub fn compression(cfg: &Config) -> Result<(CompressType, i32)> {
     let level = match cfg.int(Opt::CompressLevel) {
         Some(level) => {
             let level = i32::try_from(level).unwrap_or(i32::MAX);
-            let (min, max) = kind.level_range();
+            let range = kind.level_range();
+            let (min, max) = (*range.start(), *range.end());
             if level < min || level > max {
                 return Err(Error::new(
                     ErrorKind::OptionInvalidRange,

@@ -5,7 +5,7 @@
 //! backup runs (a dropped table) is skipped: WAL replay recreates the state the backup ends at.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, filter};
+use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::repo::layout;
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::storage::{Storage, WriteOptions};
@@ -75,7 +75,7 @@ pub fn store(settings: &CopySettings, name: &str, reader: &mut dyn std::io::Read
     }
     specs.push(FilterSpec::Size);
     let mut chain = FilterChain::from_specs(&specs)?;
-    let results = filter::copy_through(reader, &mut chain, &mut writer, settings.buffer_size)?;
+    let results = stream::copy_through(reader, &mut chain, &mut writer, settings.buffer_size)?;
     writer.commit()?;
     match results.as_slice() {
         [FilterResult::Size(size), FilterResult::Hash(hash), .., FilterResult::Size(repo_size)] => {
@@ -97,7 +97,7 @@ pub fn check_file(
         return Ok(Copied::Removed(file.rel.clone()));
     };
     let mut chain = FilterChain::from_specs(&[FilterSpec::Size, FilterSpec::Hash])?;
-    let results = filter::copy_through(&mut reader, &mut chain, &mut std::io::sink(), settings.buffer_size)?;
+    let results = stream::copy_through(&mut reader, &mut chain, &mut std::io::sink(), settings.buffer_size)?;
     if let [FilterResult::Size(size), FilterResult::Hash(hash)] = results.as_slice()
         && *size == prior.size
         && *hash == prior.checksum

@@ -23,7 +23,7 @@ use crate::pg::control::ControlData;
 use crate::pg::session::DbSession;
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::repo::{BackupInfo, BackupLabel, BackupRecord, BackupType, Manifest, layout};
-use crate::storage::{PosixStorage, Storage, WriteOptions};
+use crate::storage::{PosixStorage, Storage};
 use crate::{log_detail, log_info, log_warn};
 
 use super::{format_size, open, stanza_create};

@@ -10,10 +10,10 @@ mod recovery;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Opt, Source};
+use crate::config::{Command, Config, Opt, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
-use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, filter};
+use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::lock;
 use crate::pg::PgVersion;
 use crate::repo::manifest::{FileEntry, PG_DATA};
@@ -228,7 +228,7 @@ fn restore_file(
     }
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
-    let results = filter::copy_through(&mut reader as &mut dyn Read, &mut FilterChain::from_specs(&specs)?, &mut writer, buffer_size)
+    let results = stream::copy_through(&mut reader as &mut dyn Read, &mut FilterChain::from_specs(&specs)?, &mut writer, buffer_size)
         .map_err(|e| e.context(format!("unable to restore '{}'", pg.describe(rel))))?;
     match results.as_slice() {
         [.., FilterResult::Size(size), FilterResult::Hash(hash)] if *size == file.size && *hash == file.checksum => {}
@@ -273,29 +273,38 @@ fn recovery_request(cfg: &Config) -> Result<RecoveryRequest> {
     })
 }
 
-/// The command PostgreSQL runs to fetch WAL: this binary, with the options that locate the
-/// configuration and the repository when they did not come from the default config file.
+/// The command PostgreSQL runs to fetch WAL: this binary with the options of this restore
+/// that archive-get accepts (given on the command line, or locating the config and repository
+/// through the environment, which PostgreSQL will not have).
 fn restore_command(cfg: &Config) -> Result<String> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io(ErrorKind::FileOpen, "find", "the pgkeep executable", &e))?;
-    let mut parts = vec![exe.display().to_string()];
+    let mut args = cfg.command_line_args(Command::ArchiveGet);
     for (opt, name) in [
         (Opt::Config, "config"),
         (Opt::ConfigPath, "config-path"),
         (Opt::ConfigIncludePath, "config-include-path"),
         (Opt::RepoPath, "repo1-path"),
-        (Opt::LockPath, "lock-path"),
-        (Opt::LogPath, "log-path"),
     ] {
-        if matches!(cfg.source(opt), Source::CommandLine | Source::Env)
+        if cfg.source(opt) == Source::Env
             && let Some(value) = cfg.str(opt)
         {
-            parts.push(format!("--{name}={value}"));
+            args.push(format!("--{name}={value}"));
         }
     }
-    parts.push(format!("--stanza={}", open::stanza(cfg)?));
+    if !args.iter().any(|a| a.starts_with("--stanza=")) {
+        args.push(format!("--stanza={}", open::stanza(cfg)?));
+    }
+    let mut parts = vec![shell_quote(&exe.display().to_string())];
+    parts.extend(args.iter().map(|a| shell_quote(a)));
     parts.push("archive-get %f \"%p\"".to_string());
     Ok(parts.join(" "))
+}
+
+/// Quotes a word for the shell PostgreSQL runs restore_command with, when it needs it.
+fn shell_quote(word: &str) -> String {
+    let plain = word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=./:,@%+".contains(&b));
+    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', "'\\''")) }
 }
 
 fn write_recovery(pg_path: &Path, version: PgVersion, request: &RecoveryRequest) -> Result<()> {
