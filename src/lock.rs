@@ -56,15 +56,28 @@ impl Lock {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let holder = read_pid(&path).map(|pid| format!(" held by process {pid}")).unwrap_or_default();
+                    let holder = read_pid(&path)
+                        .map(|pid| format!(" held by process {pid}"))
+                        .unwrap_or_default();
                     return Err(Error::new(
                         ErrorKind::LockAcquire,
-                        format!("unable to acquire lock on file '{}'{holder}", path.display()),
+                        format!(
+                            "unable to acquire lock on file '{}'{holder}",
+                            path.display()
+                        ),
                     )
-                    .with_hint(format!("is another pgkeep {} process running for stanza '{stanza}'?", kind.name())));
+                    .with_hint(format!(
+                        "is another pgkeep {} process running for stanza '{stanza}'?",
+                        kind.name()
+                    )));
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::io(ErrorKind::LockAcquire, "lock", path.display(), &e));
+                    return Err(Error::io(
+                        ErrorKind::LockAcquire,
+                        "lock",
+                        path.display(),
+                        &e,
+                    ));
                 }
             }
         }
@@ -79,7 +92,14 @@ impl Lock {
             .set_len(0)
             .and_then(|()| std::io::Seek::rewind(&mut self.file))
             .and_then(|_| self.file.write_all(text.as_bytes()))
-            .map_err(|e| Error::io(ErrorKind::LockAcquire, "write lock file", self.path.display(), &e))
+            .map_err(|e| {
+                Error::io(
+                    ErrorKind::LockAcquire,
+                    "write lock file",
+                    self.path.display(),
+                    &e,
+                )
+            })
     }
 }
 
@@ -91,8 +111,14 @@ impl Drop for Lock {
 }
 
 fn ensure_lock_path(lock_path: &Path) -> Result<()> {
-    std::fs::create_dir_all(lock_path)
-        .map_err(|e| Error::io(ErrorKind::PathCreate, "create lock path", lock_path.display(), &e))
+    std::fs::create_dir_all(lock_path).map_err(|e| {
+        Error::io(
+            ErrorKind::PathCreate,
+            "create lock path",
+            lock_path.display(),
+            &e,
+        )
+    })
 }
 
 fn read_pid(path: &Path) -> Option<i32> {
@@ -107,12 +133,21 @@ pub fn holders(lock_path: &Path, stanza: Option<&str>) -> Result<Vec<(PathBuf, i
     let entries = match std::fs::read_dir(lock_path) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(ErrorKind::PathOpen, "list lock path", lock_path.display(), &e)),
+        Err(e) => {
+            return Err(Error::io(
+                ErrorKind::PathOpen,
+                "list lock path",
+                lock_path.display(),
+                &e,
+            ));
+        }
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(base) = name.strip_suffix(".lock") else { continue };
+        let Some(base) = name.strip_suffix(".lock") else {
+            continue;
+        };
         let matches = match stanza {
             Some(stanza) => base.rsplit_once('-').is_some_and(|(s, _)| s == stanza),
             None => true,
@@ -121,7 +156,9 @@ pub fn holders(lock_path: &Path, stanza: Option<&str>) -> Result<Vec<(PathBuf, i
             continue;
         }
         let path = entry.path();
-        let Ok(file) = File::open(&path) else { continue };
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
         if file.try_lock_shared().is_ok() {
             continue;
         }
@@ -140,14 +177,21 @@ pub fn stop_file(lock_path: &Path, stanza: Option<&str>) -> PathBuf {
 /// Fails when a stop file forbids running for this stanza.
 pub fn check_stop(lock_path: &Path, stanza: Option<&str>) -> Result<()> {
     if stop_file(lock_path, None).exists() {
-        return Err(Error::new(ErrorKind::Stop, "stop file exists for all stanzas")
-            .with_hint("use the 'start' command to allow pgkeep to run again"));
+        return Err(
+            Error::new(ErrorKind::Stop, "stop file exists for all stanzas")
+                .with_hint("use the 'start' command to allow pgkeep to run again"),
+        );
     }
     if let Some(stanza) = stanza
         && stop_file(lock_path, Some(stanza)).exists()
     {
-        return Err(Error::new(ErrorKind::Stop, format!("stop file exists for stanza {stanza}"))
-            .with_hint(format!("use 'pgkeep --stanza={stanza} start' to allow pgkeep to run again")));
+        return Err(Error::new(
+            ErrorKind::Stop,
+            format!("stop file exists for stanza {stanza}"),
+        )
+        .with_hint(format!(
+            "use 'pgkeep --stanza={stanza} start' to allow pgkeep to run again"
+        )));
     }
     Ok(())
 }
@@ -162,7 +206,12 @@ mod tests {
         let first = Lock::acquire(dir.path(), "demo", LockKind::Backup, Duration::ZERO).unwrap();
         let err = Lock::acquire(dir.path(), "demo", LockKind::Backup, Duration::ZERO).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::LockAcquire);
-        assert!(err.message().contains(&format!("held by process {}", std::process::id())), "{}", err.message());
+        assert!(
+            err.message()
+                .contains(&format!("held by process {}", std::process::id())),
+            "{}",
+            err.message()
+        );
         let holders = holders(dir.path(), Some("demo")).unwrap();
         assert_eq!(holders.len(), 1);
         drop(first);

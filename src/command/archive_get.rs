@@ -26,12 +26,19 @@ pub fn run(cfg: &Config) -> Result<i32> {
         // PostgreSQL runs restore_command in the data directory: `%p` is relative to it.
         [name, destination] => (name.as_str(), PathBuf::from(destination)),
         _ => {
-            return Err(Error::new(ErrorKind::OptionRequired, "WAL segment and destination required")
-                .with_hint("restore_command = 'pgkeep --stanza=<stanza> archive-get %f \"%p\"'"));
+            return Err(Error::new(
+                ErrorKind::OptionRequired,
+                "WAL segment and destination required",
+            )
+            .with_hint("restore_command = 'pgkeep --stanza=<stanza> archive-get %f \"%p\"'"));
         }
     };
-    let kind = WalFileKind::of(name)
-        .ok_or_else(|| Error::new(ErrorKind::FileInvalid, format!("'{name}' is not a WAL file name")))?;
+    let kind = WalFileKind::of(name).ok_or_else(|| {
+        Error::new(
+            ErrorKind::FileInvalid,
+            format!("'{name}' is not a WAL file name"),
+        )
+    })?;
     let repo = open::repo(cfg)?;
     let info = ArchiveInfo::load_required(&repo, stanza)?;
 
@@ -42,14 +49,25 @@ pub fn run(cfg: &Config) -> Result<i32> {
             let path = layout::history_file(stanza, &archive_id, name);
             repo.info(&path)?.map(|_| (path, None, CompressType::None))
         } else {
-            archive::find_wal(&repo, stanza, &archive_id, name)?.into_iter().next().map(|wal| {
-                let compress = CompressType::from_extension(&wal.ext).unwrap_or(CompressType::None);
-                (wal.path, Some(wal.checksum), compress)
-            })
+            archive::find_wal(&repo, stanza, &archive_id, name)?
+                .into_iter()
+                .next()
+                .map(|wal| {
+                    let compress =
+                        CompressType::from_extension(&wal.ext).unwrap_or(CompressType::None);
+                    (wal.path, Some(wal.checksum), compress)
+                })
         };
         if let Some((path, checksum, compress)) = found {
-            fetch(&repo, &path, checksum.as_deref(), compress, &destination, open::buffer_size(cfg))
-                .map_err(|e| e.context(format!("unable to get WAL file '{name}'")))?;
+            fetch(
+                &repo,
+                &path,
+                checksum.as_deref(),
+                compress,
+                &destination,
+                open::buffer_size(cfg),
+            )
+            .map_err(|e| e.context(format!("unable to get WAL file '{name}'")))?;
             log_info!("found {name} in the archive ({archive_id})");
             return Ok(0);
         }
@@ -68,9 +86,12 @@ fn fetch(
     destination: &Path,
     buffer_size: usize,
 ) -> Result<()> {
-    let mut reader = repo
-        .open_read(path)?
-        .ok_or_else(|| Error::new(ErrorKind::FileMissing, format!("'{}' disappeared", repo.describe(path))))?;
+    let mut reader = repo.open_read(path)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::FileMissing,
+            format!("'{}' disappeared", repo.describe(path)),
+        )
+    })?;
     let temp = temp_name(destination);
     let result = (|| {
         let mut file = std::fs::File::create(&temp)
@@ -80,13 +101,21 @@ fn fetch(
             specs.push(FilterSpec::Decompress { kind: compress });
         }
         specs.push(FilterSpec::Hash);
-        let results = stream::copy_through(&mut reader, &mut FilterChain::from_specs(&specs)?, &mut file, buffer_size)?;
+        let results = stream::copy_through(
+            &mut reader,
+            &mut FilterChain::from_specs(&specs)?,
+            &mut file,
+            buffer_size,
+        )?;
         if let (Some(expected), Some(FilterResult::Hash(actual))) = (checksum, results.last())
             && expected != actual
         {
             return Err(Error::new(
                 ErrorKind::Checksum,
-                format!("'{}' has checksum '{actual}' but its name says '{expected}'", repo.describe(path)),
+                format!(
+                    "'{}' has checksum '{actual}' but its name says '{expected}'",
+                    repo.describe(path)
+                ),
             )
             .with_hint("the archive is damaged; run verify"));
         }

@@ -33,9 +33,17 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let name = source
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
-        .ok_or_else(|| Error::new(ErrorKind::OptionInvalidValue, format!("'{given}' is not a WAL file path")))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::OptionInvalidValue,
+                format!("'{given}' is not a WAL file path"),
+            )
+        })?;
     let kind = WalFileKind::of(&name).ok_or_else(|| {
-        Error::new(ErrorKind::FileInvalid, format!("'{name}' is not a WAL segment, history, partial or backup file"))
+        Error::new(
+            ErrorKind::FileInvalid,
+            format!("'{name}' is not a WAL segment, history, partial or backup file"),
+        )
     })?;
 
     let lock_path = open::lock_path(cfg);
@@ -54,14 +62,18 @@ pub fn run(cfg: &Config) -> Result<i32> {
     if let Some(found) = existing.first() {
         if found.checksum == checksum {
             log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
-            log_info!("HINT: this is valid in some recovery scenarios but may also indicate a problem");
+            log_info!(
+                "HINT: this is valid in some recovery scenarios but may also indicate a problem"
+            );
             return Ok(0);
         }
         return Err(Error::new(
             ErrorKind::ArchiveDuplicate,
             format!("WAL file '{name}' already exists in the archive with a different checksum"),
         )
-        .with_hint("is another cluster archiving to this stanza? the archived file was left as it is"));
+        .with_hint(
+            "is another cluster archiving to this stanza? the archived file was left as it is",
+        ));
     }
 
     let (compress, level) = open::compression(cfg)?;
@@ -70,17 +82,31 @@ pub fn run(cfg: &Config) -> Result<i32> {
         layout::wal_dir(stanza, &archive_id, &name),
         layout::wal_file_name(&name, &checksum, compress.extension())
     );
-    let specs = [FilterSpec::Hash, FilterSpec::Compress { kind: compress, level }];
+    let specs = [
+        FilterSpec::Hash,
+        FilterSpec::Compress {
+            kind: compress,
+            level,
+        },
+    ];
     let mut reader = open_source(&source)?;
     let mut writer = repo.open_write(&target, &WriteOptions::default())?;
-    let results = stream::copy_through(&mut reader, &mut FilterChain::from_specs(&specs)?, &mut writer, open::buffer_size(cfg))
-        .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
+    let results = stream::copy_through(
+        &mut reader,
+        &mut FilterChain::from_specs(&specs)?,
+        &mut writer,
+        open::buffer_size(cfg),
+    )
+    .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
     // The file may not change between the checksum pass and the copy pass: PostgreSQL only
     // archives completed files, so a difference means something else is writing to it.
     if results.first() != Some(&FilterResult::Hash(checksum.clone())) {
         return Err(Error::new(
             ErrorKind::Checksum,
-            format!("WAL file '{}' changed while it was being archived", source.display()),
+            format!(
+                "WAL file '{}' changed while it was being archived",
+                source.display()
+            ),
         ));
     }
     writer.commit()?;
@@ -102,11 +128,17 @@ fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<Arch
 }
 
 fn open_source(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| Error::io(ErrorKind::FileOpen, "open WAL file", path.display(), &e))
+    File::open(path)
+        .map_err(|e| Error::io(ErrorKind::FileOpen, "open WAL file", path.display(), &e))
 }
 
 /// Reads the file once: checks a segment's header against the stanza and returns the SHA-256.
-fn checksum_and_check(path: &Path, name: &str, kind: WalFileKind, db: &DbHistory) -> Result<String> {
+fn checksum_and_check(
+    path: &Path,
+    name: &str,
+    kind: WalFileKind,
+    db: &DbHistory,
+) -> Result<String> {
     let mut file = open_source(path)?;
     let mut chain = FilterChain::from_specs(&[FilterSpec::Hash])?;
     let mut buffer = vec![0u8; 1 << 20];
@@ -127,7 +159,10 @@ fn checksum_and_check(path: &Path, name: &str, kind: WalFileKind, db: &DbHistory
     let (_, results) = chain.finish()?;
     match results.first() {
         Some(FilterResult::Hash(hash)) => Ok(hash.clone()),
-        _ => Err(Error::new(ErrorKind::Assert, "hash filter returned no result")),
+        _ => Err(Error::new(
+            ErrorKind::Assert,
+            "hash filter returned no result",
+        )),
     }
 }
 
@@ -135,7 +170,10 @@ fn check_header(bytes: &[u8], name: &str, db: &DbHistory) -> Result<()> {
     let header = WalHeader::parse(bytes).map_err(|e| e.context(format!("WAL file '{name}'")))?;
     let version_matches = header.version.is_none_or(|v| v.to_string() == db.version);
     if header.system_id != db.system_id || !version_matches {
-        let version = header.version.map(|v| v.to_string()).unwrap_or_else(|| "unknown".to_string());
+        let version = header
+            .version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "unknown".to_string());
         return Err(Error::new(
             ErrorKind::ArchiveMismatch,
             format!(
@@ -149,9 +187,17 @@ fn check_header(bytes: &[u8], name: &str, db: &DbHistory) -> Result<()> {
 }
 
 /// Timeline history files are small, stored uncompressed at the top of the archive id.
-fn push_history(repo: &dyn Storage, stanza: &str, archive_id: &str, source: &Path, name: &str, checksum: &str) -> Result<i32> {
+fn push_history(
+    repo: &dyn Storage,
+    stanza: &str,
+    archive_id: &str,
+    source: &Path,
+    name: &str,
+    checksum: &str,
+) -> Result<i32> {
     let target = layout::history_file(stanza, archive_id, name);
-    let content = std::fs::read(source).map_err(|e| Error::io(ErrorKind::FileRead, "read", source.display(), &e))?;
+    let content = std::fs::read(source)
+        .map_err(|e| Error::io(ErrorKind::FileRead, "read", source.display(), &e))?;
     if let Some(mut existing) = repo.open_read(&target)? {
         let mut stored = Vec::new();
         existing

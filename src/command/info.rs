@@ -34,8 +34,9 @@ pub fn run(cfg: &Config) -> Result<i32> {
         reports.push(report(&repo, &name, cfg.str(Opt::Set))?);
     }
     let output = if cfg.str(Opt::Output) == Some("json") {
-        let mut text = serde_json::to_string_pretty(&Value::Array(reports.iter().map(to_json).collect()))
-            .unwrap_or_else(|_| "[]".to_string());
+        let mut text =
+            serde_json::to_string_pretty(&Value::Array(reports.iter().map(to_json).collect()))
+                .unwrap_or_else(|_| "[]".to_string());
         text.push('\n');
         text
     } else if reports.is_empty() {
@@ -81,12 +82,23 @@ fn report(repo: &dyn Storage, name: &str, set: Option<&str>) -> Result<StanzaRep
             }
         }
     }
-    Ok(StanzaReport { name: name.to_string(), status_code, status, archive, backup, wal_ranges })
+    Ok(StanzaReport {
+        name: name.to_string(),
+        status_code,
+        status,
+        archive,
+        backup,
+        wal_ranges,
+    })
 }
 
 /// The oldest and newest WAL segment under an archive id. Only the first and last segment
 /// directories are read, so this stays cheap on a large archive.
-fn wal_range(repo: &dyn Storage, stanza: &str, archive_id: &str) -> Result<Option<(String, String)>> {
+fn wal_range(
+    repo: &dyn Storage,
+    stanza: &str,
+    archive_id: &str,
+) -> Result<Option<(String, String)>> {
     let dir = layout::archive_id_dir(stanza, archive_id);
     let mut subdirs: Vec<String> = repo
         .list(&dir)?
@@ -103,8 +115,9 @@ fn wal_range(repo: &dyn Storage, stanza: &str, archive_id: &str) -> Result<Optio
             .into_iter()
             .filter_map(|e| {
                 let seg = e.name.get(..24)?;
-                (e.name.as_bytes().get(24) == Some(&b'-') && seg.bytes().all(|b| b.is_ascii_hexdigit()))
-                    .then(|| seg.to_string())
+                (e.name.as_bytes().get(24) == Some(&b'-')
+                    && seg.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| seg.to_string())
             })
             .collect();
         names.sort();
@@ -129,23 +142,46 @@ fn wal_range(repo: &dyn Storage, stanza: &str, archive_id: &str) -> Result<Optio
 
 fn local_time(seconds: i64) -> String {
     jiff::Timestamp::from_second(seconds)
-        .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S%:z").to_string())
+        .map(|t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S%:z")
+                .to_string()
+        })
         .unwrap_or_else(|_| seconds.to_string())
 }
 
 fn to_text(report: &StanzaReport) -> String {
-    let mut out = format!("stanza: {}\n    status: {}\n    cipher: none\n", report.name, report.status);
-    let Some(archive) = &report.archive else { return out };
+    let mut out = format!(
+        "stanza: {}\n    status: {}\n    cipher: none\n",
+        report.name, report.status
+    );
+    let Some(archive) = &report.archive else {
+        return out;
+    };
     let current = archive.db_history.last().map(|d| d.id);
     for db in &archive.db_history {
-        let marker = if Some(db.id) == current { " (current)" } else { " (prior)" };
+        let marker = if Some(db.id) == current {
+            " (current)"
+        } else {
+            " (prior)"
+        };
         out.push_str(&format!("\n    db{marker}\n"));
         let id = db.archive_id();
         match report.wal_ranges.iter().find(|(aid, _, _)| *aid == id) {
-            Some((_, min, max)) => out.push_str(&format!("        wal archive min/max ({}): {min}/{max}\n", db.version)),
-            None => out.push_str(&format!("        wal archive min/max ({}): none present\n", db.version)),
+            Some((_, min, max)) => out.push_str(&format!(
+                "        wal archive min/max ({}): {min}/{max}\n",
+                db.version
+            )),
+            None => out.push_str(&format!(
+                "        wal archive min/max ({}): none present\n",
+                db.version
+            )),
         }
-        let backups = report.backup.as_ref().map(|b| b.backups.as_slice()).unwrap_or_default();
+        let backups = report
+            .backup
+            .as_ref()
+            .map(|b| b.backups.as_slice())
+            .unwrap_or_default();
         for backup in backups.iter().filter(|b| b.db_id == db.id) {
             out.push_str(&backup_text(backup));
         }
@@ -170,7 +206,10 @@ fn backup_text(b: &BackupRecord) -> String {
         format_size(b.repo_delta),
     );
     if !b.references.is_empty() {
-        out.push_str(&format!("            backup reference list: {}\n", b.references.join(", ")));
+        out.push_str(&format!(
+            "            backup reference list: {}\n",
+            b.references.join(", ")
+        ));
     }
     out
 }

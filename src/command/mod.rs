@@ -24,7 +24,12 @@ use crate::log_info;
 pub fn run(cfg: &Config) -> Result<i32> {
     let logged = !matches!(cfg.command(), Command::Help | Command::Version);
     if logged {
-        log_info!("{} command begin {}: {}", cfg.command().name(), version::VERSION, describe_options(cfg));
+        log_info!(
+            "{} command begin {}: {}",
+            cfg.command().name(),
+            version::VERSION,
+            describe_options(cfg)
+        );
     }
     let result = match cfg.command() {
         Command::ArchiveGet => archive_get::run(cfg),
@@ -39,7 +44,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Command::Version => version::run(),
     };
     if logged && result.is_ok() {
-        log_info!("{} command end: completed successfully", cfg.command().name());
+        log_info!(
+            "{} command end: completed successfully",
+            cfg.command().name()
+        );
     }
     result
 }
@@ -47,7 +55,13 @@ pub fn run(cfg: &Config) -> Result<i32> {
 fn describe_options(cfg: &Config) -> String {
     cfg.command_line_options()
         .iter()
-        .map(|(name, value)| if value.is_empty() { format!("--{name}") } else { format!("--{name}={value}") })
+        .map(|(name, value)| {
+            if value.is_empty() {
+                format!("--{name}")
+            } else {
+                format!("--{name}={value}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

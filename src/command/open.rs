@@ -37,7 +37,12 @@ pub fn repo(cfg: &Config) -> Result<PosixStorage> {
             format!("repository path '{}' does not exist", path.display()),
         )
         .with_hint("create it (mode 0750, owned by the user running pgkeep) or set repo1-path")),
-        Err(e) => Err(Error::io(ErrorKind::PathOpen, "open repository path", path.display(), &e)),
+        Err(e) => Err(Error::io(
+            ErrorKind::PathOpen,
+            "open repository path",
+            path.display(),
+            &e,
+        )),
     }
 }
 
@@ -64,7 +69,10 @@ pub fn control(pg_path: &Path) -> Result<ControlData> {
     if !pg_path.is_dir() {
         return Err(Error::new(
             ErrorKind::PathMissing,
-            format!("pg1-path '{}' does not exist or is not a directory", pg_path.display()),
+            format!(
+                "pg1-path '{}' does not exist or is not a directory",
+                pg_path.display()
+            ),
         )
         .with_hint("check pg1-path: it must be the cluster's data directory"));
     }
@@ -76,7 +84,10 @@ pub fn db_session(cfg: &Config) -> Result<DbSession> {
     let options = ConnectOptions {
         socket_path: cfg.str(Opt::PgSocketPath).map(PathBuf::from),
         host: None,
-        port: cfg.int(Opt::PgPort).and_then(|p| u16::try_from(p).ok()).unwrap_or(5432),
+        port: cfg
+            .int(Opt::PgPort)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(5432),
         user: cfg.str(Opt::PgUser).map(str::to_string),
         database: cfg.str(Opt::PgDatabase).unwrap_or("postgres").to_string(),
         application_name: format!("pgkeep [{}]", cfg.command().name()),
@@ -92,7 +103,10 @@ pub fn lock_path(cfg: &Config) -> PathBuf {
 pub fn compression(cfg: &Config) -> Result<(CompressType, i32)> {
     let name = cfg.str(Opt::CompressType).unwrap_or("zst");
     let kind = CompressType::parse(name).ok_or_else(|| {
-        Error::new(ErrorKind::OptionInvalidValue, format!("'{name}' is not valid for 'compress-type' option"))
+        Error::new(
+            ErrorKind::OptionInvalidValue,
+            format!("'{name}' is not valid for 'compress-type' option"),
+        )
     })?;
     let level = match cfg.int(Opt::CompressLevel) {
         Some(level) => {
@@ -114,11 +128,16 @@ pub fn compression(cfg: &Config) -> Result<(CompressType, i32)> {
 }
 
 pub fn buffer_size(cfg: &Config) -> usize {
-    cfg.int(Opt::BufferSize).and_then(|v| usize::try_from(v).ok()).unwrap_or(1 << 20)
+    cfg.int(Opt::BufferSize)
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or(1 << 20)
 }
 
 pub fn process_max(cfg: &Config) -> usize {
-    cfg.int(Opt::ProcessMax).and_then(|v| usize::try_from(v).ok()).unwrap_or(1).max(1)
+    cfg.int(Opt::ProcessMax)
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Resolves a path given to archive-push/archive-get (`%p`): PostgreSQL runs them in the data

@@ -20,7 +20,12 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
     let lock_path = open::lock_path(cfg);
     lock::check_stop(&lock_path, Some(stanza))?;
-    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Backup, std::time::Duration::ZERO)?;
+    let _lock = Lock::acquire(
+        &lock_path,
+        stanza,
+        LockKind::Backup,
+        std::time::Duration::ZERO,
+    )?;
     let repo = open::repo(cfg)?;
     let control = open::control(&open::pg_path(cfg)?)?;
     match ensure(&repo, stanza, &control)? {
@@ -75,14 +80,25 @@ pub fn ensure(repo: &dyn Storage, stanza: &str, control: &ControlData) -> Result
         }
         (Some(archive), None) => {
             check(archive.current()?, "archive.info")?;
-            log_warn!("backup.info is missing for stanza '{stanza}', recreating it from archive.info");
-            BackupInfo { db_history: archive.db_history.clone(), backups: Vec::new() }.save(repo, stanza)?;
+            log_warn!(
+                "backup.info is missing for stanza '{stanza}', recreating it from archive.info"
+            );
+            BackupInfo {
+                db_history: archive.db_history.clone(),
+                backups: Vec::new(),
+            }
+            .save(repo, stanza)?;
             Ok(Ensured::Created)
         }
         (None, Some(backup)) => {
             check(backup.current()?, "backup.info")?;
-            log_warn!("archive.info is missing for stanza '{stanza}', recreating it from backup.info");
-            ArchiveInfo { db_history: backup.db_history.clone() }.save(repo, stanza)?;
+            log_warn!(
+                "archive.info is missing for stanza '{stanza}', recreating it from backup.info"
+            );
+            ArchiveInfo {
+                db_history: backup.db_history.clone(),
+            }
+            .save(repo, stanza)?;
             Ok(Ensured::Created)
         }
         (None, None) => {

@@ -13,7 +13,14 @@ pub fn run(cfg: &Config) -> Result<i32> {
     match std::fs::remove_file(&stop_file) {
         Ok(()) => log_info!("stop file removed, pgkeep may run again"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => log_warn!("stop file does not exist"),
-        Err(e) => return Err(Error::io(ErrorKind::FileRemove, "remove stop file", stop_file.display(), &e)),
+        Err(e) => {
+            return Err(Error::io(
+                ErrorKind::FileRemove,
+                "remove stop file",
+                stop_file.display(),
+                &e,
+            ));
+        }
     }
     Ok(0)
 }

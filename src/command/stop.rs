@@ -10,8 +10,14 @@ use super::open;
 pub fn run(cfg: &Config) -> Result<i32> {
     let lock_path = open::lock_path(cfg);
     let stanza = cfg.stanza();
-    std::fs::create_dir_all(&lock_path)
-        .map_err(|e| Error::io(ErrorKind::PathCreate, "create lock path", lock_path.display(), &e))?;
+    std::fs::create_dir_all(&lock_path).map_err(|e| {
+        Error::io(
+            ErrorKind::PathCreate,
+            "create lock path",
+            lock_path.display(),
+            &e,
+        )
+    })?;
     let stop_file = lock::stop_file(&lock_path, stanza);
     let scope = match stanza {
         Some(stanza) => format!("stanza {stanza}"),
@@ -20,8 +26,14 @@ pub fn run(cfg: &Config) -> Result<i32> {
     if stop_file.exists() {
         log_warn!("stop file already exists for {scope}");
     } else {
-        std::fs::write(&stop_file, b"")
-            .map_err(|e| Error::io(ErrorKind::FileWrite, "create stop file", stop_file.display(), &e))?;
+        std::fs::write(&stop_file, b"").map_err(|e| {
+            Error::io(
+                ErrorKind::FileWrite,
+                "create stop file",
+                stop_file.display(),
+                &e,
+            )
+        })?;
         log_info!("stop file created for {scope}");
     }
     if cfg.bool(Opt::Force) {
@@ -29,8 +41,14 @@ pub fn run(cfg: &Config) -> Result<i32> {
             if pid == std::process::id() as i32 {
                 continue;
             }
-            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM) {
-                Ok(()) => log_info!("sent term signal to process {pid} holding '{}'", path.display()),
+            match nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            ) {
+                Ok(()) => log_info!(
+                    "sent term signal to process {pid} holding '{}'",
+                    path.display()
+                ),
                 Err(e) => log_warn!("unable to send term signal to process {pid}: {e}"),
             }
         }

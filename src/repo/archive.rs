@@ -17,7 +17,12 @@ pub struct ArchivedWal {
 
 /// Looks for `wal_name` (a segment, `.partial` or `.backup` file) under one archive id.
 /// Returns every stored version; more than one means the archive was damaged by hand.
-pub fn find_wal(storage: &dyn Storage, stanza: &str, archive_id: &str, wal_name: &str) -> Result<Vec<ArchivedWal>> {
+pub fn find_wal(
+    storage: &dyn Storage,
+    stanza: &str,
+    archive_id: &str,
+    wal_name: &str,
+) -> Result<Vec<ArchivedWal>> {
     let dir = layout::wal_dir(stanza, archive_id, wal_name);
     let Some(entries) = storage.list(&dir)? else {
         return Ok(Vec::new());
@@ -35,10 +40,12 @@ pub fn find_wal(storage: &dyn Storage, stanza: &str, archive_id: &str, wal_name:
                 Some((checksum, ext)) => (checksum.to_string(), ext.to_string()),
                 None => (rest.to_string(), String::new()),
             };
-            (checksum.len() == 64 && checksum.bytes().all(|b| b.is_ascii_hexdigit())).then(|| ArchivedWal {
-                path: format!("{dir}/{}", entry.name),
-                checksum,
-                ext,
+            (checksum.len() == 64 && checksum.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
+                ArchivedWal {
+                    path: format!("{dir}/{}", entry.name),
+                    checksum,
+                    ext,
+                }
             })
         })
         .collect();

@@ -15,14 +15,19 @@ pub struct ArchiveInfo {
 
 impl ArchiveInfo {
     pub fn new(db: DbHistory) -> ArchiveInfo {
-        ArchiveInfo { db_history: vec![db] }
+        ArchiveInfo {
+            db_history: vec![db],
+        }
     }
 
     /// The cluster WAL is archived for now.
     pub fn current(&self) -> Result<&DbHistory> {
-        self.db_history
-            .last()
-            .ok_or_else(|| Error::new(ErrorKind::FileInvalid, "archive.info has an empty db history"))
+        self.db_history.last().ok_or_else(|| {
+            Error::new(
+                ErrorKind::FileInvalid,
+                "archive.info has an empty db history",
+            )
+        })
     }
 
     pub fn load(storage: &dyn Storage, stanza: &str) -> Result<Option<ArchiveInfo>> {
@@ -31,7 +36,8 @@ impl ArchiveInfo {
 
     /// Loads archive.info, or fails with a hint to run stanza-create.
     pub fn load_required(storage: &dyn Storage, stanza: &str) -> Result<ArchiveInfo> {
-        ArchiveInfo::load(storage, stanza)?.ok_or_else(|| stanza_missing(storage, stanza, &layout::archive_info(stanza)))
+        ArchiveInfo::load(storage, stanza)?
+            .ok_or_else(|| stanza_missing(storage, stanza, &layout::archive_info(stanza)))
     }
 
     pub fn save(&self, storage: &dyn Storage, stanza: &str) -> Result<()> {
@@ -43,7 +49,10 @@ impl ArchiveInfo {
 pub fn stanza_missing(storage: &dyn Storage, stanza: &str, path: &str) -> Error {
     Error::new(
         ErrorKind::StanzaMissing,
-        format!("stanza '{stanza}' does not exist: '{}' is missing", storage.describe(path)),
+        format!(
+            "stanza '{stanza}' does not exist: '{}' is missing",
+            storage.describe(path)
+        ),
     )
     .with_hint(format!(
         "has a stanza-create been run? (pgkeep --stanza={stanza} stanza-create)"

@@ -59,9 +59,12 @@ impl BackupInfo {
     }
 
     pub fn current(&self) -> Result<&DbHistory> {
-        self.db_history
-            .last()
-            .ok_or_else(|| Error::new(ErrorKind::FileInvalid, "backup.info has an empty db history"))
+        self.db_history.last().ok_or_else(|| {
+            Error::new(
+                ErrorKind::FileInvalid,
+                "backup.info has an empty db history",
+            )
+        })
     }
 
     pub fn find(&self, label: &str) -> Option<&BackupRecord> {
@@ -75,7 +78,10 @@ impl BackupInfo {
 
     /// The newest full backup.
     pub fn latest_full(&self) -> Option<&BackupRecord> {
-        self.backups.iter().rev().find(|b| b.backup_type == BackupType::Full)
+        self.backups
+            .iter()
+            .rev()
+            .find(|b| b.backup_type == BackupType::Full)
     }
 
     /// Adds a backup, keeping the list in label order.
@@ -90,7 +96,8 @@ impl BackupInfo {
     }
 
     pub fn load_required(storage: &dyn Storage, stanza: &str) -> Result<BackupInfo> {
-        BackupInfo::load(storage, stanza)?.ok_or_else(|| stanza_missing(storage, stanza, &layout::backup_info(stanza)))
+        BackupInfo::load(storage, stanza)?
+            .ok_or_else(|| stanza_missing(storage, stanza, &layout::backup_info(stanza)))
     }
 
     pub fn save(&self, storage: &dyn Storage, stanza: &str) -> Result<()> {

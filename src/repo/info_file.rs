@@ -114,7 +114,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             format!("checksum '{actual}' does not match stored checksum '{stored}'"),
         ));
     }
-    serde_json::from_value(content).map_err(|e| Error::new(ErrorKind::Format, format!("unexpected content: {e}")))
+    serde_json::from_value(content)
+        .map_err(|e| Error::new(ErrorKind::Format, format!("unexpected content: {e}")))
 }
 
 fn checksum_of(content: &Value) -> Result<String> {
@@ -138,7 +139,10 @@ mod tests {
     }
 
     fn sample() -> Sample {
-        Sample { name: "demo".into(), count: 7 }
+        Sample {
+            name: "demo".into(),
+            count: 7,
+        }
     }
 
     #[test]
@@ -165,7 +169,9 @@ mod tests {
         let storage = PosixStorage::new(dir.path().to_path_buf());
         save(&storage, "x.info", &sample()).unwrap();
         let path = dir.path().join("x.info");
-        let text = std::fs::read_to_string(&path).unwrap().replace("\"count\": 7", "\"count\": 8");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"count\": 7", "\"count\": 8");
         std::fs::write(&path, text).unwrap();
         let loaded: Option<Sample> = load(&storage, "x.info").unwrap();
         assert_eq!(loaded, Some(sample()));
@@ -188,11 +194,17 @@ mod tests {
         save(&storage, "x.info", &sample()).unwrap();
         for name in ["x.info", "x.info.copy"] {
             let path = dir.path().join(name);
-            let text = std::fs::read_to_string(&path).unwrap().replace("demo", "dema");
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("demo", "dema");
             std::fs::write(&path, text).unwrap();
         }
         let err = load::<Sample>(&storage, "x.info").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Checksum);
-        assert!(err.message().contains("invalid info file"), "{}", err.message());
+        assert!(
+            err.message().contains("invalid info file"),
+            "{}",
+            err.message()
+        );
     }
 }

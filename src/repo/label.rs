@@ -65,7 +65,11 @@ pub struct BackupLabel {
 impl BackupLabel {
     /// A new label for a backup started at `now` (local time). `full` is the label of the full
     /// backup a diff or incr depends on.
-    pub fn new(backup_type: BackupType, now: &jiff::ZonedDateTime, full: Option<&str>) -> Result<String> {
+    pub fn new(
+        backup_type: BackupType,
+        now: &jiff::ZonedDateTime,
+        full: Option<&str>,
+    ) -> Result<String> {
         let stamp = now.strftime("%Y%m%d-%H%M%S").to_string();
         match (backup_type, full) {
             (BackupType::Full, _) => Ok(format!("{stamp}F")),
@@ -82,7 +86,9 @@ impl BackupLabel {
         let is_stamp = |s: &str| {
             s.len() == 15
                 && s.as_bytes()[8] == b'-'
-                && s.bytes().enumerate().all(|(i, b)| i == 8 || b.is_ascii_digit())
+                && s.bytes()
+                    .enumerate()
+                    .all(|(i, b)| i == 8 || b.is_ascii_digit())
         };
         let (body, last) = label.split_at(label.len().checked_sub(1)?);
         let backup_type = match last {
@@ -101,10 +107,12 @@ impl BackupLabel {
             _ => {
                 let (full, stamp) = body.split_once('_')?;
                 let full_label = BackupLabel::parse(full)?;
-                (full_label.backup_type == BackupType::Full && is_stamp(stamp)).then(|| BackupLabel {
-                    backup_type,
-                    full: full.to_string(),
-                    stamp: stamp.to_string(),
+                (full_label.backup_type == BackupType::Full && is_stamp(stamp)).then(|| {
+                    BackupLabel {
+                        backup_type,
+                        full: full.to_string(),
+                        stamp: stamp.to_string(),
+                    }
                 })
             }
         }
@@ -122,7 +130,10 @@ mod tests {
     #[test]
     fn labels_follow_the_pgbackrest_pattern() {
         let now = at("2026-11-24T21:23:45");
-        assert_eq!(BackupLabel::new(BackupType::Full, &now, None).unwrap(), "20261124-212345F");
+        assert_eq!(
+            BackupLabel::new(BackupType::Full, &now, None).unwrap(),
+            "20261124-212345F"
+        );
         assert_eq!(
             BackupLabel::new(BackupType::Diff, &now, Some("20261124-200000F")).unwrap(),
             "20261124-200000F_20261124-212345D"
@@ -143,7 +154,15 @@ mod tests {
         assert_eq!(incr.backup_type, BackupType::Incr);
         assert_eq!(incr.full, "20261124-212345F");
         assert_eq!(incr.stamp, "20261125-010203");
-        for bad in ["", "F", "latest", "20261124-212345X", "2026112-212345F", "20261124-212345F_bad", "20261124-212345D"] {
+        for bad in [
+            "",
+            "F",
+            "latest",
+            "20261124-212345X",
+            "2026112-212345F",
+            "20261124-212345F_bad",
+            "20261124-212345D",
+        ] {
             assert_eq!(BackupLabel::parse(bad), None, "{bad}");
         }
     }

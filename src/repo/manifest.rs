@@ -105,7 +105,11 @@ impl Manifest {
 
     /// Size of the files this backup copied itself.
     pub fn delta(&self) -> u64 {
-        self.files.iter().filter(|f| f.reference.is_none()).map(|f| f.size).sum()
+        self.files
+            .iter()
+            .filter(|f| f.reference.is_none())
+            .map(|f| f.size)
+            .sum()
     }
 
     pub fn repo_size(&self) -> u64 {
@@ -113,6 +117,10 @@ impl Manifest {
     }
 
     pub fn repo_delta(&self) -> u64 {
-        self.files.iter().filter(|f| f.reference.is_none()).map(|f| f.repo_size).sum()
+        self.files
+            .iter()
+            .filter(|f| f.reference.is_none())
+            .map(|f| f.repo_size)
+            .sum()
     }
 }

@@ -23,14 +23,22 @@ impl Run {
     /// Panics with the whole output unless the run exited 0.
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "pgkeep failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "pgkeep failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Panics unless the run exited with `code`.
     #[track_caller]
     pub fn code(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "unexpected exit code:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -41,7 +49,11 @@ impl Run {
 
     #[track_caller]
     pub fn contains(self, text: &str) -> Run {
-        assert!(self.output().contains(text), "expected {text:?} in output:\n{}", self.output());
+        assert!(
+            self.output().contains(text),
+            "expected {text:?} in output:\n{}",
+            self.output()
+        );
         self
     }
 }
@@ -49,7 +61,10 @@ impl Run {
 /// Runs pgkeep as the postgres user with the given arguments (no implicit config).
 pub fn run_pgkeep(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new("runuser");
-    command.args(["-u", "postgres", "--"]).arg(pgkeep_bin()).args(args);
+    command
+        .args(["-u", "postgres", "--"])
+        .arg(pgkeep_bin())
+        .args(args);
     for (key, value) in env {
         command.env(key, value);
     }
@@ -101,9 +116,15 @@ impl Stanza {
             conf.display()
         );
         options.settings.push(("archive_mode".into(), "on".into()));
-        options.settings.push(("archive_command".into(), format!("'{archive_command}'")));
-        options.settings.push(("wal_level".into(), "replica".into()));
-        options.settings.push(("max_wal_senders".into(), "3".into()));
+        options
+            .settings
+            .push(("archive_command".into(), format!("'{archive_command}'")));
+        options
+            .settings
+            .push(("wal_level".into(), "replica".into()));
+        options
+            .settings
+            .push(("max_wal_senders".into(), "3".into()));
         let cluster = PgCluster::init(options);
         std::fs::write(
             &conf,
@@ -119,9 +140,18 @@ impl Stanza {
         )
         .unwrap();
         chown_postgres(&root);
-        std::fs::set_permissions(&repo, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+        std::fs::set_permissions(&repo, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+            .unwrap();
         cluster.start();
-        Stanza { name: name.to_string(), cluster, dir, conf, repo, lock, log }
+        Stanza {
+            name: name.to_string(),
+            cluster,
+            dir,
+            conf,
+            repo,
+            lock,
+            log,
+        }
     }
 
     /// Runs pgkeep with this stanza's config file and `--stanza`.
@@ -154,7 +184,11 @@ impl Stanza {
         let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("info json");
         json[0]["backup"]
             .as_array()
-            .map(|b| b.iter().map(|b| b["label"].as_str().unwrap().to_string()).collect())
+            .map(|b| {
+                b.iter()
+                    .map(|b| b["label"].as_str().unwrap().to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -165,7 +199,11 @@ impl Stanza {
 
 /// Gives a tree to the postgres user.
 pub fn chown_postgres(path: &Path) {
-    let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).status().unwrap();
+    let status = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(path)
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 

@@ -35,13 +35,21 @@ pub enum Copied {
 }
 
 /// Copies `file` into the backup set.
-pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: (Option<String>, Option<String>)) -> Result<Copied> {
+pub fn copy_file(
+    settings: &CopySettings,
+    file: &SourceFile,
+    owner: (Option<String>, Option<String>),
+) -> Result<Copied> {
     let name = format!("{PG_DATA}/{}", file.rel);
     let Some(mut reader) = settings.pg.open_read(&file.rel)? else {
         return Ok(Copied::Removed(file.rel.clone()));
     };
-    let (size, checksum, repo_size) = store(settings, &name, &mut reader)
-        .map_err(|e| e.context(format!("unable to back up '{}'", settings.pg.describe(&file.rel))))?;
+    let (size, checksum, repo_size) = store(settings, &name, &mut reader).map_err(|e| {
+        e.context(format!(
+            "unable to back up '{}'",
+            settings.pg.describe(&file.rel)
+        ))
+    })?;
     Ok(Copied::Stored(FileEntry {
         name,
         size,
@@ -57,8 +65,17 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: (Option<Stri
 
 /// Streams `reader` into the backup set as `name` (a manifest name); returns the size, the
 /// SHA-256 of the content and the bytes stored.
-pub fn store(settings: &CopySettings, name: &str, reader: &mut dyn std::io::Read) -> Result<(u64, String, u64)> {
-    let target = layout::backup_file(settings.stanza, settings.label, name, settings.compress.extension());
+pub fn store(
+    settings: &CopySettings,
+    name: &str,
+    reader: &mut dyn std::io::Read,
+) -> Result<(u64, String, u64)> {
+    let target = layout::backup_file(
+        settings.stanza,
+        settings.label,
+        name,
+        settings.compress.extension(),
+    );
     let options = WriteOptions {
         mode: 0o640,
         mtime: None,
@@ -71,17 +88,26 @@ pub fn store(settings: &CopySettings, name: &str, reader: &mut dyn std::io::Read
     let mut writer = settings.repo.open_write(&target, &options)?;
     let mut specs = vec![FilterSpec::Size, FilterSpec::Hash];
     if settings.compress != CompressType::None {
-        specs.push(FilterSpec::Compress { kind: settings.compress, level: settings.level });
+        specs.push(FilterSpec::Compress {
+            kind: settings.compress,
+            level: settings.level,
+        });
     }
     specs.push(FilterSpec::Size);
     let mut chain = FilterChain::from_specs(&specs)?;
     let results = stream::copy_through(reader, &mut chain, &mut writer, settings.buffer_size)?;
     writer.commit()?;
     match results.as_slice() {
-        [FilterResult::Size(size), FilterResult::Hash(hash), .., FilterResult::Size(repo_size)] => {
-            Ok((*size, hash.clone(), *repo_size))
-        }
-        _ => Err(Error::new(ErrorKind::Assert, "unexpected filter results for a backup file")),
+        [
+            FilterResult::Size(size),
+            FilterResult::Hash(hash),
+            ..,
+            FilterResult::Size(repo_size),
+        ] => Ok((*size, hash.clone(), *repo_size)),
+        _ => Err(Error::new(
+            ErrorKind::Assert,
+            "unexpected filter results for a backup file",
+        )),
     }
 }
 
@@ -97,7 +123,12 @@ pub fn check_file(
         return Ok(Copied::Removed(file.rel.clone()));
     };
     let mut chain = FilterChain::from_specs(&[FilterSpec::Size, FilterSpec::Hash])?;
-    let results = stream::copy_through(&mut reader, &mut chain, &mut std::io::sink(), settings.buffer_size)?;
+    let results = stream::copy_through(
+        &mut reader,
+        &mut chain,
+        &mut std::io::sink(),
+        settings.buffer_size,
+    )?;
     if let [FilterResult::Size(size), FilterResult::Hash(hash)] = results.as_slice()
         && *size == prior.size
         && *hash == prior.checksum

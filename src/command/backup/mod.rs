@@ -41,7 +41,12 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let control = open::control(&pg_path)?;
     // The cluster first: a wrong pg1-path is reported as such, not as a stanza mismatch.
     let mut session = open::db_session(cfg)?;
-    check_cluster(&mut session, &pg_path, &control, cfg.bool(Opt::ArchiveCheck))?;
+    check_cluster(
+        &mut session,
+        &pg_path,
+        &control,
+        cfg.bool(Opt::ArchiveCheck),
+    )?;
     if stanza_create::ensure(&repo, stanza, &control)? == stanza_create::Ensured::Created {
         log_info!("stanza '{stanza}' created by its first backup");
     }
@@ -49,19 +54,28 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let db_id = info.current()?.id;
 
     remove_unfinished(&repo, stanza, &info)?;
-    let requested = BackupType::parse(cfg.str(Opt::Type).unwrap_or("incr")).unwrap_or(BackupType::Incr);
+    let requested =
+        BackupType::parse(cfg.str(Opt::Type).unwrap_or("incr")).unwrap_or(BackupType::Incr);
     let (compress, level) = open::compression(cfg)?;
     let (backup_type, prior) = choose_prior(&repo, stanza, &info, requested, compress)?;
 
     let label = new_label(&info, backup_type, prior.as_ref())?;
     let start_fast = cfg.bool(Opt::StartFast);
     if start_fast {
-        log_info!("execute non-exclusive backup start: backup begins after the requested immediate checkpoint completes");
+        log_info!(
+            "execute non-exclusive backup start: backup begins after the requested immediate checkpoint completes"
+        );
     } else {
-        log_info!("execute non-exclusive backup start: backup begins after the next regular checkpoint completes");
+        log_info!(
+            "execute non-exclusive backup start: backup begins after the next regular checkpoint completes"
+        );
     }
     let start = session.backup_start(&label, start_fast)?;
-    log_info!("backup start archive = {}, lsn = {}", start.wal_segment.name(), start.lsn);
+    log_info!(
+        "backup start archive = {}, lsn = {}",
+        start.wal_segment.name(),
+        start.lsn
+    );
 
     let pg = PosixStorage::new(pg_path.clone());
     let mut owners = Owners::default();
@@ -95,13 +109,23 @@ pub fn run(cfg: &Config) -> Result<i32> {
         })
         .collect();
     // Largest first, so the last files to finish are small ones and workers stay busy.
-    jobs.sort_by(|a, b| b.0.info.size.cmp(&a.0.info.size).then_with(|| a.0.rel.cmp(&b.0.rel)));
+    jobs.sort_by(|a, b| {
+        b.0.info
+            .size
+            .cmp(&a.0.info.size)
+            .then_with(|| a.0.rel.cmp(&b.0.rel))
+    });
     let total: u64 = jobs.iter().map(|j| j.0.info.size).sum();
-    let results = exec::run_parallel(jobs, open::process_max(cfg), |_, (file, action, owner)| match action {
-        Action::Copy => copy::copy_file(&settings, &file, owner),
-        Action::Reference(entry) => Ok(Copied::Unchanged(entry)),
-        Action::Check(entry) => copy::check_file(&settings, &file, entry, owner),
-    })?;
+    let results =
+        exec::run_parallel(
+            jobs,
+            open::process_max(cfg),
+            |_, (file, action, owner)| match action {
+                Action::Copy => copy::copy_file(&settings, &file, owner),
+                Action::Reference(entry) => Ok(Copied::Unchanged(entry)),
+                Action::Check(entry) => copy::check_file(&settings, &file, entry, owner),
+            },
+        )?;
 
     let mut files: Vec<FileEntry> = Vec::with_capacity(results.len());
     let mut copied = 0u64;
@@ -119,31 +143,66 @@ pub fn run(cfg: &Config) -> Result<i32> {
                 files.push(entry);
             }
             Copied::Unchanged(entry) => {
-                log_detail!("match file from prior backup {} ({})", entry.name, format_size(entry.size));
+                log_detail!(
+                    "match file from prior backup {} ({})",
+                    entry.name,
+                    format_size(entry.size)
+                );
                 files.push(entry);
             }
-            Copied::Removed(rel) => log_detail!("skip file removed by database {}", pg.describe(&rel)),
+            Copied::Removed(rel) => {
+                log_detail!("skip file removed by database {}", pg.describe(&rel))
+            }
         }
     }
 
     let stop = session.backup_stop()?;
-    log_info!("backup stop archive = {}, lsn = {}", stop.wal_segment.name(), stop.lsn);
-    files.push(store_text(&settings, "backup_label", &stop.backup_label, &mut owners, &pg)?);
+    log_info!(
+        "backup stop archive = {}, lsn = {}",
+        stop.wal_segment.name(),
+        stop.lsn
+    );
+    files.push(store_text(
+        &settings,
+        "backup_label",
+        &stop.backup_label,
+        &mut owners,
+        &pg,
+    )?);
     if let Some(map) = &stop.tablespace_map {
-        files.push(store_text(&settings, "tablespace_map", map, &mut owners, &pg)?);
+        files.push(store_text(
+            &settings,
+            "tablespace_map",
+            map,
+            &mut owners,
+            &pg,
+        )?);
     }
     drop(session);
 
     if cfg.bool(Opt::ArchiveCheck) {
         let timeout = Duration::from_millis(cfg.time_ms(Opt::ArchiveTimeout).unwrap_or(60_000));
-        wait::archived(&repo, stanza, &info, &start.wal_segment, &stop.wal_segment, control.wal_segment_size, timeout)?;
+        wait::archived(
+            &repo,
+            stanza,
+            &info,
+            &start.wal_segment,
+            &stop.wal_segment,
+            control.wal_segment_size,
+            timeout,
+        )?;
     }
 
     for dir in dirs.iter().rev() {
         repo.sync_dir(dir)?;
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut references: Vec<String> = files.iter().filter_map(|f| f.reference.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut references: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.reference.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     references.sort();
     let manifest = Manifest {
         label: label.clone(),
@@ -182,7 +241,12 @@ pub fn run(cfg: &Config) -> Result<i32> {
 }
 
 /// Refuses to back up a cluster that is not the one configured for the stanza.
-fn check_cluster(session: &mut DbSession, pg_path: &Path, control: &ControlData, archive_check: bool) -> Result<()> {
+fn check_cluster(
+    session: &mut DbSession,
+    pg_path: &Path,
+    control: &ControlData,
+    archive_check: bool,
+) -> Result<()> {
     let data_directory = session.data_directory()?;
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if canonical(Path::new(&data_directory)) != canonical(pg_path) {
@@ -199,7 +263,10 @@ fn check_cluster(session: &mut DbSession, pg_path: &Path, control: &ControlData,
     if system_id != control.system_id {
         return Err(Error::new(
             ErrorKind::DbMismatch,
-            format!("server system id {system_id} does not match pg_control system id {}", control.system_id),
+            format!(
+                "server system id {system_id} does not match pg_control system id {}",
+                control.system_id
+            ),
         ));
     }
     if archive_check {
@@ -210,8 +277,10 @@ fn check_cluster(session: &mut DbSession, pg_path: &Path, control: &ControlData,
         }
         let command = session.setting("archive_command")?.unwrap_or_default();
         if command.is_empty() || command == "(disabled)" {
-            return Err(Error::new(ErrorKind::DbMismatch, "archive_command is not set")
-                .with_hint("set archive_command = 'pgkeep --stanza=<stanza> archive-push %p'"));
+            return Err(
+                Error::new(ErrorKind::DbMismatch, "archive_command is not set")
+                    .with_hint("set archive_command = 'pgkeep --stanza=<stanza> archive-push %p'"),
+            );
         }
     }
     Ok(())
@@ -219,10 +288,15 @@ fn check_cluster(session: &mut DbSession, pg_path: &Path, control: &ControlData,
 
 /// Removes backup directories that no backup.info entry lists: left by a failed or killed run.
 fn remove_unfinished(repo: &dyn Storage, stanza: &str, info: &BackupInfo) -> Result<()> {
-    let Some(entries) = repo.list(&layout::backup_dir(stanza))? else { return Ok(()) };
+    let Some(entries) = repo.list(&layout::backup_dir(stanza))? else {
+        return Ok(());
+    };
     for entry in entries {
         if BackupLabel::parse(&entry.name).is_some() && info.find(&entry.name).is_none() {
-            log_warn!("remove unfinished backup set '{}' left by an earlier run", entry.name);
+            log_warn!(
+                "remove unfinished backup set '{}' left by an earlier run",
+                entry.name
+            );
             repo.remove_dir(&layout::backup_set_dir(stanza, &entry.name))?;
         }
     }
@@ -266,17 +340,31 @@ fn choose_prior(
         );
         return Ok((BackupType::Full, None));
     }
-    log_info!("last backup label = {}, version = {}", record.label, manifest.pg_version);
+    log_info!(
+        "last backup label = {}, version = {}",
+        record.label,
+        manifest.pg_version
+    );
     Ok((requested, Some(manifest)))
 }
 
 /// A label after every existing one: waits for the next second if needed.
-fn new_label(info: &BackupInfo, backup_type: BackupType, prior: Option<&Manifest>) -> Result<String> {
-    let full = prior.map(|p| BackupLabel::parse(&p.label).map(|l| l.full).unwrap_or_else(|| p.label.clone()));
+fn new_label(
+    info: &BackupInfo,
+    backup_type: BackupType,
+    prior: Option<&Manifest>,
+) -> Result<String> {
+    let full = prior.map(|p| {
+        BackupLabel::parse(&p.label)
+            .map(|l| l.full)
+            .unwrap_or_else(|| p.label.clone())
+    });
     loop {
         let now = jiff::ZonedDateTime::now();
         let label = BackupLabel::new(backup_type, &now, full.as_deref())?;
-        let after_latest = info.latest().is_none_or(|latest| stamp_of(&label) > stamp_of(&latest.label));
+        let after_latest = info
+            .latest()
+            .is_none_or(|latest| stamp_of(&label) > stamp_of(&latest.label));
         if after_latest {
             return Ok(label);
         }
@@ -285,16 +373,26 @@ fn new_label(info: &BackupInfo, backup_type: BackupType, prior: Option<&Manifest
 }
 
 fn stamp_of(label: &str) -> String {
-    BackupLabel::parse(label).map(|l| l.stamp).unwrap_or_default()
+    BackupLabel::parse(label)
+        .map(|l| l.stamp)
+        .unwrap_or_default()
 }
 
 /// Stores a file produced by `pg_backup_stop` (backup_label, tablespace_map), owned like the
 /// data directory.
-fn store_text(settings: &CopySettings, rel: &str, text: &str, owners: &mut Owners, pg: &PosixStorage) -> Result<FileEntry> {
+fn store_text(
+    settings: &CopySettings,
+    rel: &str,
+    text: &str,
+    owners: &mut Owners,
+    pg: &PosixStorage,
+) -> Result<FileEntry> {
     let name = format!("{PG_DATA}/{rel}");
     let (size, checksum, repo_size) = copy::store(settings, &name, &mut text.as_bytes())?;
     let root = pg.info("")?;
-    let (user, group) = root.map(|r| (owners.user(r.uid), owners.group(r.gid))).unwrap_or((None, None));
+    let (user, group) = root
+        .map(|r| (owners.user(r.uid), owners.group(r.gid)))
+        .unwrap_or((None, None));
     Ok(FileEntry {
         name,
         size,

@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
+use crate::log_detail;
 use crate::pg::PgVersion;
 use crate::pg::exclude::{self, Exclusion};
-use crate::repo::manifest::{FileEntry, LinkEntry, PG_DATA, PathEntry};
 use crate::repo::Manifest;
+use crate::repo::manifest::{FileEntry, LinkEntry, PG_DATA, PathEntry};
 use crate::storage::{FileInfo, FileType, Storage};
-use crate::log_detail;
 
 /// One file found in the data directory.
 #[derive(Debug, Clone)]
@@ -41,14 +41,24 @@ impl Owners {
     pub fn user(&mut self, uid: u32) -> Option<String> {
         self.users
             .entry(uid)
-            .or_insert_with(|| nix::unistd::User::from_uid(uid.into()).ok().flatten().map(|u| u.name))
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
             .clone()
     }
 
     pub fn group(&mut self, gid: u32) -> Option<String> {
         self.groups
             .entry(gid)
-            .or_insert_with(|| nix::unistd::Group::from_gid(gid.into()).ok().flatten().map(|g| g.name))
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(gid.into())
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+            })
             .clone()
     }
 }
@@ -79,7 +89,11 @@ pub fn list_data_dir(pg: &dyn Storage, version: PgVersion, owners: &mut Owners) 
             HashSet::new()
         };
         for entry in entries {
-            let rel = if dir.is_empty() { entry.name.clone() } else { format!("{dir}/{}", entry.name) };
+            let rel = if dir.is_empty() {
+                entry.name.clone()
+            } else {
+                format!("{dir}/{}", entry.name)
+            };
             let is_dir = entry.file_type == FileType::Path
                 || (entry.file_type == FileType::Link && dir == "pg_tblspc");
             match exclude::classify(&rel, is_dir, version) {
@@ -99,7 +113,10 @@ pub fn list_data_dir(pg: &dyn Storage, version: PgVersion, owners: &mut Owners) 
                 }
                 FileType::Link => {
                     let target = entry.link_target.clone().unwrap_or_default();
-                    listing.links.push(LinkEntry { name: format!("{PG_DATA}/{rel}"), target });
+                    listing.links.push(LinkEntry {
+                        name: format!("{PG_DATA}/{rel}"),
+                        target,
+                    });
                     if is_dir {
                         // A tablespace: its directory's own mode, then its contents.
                         if let Some(info) = pg.info(&format!("{rel}/"))? {
@@ -115,7 +132,9 @@ pub fn list_data_dir(pg: &dyn Storage, version: PgVersion, owners: &mut Owners) 
                     }
                     listing.files.push(SourceFile { rel, info: entry });
                 }
-                FileType::Special => log_detail!("skip '{rel}': not a regular file, directory or link"),
+                FileType::Special => {
+                    log_detail!("skip '{rel}': not a regular file, directory or link")
+                }
             }
         }
     }
@@ -163,9 +182,13 @@ pub enum Action {
 /// the same second after it was copied, and a time in the future says the clock cannot be
 /// trusted. Those files are checked by checksum.
 pub fn decide(file: &SourceFile, prior: Option<&Manifest>, now: i64) -> Action {
-    let Some(prior) = prior else { return Action::Copy };
+    let Some(prior) = prior else {
+        return Action::Copy;
+    };
     let name = format!("{PG_DATA}/{}", file.rel);
-    let Some(entry) = prior.file(&name) else { return Action::Copy };
+    let Some(entry) = prior.file(&name) else {
+        return Action::Copy;
+    };
     if entry.size != file.info.size || entry.mtime != file.info.mtime {
         return Action::Copy;
     }
@@ -240,18 +263,28 @@ mod tests {
 
     #[test]
     fn a_full_backup_copies_everything() {
-        assert_eq!(decide(&source("base/1/1", 10, 500), None, 2_000), Action::Copy);
+        assert_eq!(
+            decide(&source("base/1/1", 10, 500), None, 2_000),
+            Action::Copy
+        );
     }
 
     #[test]
     fn unchanged_files_reference_the_backup_holding_them() {
-        let prior = prior(vec![("base/1/1", 10, 500, None), ("base/1/2", 10, 500, Some("20261120-000000F"))]);
+        let prior = prior(vec![
+            ("base/1/1", 10, 500, None),
+            ("base/1/2", 10, 500, Some("20261120-000000F")),
+        ]);
         match decide(&source("base/1/1", 10, 500), Some(&prior), 2_000) {
-            Action::Reference(entry) => assert_eq!(entry.reference.as_deref(), Some("20261124-100000F")),
+            Action::Reference(entry) => {
+                assert_eq!(entry.reference.as_deref(), Some("20261124-100000F"))
+            }
             other => panic!("{other:?}"),
         }
         match decide(&source("base/1/2", 10, 500), Some(&prior), 2_000) {
-            Action::Reference(entry) => assert_eq!(entry.reference.as_deref(), Some("20261120-000000F")),
+            Action::Reference(entry) => {
+                assert_eq!(entry.reference.as_deref(), Some("20261120-000000F"))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -259,17 +292,35 @@ mod tests {
     #[test]
     fn changed_size_or_time_or_new_files_are_copied() {
         let prior = prior(vec![("base/1/1", 10, 500, None)]);
-        assert_eq!(decide(&source("base/1/1", 11, 500), Some(&prior), 2_000), Action::Copy);
-        assert_eq!(decide(&source("base/1/1", 10, 501), Some(&prior), 2_000), Action::Copy);
-        assert_eq!(decide(&source("base/1/3", 10, 500), Some(&prior), 2_000), Action::Copy);
+        assert_eq!(
+            decide(&source("base/1/1", 11, 500), Some(&prior), 2_000),
+            Action::Copy
+        );
+        assert_eq!(
+            decide(&source("base/1/1", 10, 501), Some(&prior), 2_000),
+            Action::Copy
+        );
+        assert_eq!(
+            decide(&source("base/1/3", 10, 500), Some(&prior), 2_000),
+            Action::Copy
+        );
     }
 
     #[test]
     fn suspicious_times_are_checked_by_checksum() {
         // Modified in the second the prior backup started, and a clock in the future.
-        let prior = prior(vec![("base/1/1", 10, 1_000, None), ("base/1/2", 10, 9_999, None)]);
-        assert!(matches!(decide(&source("base/1/1", 10, 1_000), Some(&prior), 2_000), Action::Check(_)));
-        assert!(matches!(decide(&source("base/1/2", 10, 9_999), Some(&prior), 2_000), Action::Check(_)));
+        let prior = prior(vec![
+            ("base/1/1", 10, 1_000, None),
+            ("base/1/2", 10, 9_999, None),
+        ]);
+        assert!(matches!(
+            decide(&source("base/1/1", 10, 1_000), Some(&prior), 2_000),
+            Action::Check(_)
+        ));
+        assert!(matches!(
+            decide(&source("base/1/2", 10, 9_999), Some(&prior), 2_000),
+            Action::Check(_)
+        ));
     }
 
     #[test]

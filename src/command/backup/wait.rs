@@ -22,7 +22,11 @@ pub fn archived(
     timeout: Duration,
 ) -> Result<()> {
     let archive_id = info.current()?.archive_id();
-    log_info!("check archive for segment(s) {}:{}", start.name(), stop.name());
+    log_info!(
+        "check archive for segment(s) {}:{}",
+        start.name(),
+        stop.name()
+    );
     let mut deadline = Instant::now() + timeout;
     for segment in WalSegment::range(*start, *stop, segment_size) {
         let name = segment.name();

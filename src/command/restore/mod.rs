@@ -32,38 +32,70 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let repo = open::repo(cfg)?;
     let info = BackupInfo::load_required(&repo, stanza)?;
     let label = match cfg.str(Opt::Set) {
-        Some(set) if set != "latest" => info.find(set).map(|b| b.label.clone()).ok_or_else(|| {
-            Error::new(ErrorKind::BackupSetInvalid, format!("backup set '{set}' is not valid"))
+        Some(set) if set != "latest" => {
+            info.find(set).map(|b| b.label.clone()).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::BackupSetInvalid,
+                    format!("backup set '{set}' is not valid"),
+                )
                 .with_hint("'pgkeep info' lists the backup sets of the stanza")
+            })?
+        }
+        _ => info.latest().map(|b| b.label.clone()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::BackupSetInvalid,
+                format!("no backup set found to restore for stanza '{stanza}'"),
+            )
         })?,
-        _ => info
-            .latest()
-            .map(|b| b.label.clone())
-            .ok_or_else(|| Error::new(ErrorKind::BackupSetInvalid, format!("no backup set found to restore for stanza '{stanza}'")))?,
     };
     let manifest = Manifest::load(&repo, stanza, &label)?.ok_or_else(|| {
-        Error::new(ErrorKind::FileMissing, format!("manifest of backup set '{label}' is missing"))
-            .with_hint("the repository is damaged; run verify or restore another set with --set")
+        Error::new(
+            ErrorKind::FileMissing,
+            format!("manifest of backup set '{label}' is missing"),
+        )
+        .with_hint("the repository is damaged; run verify or restore another set with --set")
     })?;
     let version = PgVersion::parse(&manifest.pg_version).ok_or_else(|| {
-        Error::new(ErrorKind::VersionNotSupported, format!("backup set '{label}' has unknown version '{}'", manifest.pg_version))
+        Error::new(
+            ErrorKind::VersionNotSupported,
+            format!(
+                "backup set '{label}' has unknown version '{}'",
+                manifest.pg_version
+            ),
+        )
     })?;
     let request = recovery_request(cfg)?;
 
     let pg_path = open::pg_path(cfg)?;
-    prepare_target(&pg_path, &manifest, cfg.bool(Opt::Delta) || cfg.bool(Opt::Force))?;
-    log_info!("restore backup set {label}, recovery will start at {}", manifest.lsn_start);
+    prepare_target(
+        &pg_path,
+        &manifest,
+        cfg.bool(Opt::Delta) || cfg.bool(Opt::Force),
+    )?;
+    log_info!(
+        "restore backup set {label}, recovery will start at {}",
+        manifest.lsn_start
+    );
 
     let pg = PosixStorage::new(pg_path.clone());
     let am_root = nix::unistd::Uid::effective().is_root();
     create_paths_and_links(&pg, &manifest, am_root)?;
 
-    let mut jobs: Vec<&FileEntry> = manifest.files.iter().filter(|f| f.name != format!("{PG_DATA}/{PG_CONTROL}")).collect();
+    let mut jobs: Vec<&FileEntry> = manifest
+        .files
+        .iter()
+        .filter(|f| f.name != format!("{PG_DATA}/{PG_CONTROL}"))
+        .collect();
     jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
     let buffer_size = open::buffer_size(cfg);
     let restore_one = |file: &FileEntry| -> Result<()> {
         restore_file(&repo, &pg, stanza, &manifest, file, buffer_size, am_root)?;
-        log_detail!("restore file {} ({}) checksum {}", pg.describe(rel_of(&file.name)), format_size(file.size), file.checksum);
+        log_detail!(
+            "restore file {} ({}) checksum {}",
+            pg.describe(rel_of(&file.name)),
+            format_size(file.size),
+            file.checksum
+        );
         Ok(())
     };
     exec::run_parallel(jobs, open::process_max(cfg), |_, file| restore_one(file))?;
@@ -72,11 +104,17 @@ pub fn run(cfg: &Config) -> Result<i32> {
 
     // pg_control last: until it is in place PostgreSQL will not start a half-restored cluster.
     if let Some(control) = manifest.file(&format!("{PG_DATA}/{PG_CONTROL}")) {
-        log_info!("restore {PG_CONTROL} (performed last to ensure aborted restores cannot be started)");
+        log_info!(
+            "restore {PG_CONTROL} (performed last to ensure aborted restores cannot be started)"
+        );
         restore_one(control)?;
     }
     sync_tree(&pg, &manifest)?;
-    log_info!("restore size = {}, file total = {}", format_size(manifest.size()), manifest.files.len());
+    log_info!(
+        "restore size = {}, file total = {}",
+        format_size(manifest.size()),
+        manifest.files.len()
+    );
     Ok(0)
 }
 
@@ -89,12 +127,20 @@ fn rel_of(name: &str) -> &str {
 fn prepare_target(pg_path: &Path, manifest: &Manifest, overwrite: bool) -> Result<()> {
     let pid_file = pg_path.join("postmaster.pid");
     if let Ok(text) = std::fs::read_to_string(&pid_file) {
-        let pid = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok());
-        let alive = pid.is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+        let pid = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok());
+        let alive = pid.is_some_and(|pid| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        });
         if alive {
             return Err(Error::new(
                 ErrorKind::PgRunning,
-                format!("unable to restore while PostgreSQL is running: '{}' names a live process", pid_file.display()),
+                format!(
+                    "unable to restore while PostgreSQL is running: '{}' names a live process",
+                    pid_file.display()
+                ),
             )
             .with_hint("stop the cluster before restoring"));
         }
@@ -112,17 +158,26 @@ fn prepare_target(pg_path: &Path, manifest: &Manifest, overwrite: bool) -> Resul
                     if !overwrite {
                         return Err(Error::new(
                             ErrorKind::PathNotEmpty,
-                            format!("unable to restore to path '{}' because it contains files", target.display()),
+                            format!(
+                                "unable to restore to path '{}' because it contains files",
+                                target.display()
+                            ),
                         )
-                        .with_hint("empty the directory, or use --delta (or --force) to overwrite it"));
+                        .with_hint(
+                            "empty the directory, or use --delta (or --force) to overwrite it",
+                        ));
                     }
-                    log_warn!("remove existing contents of '{}' before restoring", target.display());
+                    log_warn!(
+                        "remove existing contents of '{}' before restoring",
+                        target.display()
+                    );
                     empty_dir(target)?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(target)
-                    .map_err(|e| Error::io(ErrorKind::PathCreate, "create", target.display(), &e))?;
+                std::fs::create_dir_all(target).map_err(|e| {
+                    Error::io(ErrorKind::PathCreate, "create", target.display(), &e)
+                })?;
                 set_mode(target, 0o700)?;
             }
             Err(e) => return Err(Error::io(ErrorKind::PathOpen, "open", target.display(), &e)),
@@ -132,11 +187,16 @@ fn prepare_target(pg_path: &Path, manifest: &Manifest, overwrite: bool) -> Resul
 }
 
 fn empty_dir(dir: &Path) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(ErrorKind::PathOpen, "open", dir.display(), &e))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(ErrorKind::PathOpen, "open", dir.display(), &e))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        let result = if is_dir { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        let result = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
         result.map_err(|e| Error::io(ErrorKind::FileRemove, "remove", path.display(), &e))?;
     }
     Ok(())
@@ -149,8 +209,12 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 }
 
 fn chown(path: &Path, user: Option<&str>, group: Option<&str>) -> Result<()> {
-    let uid = user.and_then(|u| nix::unistd::User::from_name(u).ok().flatten()).map(|u| u.uid);
-    let gid = group.and_then(|g| nix::unistd::Group::from_name(g).ok().flatten()).map(|g| g.gid);
+    let uid = user
+        .and_then(|u| nix::unistd::User::from_name(u).ok().flatten())
+        .map(|u| u.uid);
+    let gid = group
+        .and_then(|g| nix::unistd::Group::from_name(g).ok().flatten())
+        .map(|g| g.gid);
     nix::unistd::fchownat(
         nix::fcntl::AT_FDCWD,
         path,
@@ -158,7 +222,12 @@ fn chown(path: &Path, user: Option<&str>, group: Option<&str>) -> Result<()> {
         gid,
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| Error::new(ErrorKind::FileWrite, format!("unable to set owner of '{}': {e}", path.display())))
+    .map_err(|e| {
+        Error::new(
+            ErrorKind::FileWrite,
+            format!("unable to set owner of '{}': {e}", path.display()),
+        )
+    })
 }
 
 fn create_paths_and_links(pg: &PosixStorage, manifest: &Manifest, am_root: bool) -> Result<()> {
@@ -166,16 +235,33 @@ fn create_paths_and_links(pg: &PosixStorage, manifest: &Manifest, am_root: bool)
     // Links first: tablespace directories are reached through them.
     for link in &manifest.links {
         let rel = rel_of(&link.name);
-        if let Some(parent) = Path::new(rel).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = Path::new(rel)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             pg.create_dir(&parent.to_string_lossy(), 0o700)?;
         }
-        std::fs::create_dir_all(&link.target)
-            .map_err(|e| Error::io(ErrorKind::PathCreate, "create link target", &link.target, &e))?;
+        std::fs::create_dir_all(&link.target).map_err(|e| {
+            Error::io(
+                ErrorKind::PathCreate,
+                "create link target",
+                &link.target,
+                &e,
+            )
+        })?;
         pg.symlink(&link.target, rel)?;
     }
     for path in &manifest.paths {
-        let rel = if path.name == PG_DATA { "" } else { rel_of(&path.name) };
-        let full = if rel.is_empty() { root.clone() } else { root.join(rel) };
+        let rel = if path.name == PG_DATA {
+            ""
+        } else {
+            rel_of(&path.name)
+        };
+        let full = if rel.is_empty() {
+            root.clone()
+        } else {
+            root.join(rel)
+        };
         let is_link = pg.info(rel)?.is_some_and(|i| i.file_type == FileType::Link);
         if !is_link {
             pg.create_dir(rel, path.mode)?;
@@ -207,10 +293,18 @@ fn restore_file(
     buffer_size: usize,
     am_root: bool,
 ) -> Result<()> {
-    let source = layout::backup_file(stanza, manifest.holder(file), &file.name, manifest.compress_type.extension());
+    let source = layout::backup_file(
+        stanza,
+        manifest.holder(file),
+        &file.name,
+        manifest.compress_type.extension(),
+    );
     let mut reader = repo.open_read(&source)?.ok_or_else(|| {
-        Error::new(ErrorKind::FileMissing, format!("backup file '{}' is missing", repo.describe(&source)))
-            .with_hint("the repository is damaged; run verify or restore another set with --set")
+        Error::new(
+            ErrorKind::FileMissing,
+            format!("backup file '{}' is missing", repo.describe(&source)),
+        )
+        .with_hint("the repository is damaged; run verify or restore another set with --set")
     })?;
     let rel = rel_of(&file.name);
     let options = WriteOptions {
@@ -224,14 +318,22 @@ fn restore_file(
     let mut writer = pg.open_write(rel, &options)?;
     let mut specs = Vec::new();
     if manifest.compress_type != CompressType::None {
-        specs.push(FilterSpec::Decompress { kind: manifest.compress_type });
+        specs.push(FilterSpec::Decompress {
+            kind: manifest.compress_type,
+        });
     }
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
-    let results = stream::copy_through(&mut reader as &mut dyn Read, &mut FilterChain::from_specs(&specs)?, &mut writer, buffer_size)
-        .map_err(|e| e.context(format!("unable to restore '{}'", pg.describe(rel))))?;
+    let results = stream::copy_through(
+        &mut reader as &mut dyn Read,
+        &mut FilterChain::from_specs(&specs)?,
+        &mut writer,
+        buffer_size,
+    )
+    .map_err(|e| e.context(format!("unable to restore '{}'", pg.describe(rel))))?;
     match results.as_slice() {
-        [.., FilterResult::Size(size), FilterResult::Hash(hash)] if *size == file.size && *hash == file.checksum => {}
+        [.., FilterResult::Size(size), FilterResult::Hash(hash)]
+            if *size == file.size && *hash == file.checksum => {}
         other => {
             return Err(Error::new(
                 ErrorKind::Checksum,
@@ -247,19 +349,30 @@ fn restore_file(
     }
     writer.commit()?;
     if am_root {
-        chown(&PathBuf::from(pg.describe(rel)), file.user.as_deref(), file.group.as_deref())?;
+        chown(
+            &PathBuf::from(pg.describe(rel)),
+            file.user.as_deref(),
+            file.group.as_deref(),
+        )?;
     }
     Ok(())
 }
 
 fn recovery_request(cfg: &Config) -> Result<RecoveryRequest> {
     let type_name = cfg.str(Opt::Type).unwrap_or("default");
-    let recovery_type = RecoveryType::parse(type_name)
-        .ok_or_else(|| Error::new(ErrorKind::OptionInvalidValue, format!("'{type_name}' is not valid for 'type' option")))?;
+    let recovery_type = RecoveryType::parse(type_name).ok_or_else(|| {
+        Error::new(
+            ErrorKind::OptionInvalidValue,
+            format!("'{type_name}' is not valid for 'type' option"),
+        )
+    })?;
     let target = cfg.str(Opt::Target).map(str::to_string);
     if recovery_type.needs_target() && target.is_none() {
-        return Err(Error::new(ErrorKind::OptionRequired, format!("restore --type={type_name} requires option: target"))
-            .with_hint("for example --target=\"2026-11-24 21:00:00+00\""));
+        return Err(Error::new(
+            ErrorKind::OptionRequired,
+            format!("restore --type={type_name} requires option: target"),
+        )
+        .with_hint("for example --target=\"2026-11-24 21:00:00+00\""));
     }
     Ok(RecoveryRequest {
         recovery_type,
@@ -268,7 +381,11 @@ fn recovery_request(cfg: &Config) -> Result<RecoveryRequest> {
         target_action: cfg.str(Opt::TargetAction).map(str::to_string),
         target_exclusive: cfg.bool(Opt::TargetExclusive),
         target_timeline: cfg.str(Opt::TargetTimeline).map(str::to_string),
-        options: cfg.hash(Opt::RecoveryOption).iter().map(|(k, v)| (k.replace('-', "_"), v.clone())).collect(),
+        options: cfg
+            .hash(Opt::RecoveryOption)
+            .iter()
+            .map(|(k, v)| (k.replace('-', "_"), v.clone()))
+            .collect(),
         archive_mode_off: cfg.str(Opt::ArchiveMode) == Some("off"),
     })
 }
@@ -279,7 +396,12 @@ fn recovery_request(cfg: &Config) -> Result<RecoveryRequest> {
 fn restore_command(cfg: &Config) -> Result<String> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io(ErrorKind::FileOpen, "find", "the pgkeep executable", &e))?;
-    let mut args = cfg.command_line_args(Command::ArchiveGet);
+    // Console levels are left out: archive-get's output lands in the PostgreSQL log.
+    let mut args: Vec<String> = cfg
+        .command_line_args(Command::ArchiveGet)
+        .into_iter()
+        .filter(|a| !a.starts_with("--log-level-console") && !a.starts_with("--log-level-stderr"))
+        .collect();
     for (opt, name) in [
         (Opt::Config, "config"),
         (Opt::ConfigPath, "config-path"),
@@ -303,12 +425,21 @@ fn restore_command(cfg: &Config) -> Result<String> {
 
 /// Quotes a word for the shell PostgreSQL runs restore_command with, when it needs it.
 fn shell_quote(word: &str) -> String {
-    let plain = word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=./:,@%+".contains(&b));
-    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', "'\\''")) }
+    let plain = word
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_=./:,@%+".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 fn write_recovery(pg_path: &Path, version: PgVersion, request: &RecoveryRequest) -> Result<()> {
-    if matches!(request.recovery_type, RecoveryType::None | RecoveryType::Preserve) {
+    if matches!(
+        request.recovery_type,
+        RecoveryType::None | RecoveryType::Preserve
+    ) {
         return Ok(());
     }
     let settings = recovery::settings(request, version);
@@ -318,17 +449,29 @@ fn write_recovery(pg_path: &Path, version: PgVersion, request: &RecoveryRequest)
     );
     let write = |name: &str, text: &str| -> Result<()> {
         let path = pg_path.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::io(ErrorKind::FileWrite, "write", path.display(), &e))?;
+        std::fs::write(&path, text)
+            .map_err(|e| Error::io(ErrorKind::FileWrite, "write", path.display(), &e))?;
         set_mode(&path, 0o600)
     };
     if version.uses_signal_files() {
-        let existing = std::fs::read_to_string(pg_path.join("postgresql.auto.conf")).unwrap_or_default();
-        write("postgresql.auto.conf", &recovery::auto_conf(&existing, &settings, &header))?;
+        let existing =
+            std::fs::read_to_string(pg_path.join("postgresql.auto.conf")).unwrap_or_default();
+        write(
+            "postgresql.auto.conf",
+            &recovery::auto_conf(&existing, &settings, &header),
+        )?;
         log_info!("write updated {}/postgresql.auto.conf", pg_path.display());
-        let signal = if recovery::is_standby(request) { "standby.signal" } else { "recovery.signal" };
+        let signal = if recovery::is_standby(request) {
+            "standby.signal"
+        } else {
+            "recovery.signal"
+        };
         write(signal, "")?;
     } else {
-        write("recovery.conf", &recovery::recovery_conf(&settings, &header))?;
+        write(
+            "recovery.conf",
+            &recovery::recovery_conf(&settings, &header),
+        )?;
         log_info!("write {}/recovery.conf", pg_path.display());
     }
     Ok(())
@@ -337,7 +480,11 @@ fn write_recovery(pg_path: &Path, version: PgVersion, request: &RecoveryRequest)
 /// Makes every restored directory's entries durable.
 fn sync_tree(pg: &PosixStorage, manifest: &Manifest) -> Result<()> {
     for path in manifest.paths.iter().rev() {
-        let rel = if path.name == PG_DATA { "" } else { rel_of(&path.name) };
+        let rel = if path.name == PG_DATA {
+            ""
+        } else {
+            rel_of(&path.name)
+        };
         pg.sync_dir(rel)?;
     }
     Ok(())

@@ -94,7 +94,8 @@ pub fn settings(request: &RecoveryRequest, version: PgVersion) -> Vec<(String, S
     }
     if let Some(action) = &request.target_action
         && action != "pause"
-        && (request.recovery_type.needs_target() || request.recovery_type == RecoveryType::Immediate)
+        && (request.recovery_type.needs_target()
+            || request.recovery_type == RecoveryType::Immediate)
     {
         set("recovery_target_action", action);
     }
@@ -121,7 +122,10 @@ pub fn settings(request: &RecoveryRequest, version: PgVersion) -> Vec<(String, S
 /// True when the request asks for a standby, by type or by the historic option.
 pub fn is_standby(request: &RecoveryRequest) -> bool {
     request.recovery_type == RecoveryType::Standby
-        || request.options.iter().any(|(k, v)| k == "standby_mode" && v == "on")
+        || request
+            .options
+            .iter()
+            .any(|(k, v)| k == "standby_mode" && v == "on")
 }
 
 /// Quotes a value for a PostgreSQL configuration file.
@@ -191,8 +195,17 @@ mod tests {
 
     #[test]
     fn default_recovery_only_sets_the_restore_command() {
-        let s = settings(&request(RecoveryType::Default), PgVersion::parse("15").unwrap());
-        assert_eq!(s, vec![("restore_command".to_string(), "pgkeep --stanza=demo archive-get %f \"%p\"".to_string())]);
+        let s = settings(
+            &request(RecoveryType::Default),
+            PgVersion::parse("15").unwrap(),
+        );
+        assert_eq!(
+            s,
+            vec![(
+                "restore_command".to_string(),
+                "pgkeep --stanza=demo archive-get %f \"%p\"".to_string()
+            )]
+        );
     }
 
     #[test]
@@ -205,15 +218,26 @@ mod tests {
         let keys: Vec<&str> = s.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["restore_command", "recovery_target_time", "recovery_target_inclusive", "recovery_target_action"]
+            [
+                "restore_command",
+                "recovery_target_time",
+                "recovery_target_inclusive",
+                "recovery_target_action"
+            ]
         );
     }
 
     #[test]
     fn standby_before_12_uses_standby_mode() {
-        let s = settings(&request(RecoveryType::Standby), PgVersion::parse("11").unwrap());
+        let s = settings(
+            &request(RecoveryType::Standby),
+            PgVersion::parse("11").unwrap(),
+        );
         assert!(s.contains(&("standby_mode".to_string(), "on".to_string())));
-        let s = settings(&request(RecoveryType::Standby), PgVersion::parse("15").unwrap());
+        let s = settings(
+            &request(RecoveryType::Standby),
+            PgVersion::parse("15").unwrap(),
+        );
         assert!(!s.iter().any(|(k, _)| k == "standby_mode"));
     }
 

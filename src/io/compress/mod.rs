@@ -69,7 +69,9 @@ impl CompressType {
 
     /// The type whose extension is `ext` ("" for none).
     pub fn from_extension(ext: &str) -> Option<CompressType> {
-        CompressType::ALL.into_iter().find(|kind| kind.extension() == ext)
+        CompressType::ALL
+            .into_iter()
+            .find(|kind| kind.extension() == ext)
     }
 
     /// The level used when `compress-level` is not set (pgBackRest's defaults).
