@@ -65,7 +65,7 @@ pub struct BackupLabel {
 impl BackupLabel {
     /// A new label for a backup started at `now` (local time). `full` is the label of the full
     /// backup a diff or incr depends on.
-    pub fn new(
+    pub fn format(
         backup_type: BackupType,
         now: &jiff::ZonedDateTime,
         full: Option<&str>,
@@ -131,18 +131,18 @@ mod tests {
     fn labels_follow_the_pgbackrest_pattern() {
         let now = at("2026-11-24T21:23:45");
         assert_eq!(
-            BackupLabel::new(BackupType::Full, &now, None).unwrap(),
+            BackupLabel::format(BackupType::Full, &now, None).unwrap(),
             "20261124-212345F"
         );
         assert_eq!(
-            BackupLabel::new(BackupType::Diff, &now, Some("20261124-200000F")).unwrap(),
+            BackupLabel::format(BackupType::Diff, &now, Some("20261124-200000F")).unwrap(),
             "20261124-200000F_20261124-212345D"
         );
         assert_eq!(
-            BackupLabel::new(BackupType::Incr, &now, Some("20261124-200000F")).unwrap(),
+            BackupLabel::format(BackupType::Incr, &now, Some("20261124-200000F")).unwrap(),
             "20261124-200000F_20261124-212345I"
         );
-        assert!(BackupLabel::new(BackupType::Incr, &now, None).is_err());
+        assert!(BackupLabel::format(BackupType::Incr, &now, None).is_err());
     }
 
     #[test]
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn labels_sort_in_time_order() {
-        let mut labels = vec![
+        let mut labels = [
             "20261125-000000F",
             "20261124-212345F_20261124-230000I",
             "20261124-212345F",

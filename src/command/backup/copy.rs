@@ -12,6 +12,9 @@ use crate::storage::{Storage, WriteOptions};
 
 use super::plan::SourceFile;
 
+/// The owner names recorded for a file: user and group.
+pub type Owner = (Option<String>, Option<String>);
+
 /// Where and how files are written.
 pub struct CopySettings<'a> {
     pub pg: &'a dyn Storage,
@@ -35,11 +38,7 @@ pub enum Copied {
 }
 
 /// Copies `file` into the backup set.
-pub fn copy_file(
-    settings: &CopySettings,
-    file: &SourceFile,
-    owner: (Option<String>, Option<String>),
-) -> Result<Copied> {
+pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Result<Copied> {
     let name = format!("{PG_DATA}/{}", file.rel);
     let Some(mut reader) = settings.pg.open_read(&file.rel)? else {
         return Ok(Copied::Removed(file.rel.clone()));
@@ -117,7 +116,7 @@ pub fn check_file(
     settings: &CopySettings,
     file: &SourceFile,
     prior: FileEntry,
-    owner: (Option<String>, Option<String>),
+    owner: Owner,
 ) -> Result<Copied> {
     let Some(mut reader) = settings.pg.open_read(&file.rel)? else {
         return Ok(Copied::Removed(file.rel.clone()));

@@ -100,7 +100,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         buffer_size: open::buffer_size(cfg),
     };
     let now = jiff::Timestamp::now().as_second();
-    let mut jobs: Vec<(plan::SourceFile, Action, (Option<String>, Option<String>))> = listing
+    let mut jobs: Vec<(plan::SourceFile, Action, copy::Owner)> = listing
         .files
         .iter()
         .map(|file| {
@@ -361,7 +361,7 @@ fn new_label(
     });
     loop {
         let now = jiff::ZonedDateTime::now();
-        let label = BackupLabel::new(backup_type, &now, full.as_deref())?;
+        let label = BackupLabel::format(backup_type, &now, full.as_deref())?;
         let after_latest = info
             .latest()
             .is_none_or(|latest| stamp_of(&label) > stamp_of(&latest.label));
