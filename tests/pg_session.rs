@@ -6,7 +6,6 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{ClusterOptions, PgCluster, TempDir, free_port, pg_installed};
@@ -229,27 +228,29 @@ fn harness_settings_apply_on_restart_and_immediate_stop_crashes() {
     assert!(!control.is_shut_down(), "state {}", control.state);
 }
 
-/// Runs `pgpass_child` in a child process with `PGPASSFILE` set: the variable is process-wide,
-/// and changing it under concurrently running tests would be unsound.
-fn run_pgpass_child(cluster: &PgCluster, pgpass: &str, expect: &str) {
+/// Connects as `app` with the given .pgpass content; `expect` is "ok" or part of the error.
+fn connect_with_pgpass(cluster: &PgCluster, pgpass: &str, expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pgpass");
     std::fs::write(&file, pgpass).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "pgpass_child", "--ignored", "--nocapture"])
-        .env("PGPASSFILE", &file)
-        .env("PGKEEP_TEST_SOCKET", cluster.socket_dir())
-        .env("PGKEEP_TEST_PORT", cluster.port().to_string())
-        .env("PGKEEP_TEST_EXPECT", expect)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "child failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let options = ConnectOptions {
+        socket_path: Some(cluster.socket_dir().to_path_buf()),
+        port: cluster.port(),
+        user: Some("app".to_string()),
+        pgpass_file: Some(file),
+        ..ConnectOptions::default()
+    };
+    match DbSession::connect(&options) {
+        Ok(session) => {
+            assert_eq!(expect, "ok");
+            session.close().unwrap();
+        }
+        Err(err) => {
+            assert_eq!(err.kind(), ErrorKind::DbConnect);
+            assert!(err.message().contains(expect), "{}", err.message());
+        }
+    }
 }
 
 #[test]
@@ -265,44 +266,15 @@ fn passwords_come_from_the_pgpass_file() {
 
     let socket = cluster.socket_dir().display().to_string();
     let port = cluster.port();
-    run_pgpass_child(&cluster, &format!("{socket}:{port}:*:app:secret\n"), "ok");
-    run_pgpass_child(
+    connect_with_pgpass(&cluster, &format!("{socket}:{port}:*:app:secret\n"), "ok");
+    connect_with_pgpass(
         &cluster,
         &format!("other:{port}:*:app:wrong\n*:*:*:app:secret\n"),
         "ok",
     );
-    run_pgpass_child(
+    connect_with_pgpass(
         &cluster,
         "*:*:*:app:wrong\n",
         "password authentication failed",
     );
-}
-
-/// The child half of `passwords_come_from_the_pgpass_file`; does nothing when run on its own.
-#[test]
-#[ignore = "run by passwords_come_from_the_pgpass_file in a child process"]
-fn pgpass_child() {
-    let (Ok(socket), Ok(port), Ok(expect)) = (
-        std::env::var("PGKEEP_TEST_SOCKET"),
-        std::env::var("PGKEEP_TEST_PORT"),
-        std::env::var("PGKEEP_TEST_EXPECT"),
-    ) else {
-        return;
-    };
-    let options = ConnectOptions {
-        socket_path: Some(socket.into()),
-        port: port.parse().unwrap(),
-        user: Some("app".to_string()),
-        ..ConnectOptions::default()
-    };
-    match DbSession::connect(&options) {
-        Ok(session) => {
-            assert_eq!(expect, "ok");
-            session.close().unwrap();
-        }
-        Err(err) => {
-            assert_eq!(err.kind(), ErrorKind::DbConnect);
-            assert!(err.message().contains(&expect), "{}", err.message());
-        }
-    }
 }

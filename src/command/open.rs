@@ -91,6 +91,7 @@ pub fn db_session(cfg: &Config) -> Result<DbSession> {
         user: cfg.str(Opt::PgUser).map(str::to_string),
         database: cfg.str(Opt::PgDatabase).unwrap_or("postgres").to_string(),
         application_name: format!("pgkeep [{}]", cfg.command().name()),
+        pgpass_file: crate::pg::pgpass::default_path(),
     };
     DbSession::connect(&options)
 }

@@ -35,6 +35,9 @@ pub struct ConnectOptions {
     pub database: String,
     /// Shown in `pg_stat_activity`.
     pub application_name: String,
+    /// The `.pgpass` file to take a password from (the command layer finds it as libpq does,
+    /// see `pgpass::default_path`); `None` means no password file.
+    pub pgpass_file: Option<PathBuf>,
 }
 
 impl Default for ConnectOptions {
@@ -46,6 +49,7 @@ impl Default for ConnectOptions {
             user: None,
             database: "postgres".to_string(),
             application_name: "pgkeep".to_string(),
+            pgpass_file: None,
         }
     }
 }
@@ -158,7 +162,10 @@ impl DbSession {
             database: &options.database,
             user: &user,
         };
-        if let Some(password) = pgpass::default_path().and_then(|path| pgpass::lookup(&path, &key))
+        if let Some(password) = options
+            .pgpass_file
+            .as_deref()
+            .and_then(|path| pgpass::lookup(path, &key))
         {
             config.password(password);
         }

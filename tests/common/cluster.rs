@@ -316,6 +316,7 @@ impl PgCluster {
             user: Some("postgres".to_string()),
             database: "postgres".to_string(),
             application_name: "pgkeep-test".to_string(),
+            pgpass_file: None,
         }
     }
 }
