@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a Debian 12 machine as root: installs what is missing
-# (PostgreSQL 15 from Debian's packages; 12 and 17 from npm for the cross-version session
+# (PostgreSQL 15 from Debian's packages; 11, 12 and 17 from npm for the cross-version
 # tests), then unit and integration tests against real clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for major in 15 12 17; do
+for major in 15 11 12 17; do
   scripts/install-pg.sh "$major" >/dev/null
 done
 cargo build --quiet

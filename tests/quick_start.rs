@@ -146,19 +146,38 @@ fn quick_start_backup_info_break_restore() {
 
     // After the restore (new timeline) the next backup works, and the new timeline's history
     // file and the backups' .backup files were archived.
-    s.pgkeep(&["--log-level-console=info", "backup"]).ok().contains("incr backup size = ");
+    s.pgkeep(&["--log-level-console=info", "backup"])
+        .ok()
+        .contains("incr backup size = ");
     let archive = s.repo.join("archive/demo/15-1");
     common::pgkeep::wait_until(30, || archive.join("00000002.history").exists());
     let backup_files = std::fs::read_dir(archive.join("0000000100000000"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".backup-"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".backup-")
+        })
         .count();
-    assert!(backup_files >= 3, "expected a .backup file per backup, found {backup_files}");
+    assert!(
+        backup_files >= 3,
+        "expected a .backup file per backup, found {backup_files}"
+    );
 
     // Each command logged to its own file, with timestamps and the process id.
     let log = std::fs::read_to_string(s.log.join("demo-backup.log")).unwrap();
-    let line = log.lines().find(|l| l.contains("backup command begin")).unwrap();
-    assert!(line.starts_with("20") && line.contains(" P00 [") && line.contains("INFO: backup command begin"), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("backup command begin"))
+        .unwrap();
+    assert!(
+        line.starts_with("20")
+            && line.contains(" P00 [")
+            && line.contains("INFO: backup command begin"),
+        "{line}"
+    );
     assert!(s.log.join("demo-restore.log").exists());
     assert!(s.log.join("demo-archive-push.log").exists());
 }
@@ -171,7 +190,10 @@ fn tablespaces_are_backed_up_and_restored_to_their_location() {
     let location = ts_dir.path().join("ts1");
     std::fs::create_dir(&location).unwrap();
     common::pgkeep::chown_postgres(&location);
-    s.cluster.psql(&format!("create tablespace ts1 location '{}'", location.display()));
+    s.cluster.psql(&format!(
+        "create tablespace ts1 location '{}'",
+        location.display()
+    ));
     s.cluster.psql("create table in_ts tablespace ts1 as select g as id, md5(g::text) as v from generate_series(1, 3000) g");
     s.pgkeep(&["--type=full", "backup"]).ok();
     let expected = s.table_digest("in_ts");
@@ -179,7 +201,12 @@ fn tablespaces_are_backed_up_and_restored_to_their_location() {
     empty_dir(s.data_dir());
     empty_dir(&location);
     s.pgkeep(&["restore"]).ok();
-    let link = std::fs::read_dir(s.data_dir().join("pg_tblspc")).unwrap().next().unwrap().unwrap().path();
+    let link = std::fs::read_dir(s.data_dir().join("pg_tblspc"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     assert_eq!(std::fs::read_link(&link).unwrap(), location);
     s.cluster.start();
     assert_eq!(s.table_digest("in_ts"), expected);

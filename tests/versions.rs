@@ -1,0 +1,65 @@
+//! The quick-start cycle on other PostgreSQL majors: the version-specific parts (backup
+//! functions, recovery.conf before 12, signal files from 12) against real servers. The full
+//! version matrix is issue 6; these are the majors `scripts/test.sh` installs.
+
+mod common;
+
+use common::ClusterOptions;
+use common::pgkeep::Stanza;
+
+fn backup_and_restore_cycle(major: u32) {
+    let s = Stanza::with_options("demo", ClusterOptions::major(major), "");
+    s.pgkeep(&["stanza-create"]).ok();
+    s.cluster.psql(
+        "create table v as select g as id, md5(g::text) as payload from generate_series(1, 2000) g",
+    );
+    s.pgkeep(&["--type=full", "backup"]).ok();
+    s.cluster
+        .psql("insert into v select g, md5(g::text) from generate_series(2001, 2500) g");
+    s.pgkeep(&["--type=incr", "backup"]).ok();
+    let expected = s.table_digest("v");
+    let labels = s.labels();
+    assert_eq!(labels.len(), 2);
+    assert!(labels[1].ends_with('I'));
+
+    s.cluster.stop();
+    for entry in std::fs::read_dir(s.data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    s.pgkeep(&["restore"]).ok();
+    if major < 12 {
+        let conf = std::fs::read_to_string(s.data_dir().join("recovery.conf")).unwrap();
+        assert!(conf.contains("restore_command = '"), "{conf}");
+        assert!(!s.data_dir().join("recovery.signal").exists());
+    } else {
+        assert!(s.data_dir().join("recovery.signal").exists());
+        assert!(!s.data_dir().join("recovery.conf").exists());
+    }
+    s.cluster.start();
+    s.cluster.wait_for(
+        "select pg_is_in_recovery()",
+        "f",
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(s.table_digest("v"), expected);
+}
+
+#[test]
+fn postgresql_11_uses_recovery_conf() {
+    backup_and_restore_cycle(11);
+}
+
+#[test]
+fn postgresql_12() {
+    backup_and_restore_cycle(12);
+}
+
+#[test]
+fn postgresql_17() {
+    backup_and_restore_cycle(17);
+}
