@@ -6,6 +6,7 @@
 pub mod archive_get;
 pub mod archive_push;
 pub mod backup;
+pub mod expire;
 pub mod help;
 pub mod info;
 pub mod open;
@@ -35,6 +36,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Command::ArchiveGet => archive_get::run(cfg),
         Command::ArchivePush => archive_push::run(cfg),
         Command::Backup => backup::run(cfg),
+        Command::Expire => expire::run(cfg),
         Command::Help => help::run(cfg),
         Command::Info => info::run(cfg),
         Command::Restore => restore::run(cfg),

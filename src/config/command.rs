@@ -12,6 +12,7 @@ pub enum Command {
     ArchiveGet,
     ArchivePush,
     Backup,
+    Expire,
     Help,
     Info,
     Restore,
@@ -67,6 +68,17 @@ pub static COMMANDS: &[CommandDef] = &[
             copies what changed since the last full backup; an incremental backup copies what \
             changed since the last backup of any type. When no full backup exists, a full backup \
             is taken whatever type was asked for.",
+    },
+    CommandDef {
+        command: Command::Expire,
+        name: "expire",
+        params: "",
+        summary: "Expire backups that exceed retention.",
+        description: "Removes the backups that the retention options (repo1-retention-full, \
+            repo1-retention-diff) no longer keep, with the differential and incremental backups \
+            that depend on them, and the archived WAL that no remaining backup needs \
+            (repo1-retention-archive). Runs after every successful backup; --set expires one \
+            backup and its dependents; --dry-run only shows what would be removed.",
     },
     CommandDef {
         command: Command::Help,
@@ -185,6 +197,7 @@ mod tests {
             Command::ArchiveGet,
             Command::ArchivePush,
             Command::Backup,
+            Command::Expire,
             Command::Help,
             Command::Info,
             Command::Restore,

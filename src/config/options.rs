@@ -14,16 +14,21 @@ use crate::config::def::{CommandRule, Group, Kind, OptionDef, Scope, on, require
 /// One variant per option, in the table's (alphabetical) order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Opt {
+    Annotation,
     ArchiveCheck,
+    ArchiveCopy,
     ArchiveMode,
     ArchiveTimeout,
     BufferSize,
+    ChecksumPage,
     CompressLevel,
     CompressType,
     Config,
     ConfigIncludePath,
     ConfigPath,
     Delta,
+    DryRun,
+    Exclude,
     Force,
     LockPath,
     LogLevelConsole,
@@ -31,6 +36,7 @@ pub enum Opt {
     LogLevelStderr,
     LogPath,
     LogTimestamp,
+    Online,
     Output,
     PgDatabase,
     PgPath,
@@ -40,6 +46,12 @@ pub enum Opt {
     ProcessMax,
     RecoveryOption,
     RepoPath,
+    RepoRetentionArchive,
+    RepoRetentionArchiveType,
+    RepoRetentionDiff,
+    RepoRetentionFull,
+    RepoRetentionFullType,
+    Resume,
     Set,
     Stanza,
     StartFast,
@@ -66,6 +78,7 @@ const ALL: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
+    Expire,
     Help,
     Info,
     Restore,
@@ -79,6 +92,7 @@ const LOGGING: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
+    Expire,
     Info,
     Restore,
     StanzaCreate,
@@ -90,14 +104,22 @@ const LOCKING: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
+    Expire,
     Restore,
     StanzaCreate,
     Start,
     Stop,
 ]);
 /// Commands that use the repository.
-const REPOSITORY: &[CommandRule] =
-    &rules([ArchiveGet, ArchivePush, Backup, Info, Restore, StanzaCreate]);
+const REPOSITORY: &[CommandRule] = &rules([
+    ArchiveGet,
+    ArchivePush,
+    Backup,
+    Expire,
+    Info,
+    Restore,
+    StanzaCreate,
+]);
 /// Commands that move file content through the filter chain.
 const COPYING: &[CommandRule] = &rules([ArchiveGet, ArchivePush, Backup, Restore]);
 /// Commands that compress.
@@ -106,6 +128,8 @@ const COMPRESSING: &[CommandRule] = &rules([ArchivePush, Backup]);
 const CONNECTING: &[CommandRule] = &rules([Backup, StanzaCreate]);
 const BACKUP: &[CommandRule] = &rules([Backup]);
 const RESTORE: &[CommandRule] = &rules([Restore]);
+/// Commands that apply retention (backup expires when it is done).
+const RETENTION: &[CommandRule] = &rules([Backup, Expire]);
 
 const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "detail", "debug", "trace"];
 const BACKUP_TYPES: &[&str] = &["full", "diff", "incr"];
@@ -127,6 +151,16 @@ const MIB: i64 = 1024 * KIB;
 /// The table, in `Opt` order.
 pub static OPTIONS: &[OptionDef] = &[
     OptionDef {
+        id: Opt::Annotation,
+        name: "annotation",
+        kind: Kind::Hash,
+        commands: BACKUP,
+        summary: "Annotate the backup with user-defined key/value pairs.",
+        help: "A key=value pair stored with the backup and shown by info, e.g. \
+            --annotation=source=\"nightly job\". Repeat the option for several pairs.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::ArchiveCheck,
         name: "archive-check",
         kind: Kind::Boolean,
@@ -136,6 +170,18 @@ pub static OPTIONS: &[OptionDef] = &[
         help: "Makes the backup wait until every WAL segment needed to make it consistent has \
             reached the archive (see archive-timeout). Without it a backup may be unusable when \
             archiving is broken.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::ArchiveCopy,
+        name: "archive-copy",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: BACKUP,
+        summary: "Copy the WAL needed for consistency into the backup.",
+        help: "Stores the WAL segments from the backup's start to its stop inside the backup \
+            (pg_wal), so the backup can be restored and made consistent without the archive. \
+            Requires archive-check.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -177,6 +223,18 @@ pub static OPTIONS: &[OptionDef] = &[
         help: "The size of the buffers that file content flows through. Memory use grows with \
             buffer-size times process-max. Written in bytes or with a unit: 16KiB, 4MB, 1MiB \
             (every unit is a power of 1024).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::ChecksumPage,
+        name: "checksum-page",
+        kind: Kind::Boolean,
+        commands: BACKUP,
+        summary: "Validate data page checksums.",
+        help: "Verifies the checksum of every data page read by the backup. Defaults to on when \
+            the cluster has data checksums (from pg_control) and off otherwise. Pages that fail \
+            are reported with their file and block numbers, recorded in the manifest and shown \
+            by info --set; the backup still completes, with a warning.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -252,11 +310,33 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::DryRun,
+        name: "dry-run",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: &rules([Expire]),
+        summary: "Show what would be expired without removing anything.",
+        help: "Logs the backups and archived WAL that expire would remove, and removes nothing.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Exclude,
+        name: "exclude",
+        kind: Kind::List,
+        commands: BACKUP,
+        summary: "Exclude paths from the backup.",
+        help: "A path relative to the data directory, e.g. pg_log/ for a directory (its \
+            contents are skipped, the directory is kept) or pg_log/old.log for one file. Repeat \
+            the option for several paths. Excluded files are not restored: use it only for files \
+            PostgreSQL does not need.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::Force,
         name: "force",
         kind: Kind::Boolean,
         default: Some("n"),
-        commands: &rules([Restore, Stop]),
+        commands: &rules([Backup, Restore, Stop]),
         summary: "Force an action.",
         help: "For restore: overwrite a data directory that is not empty without comparing \
             checksums (with --delta, compare sizes and times only). For stop: also terminate \
@@ -327,6 +407,18 @@ pub static OPTIONS: &[OptionDef] = &[
         summary: "Enable timestamp in logging.",
         help: "Prefix console and stderr lines with the date and time. Log file lines always \
             carry them.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Online,
+        name: "online",
+        kind: Kind::Boolean,
+        default: Some("y"),
+        commands: BACKUP,
+        summary: "Back up a running cluster.",
+        help: "With --no-online the cluster must be stopped: no connection is made, and the \
+            backup is consistent as it is (no WAL needed). A postmaster.pid in the data \
+            directory makes pgkeep refuse, unless --force is given.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -449,11 +541,99 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::RepoRetentionArchive,
+        name: "repo-retention-archive",
+        group: Some(Group::Repo),
+        aliases: &["retention-archive"],
+        kind: Kind::Integer {
+            min: 1,
+            max: 9_999_999,
+        },
+        commands: RETENTION,
+        summary: "Number of backups worth of continuous WAL to retain.",
+        help: "Counted in backups of repo1-retention-archive-type: WAL older than the oldest of \
+            the newest N such backups is removed, except the WAL each retained backup needs to \
+            be consistent. Unset, it follows repo1-retention-full (or repo1-retention-diff for \
+            type diff), so all WAL after the oldest retained backup stays for point-in-time \
+            recovery.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoRetentionArchiveType,
+        name: "repo-retention-archive-type",
+        group: Some(Group::Repo),
+        aliases: &["retention-archive-type"],
+        kind: Kind::Enum(&["full", "diff", "incr"]),
+        default: Some("full"),
+        commands: RETENTION,
+        summary: "Backup type for WAL retention.",
+        help: "Which backups repo1-retention-archive counts: full, diff (full and differential) \
+            or incr (all backups).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoRetentionDiff,
+        name: "repo-retention-diff",
+        group: Some(Group::Repo),
+        aliases: &["retention-diff"],
+        kind: Kind::Integer {
+            min: 1,
+            max: 9_999_999,
+        },
+        commands: RETENTION,
+        summary: "Number of differential backups to retain.",
+        help: "When a differential backup expires, the incremental backups that depend on it \
+            expire with it. Full backups count as differentials here, as in pgBackRest.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoRetentionFull,
+        name: "repo-retention-full",
+        group: Some(Group::Repo),
+        aliases: &["retention-full"],
+        kind: Kind::Integer {
+            min: 1,
+            max: 9_999_999,
+        },
+        commands: RETENTION,
+        summary: "Full backup retention count or time (days).",
+        help: "With repo1-retention-full-type=count, the number of full backups to keep; with \
+            time, the number of days: full backups are kept while they are needed to reach any \
+            point within that many days. Older full backups expire with every backup that \
+            depends on them. At least one full backup always remains. Unset, nothing expires \
+            and each backup warns that the repository may run out of space.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoRetentionFullType,
+        name: "repo-retention-full-type",
+        group: Some(Group::Repo),
+        aliases: &["retention-full-type"],
+        kind: Kind::Enum(&["count", "time"]),
+        default: Some("count"),
+        commands: RETENTION,
+        summary: "Retention type for full backups.",
+        help: "count: repo1-retention-full is a number of full backups; time: a number of days.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Resume,
+        name: "resume",
+        kind: Kind::Boolean,
+        default: Some("y"),
+        commands: BACKUP,
+        summary: "Allow resume of a failed backup.",
+        help: "An interrupted backup of the same type and prior is resumed: files it already \
+            copied whose checksum still verifies and whose source has not changed are kept; \
+            the rest are copied. The log says how many files were reused.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::Set,
         name: "set",
         kind: Kind::String,
-        commands: &rules([Info, Restore]),
-        summary: "Backup set to restore or show.",
+        commands: &rules([Expire, Info, Restore]),
+        summary: "Backup set to restore, show or expire.",
         help: "The label of a backup, e.g. 20260102-030405F. For restore, 'latest' (the \
             default) means the newest backup; for info, the details of this backup are shown.",
         ..OptionDef::BASE
