@@ -105,6 +105,6 @@ fn stop_force_terminates_a_running_backup() {
     s.cluster.restart();
     s.pgkeep(&["--log-level-console=info", "backup"])
         .ok()
-        .contains("remove unfinished backup set");
+        .contains("resumable backup").contains("resumed backup");
     assert_eq!(s.labels().len(), 1);
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, Opt};
 use crate::error::Result;
-use crate::repo::{ArchiveInfo, BackupInfo, BackupRecord, layout};
+use crate::repo::{ArchiveInfo, BackupInfo, BackupRecord, Manifest, layout};
 use crate::storage::{FileType, Storage};
 
 use super::{format_size, open};
@@ -21,6 +21,8 @@ struct StanzaReport {
     backup: Option<BackupInfo>,
     /// (archive id, min, max) per archive id holding WAL.
     wal_ranges: Vec<(String, String, String)>,
+    /// With `--set`: the manifest of that backup, for its details.
+    detail: Option<Manifest>,
 }
 
 pub fn run(cfg: &Config) -> Result<i32> {
@@ -64,8 +66,17 @@ fn list_stanzas(repo: &dyn Storage) -> Result<Vec<String>> {
 fn report(repo: &dyn Storage, name: &str, set: Option<&str>) -> Result<StanzaReport> {
     let archive = ArchiveInfo::load(repo, name)?;
     let mut backup = BackupInfo::load(repo, name)?;
+    let mut detail = None;
     if let (Some(set), Some(info)) = (set, backup.as_mut()) {
         info.backups.retain(|b| b.label == set);
+        if info.backups.is_empty() {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::BackupSetInvalid,
+                format!("backup set '{set}' does not exist in stanza '{name}'"),
+            )
+            .with_hint("'pgkeep info' without --set lists the backup sets"));
+        }
+        detail = Manifest::load(repo, name, set)?;
     }
     let (status_code, status) = match (&archive, &backup) {
         (None, None) => (1, "error (missing stanza path)".to_string()),
@@ -89,6 +100,7 @@ fn report(repo: &dyn Storage, name: &str, set: Option<&str>) -> Result<StanzaRep
         archive,
         backup,
         wal_ranges,
+        detail,
     })
 }
 
@@ -184,9 +196,82 @@ fn to_text(report: &StanzaReport) -> String {
             .unwrap_or_default();
         for backup in backups.iter().filter(|b| b.db_id == db.id) {
             out.push_str(&backup_text(backup));
+            if let Some(manifest) = report.detail.as_ref().filter(|m| m.label == backup.label) {
+                out.push_str(&detail_text(manifest));
+            }
         }
     }
     out
+}
+
+/// The details `--set` adds: databases, links and tablespaces, page checksum errors.
+fn detail_text(m: &Manifest) -> String {
+    let mut out = String::new();
+    if !m.databases.is_empty() {
+        let list: Vec<String> = m
+            .databases
+            .iter()
+            .map(|d| format!("{} ({})", d.name, d.oid))
+            .collect();
+        out.push_str(&format!("            database list: {}\n", list.join(", ")));
+    }
+    for link in &m.links {
+        let kind = if link.name.starts_with("pg_data/pg_tblspc/") {
+            "tablespace"
+        } else {
+            "link"
+        };
+        out.push_str(&format!(
+            "            {kind}: {} => {}\n",
+            link.name.trim_start_matches("pg_data/"),
+            link.target
+        ));
+    }
+    out.push_str(&format!(
+        "            page checksums: {}\n",
+        if m.checksum_page {
+            "checked"
+        } else {
+            "not checked"
+        }
+    ));
+    for file in &m.files {
+        if let Some(blocks) = &file.page_errors {
+            out.push_str(&format!(
+                "            page checksum error: {} (blocks {})\n",
+                file.name.trim_start_matches("pg_data/"),
+                condense(blocks)
+            ));
+        }
+    }
+    if !m.online {
+        out.push_str("            offline backup (cluster was stopped)\n");
+    }
+    if m.archive_copy {
+        out.push_str(
+            "            WAL needed for consistency is stored in the backup (archive-copy)\n",
+        );
+    }
+    out
+}
+
+/// Block numbers as ranges: `1-3, 7`.
+fn condense(blocks: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < blocks.len() {
+        let mut j = i;
+        while j + 1 < blocks.len() && blocks[j + 1] == blocks[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            blocks[i].to_string()
+        } else {
+            format!("{}-{}", blocks[i], blocks[j])
+        });
+        i = j + 1;
+    }
+    parts.join(", ")
 }
 
 fn backup_text(b: &BackupRecord) -> String {
@@ -211,6 +296,17 @@ fn backup_text(b: &BackupRecord) -> String {
             b.references.join(", ")
         ));
     }
+    if !b.annotation.is_empty() {
+        let pairs: Vec<String> = b
+            .annotation
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        out.push_str(&format!(
+            "            annotation(s): {}\n",
+            pairs.join(", ")
+        ));
+    }
     out
 }
 
@@ -233,7 +329,12 @@ fn to_json(report: &StanzaReport) -> Value {
     let backups: Vec<Value> = report
         .backup
         .as_ref()
-        .map(|b| b.backups.iter().map(backup_json).collect())
+        .map(|b| {
+            b.backups
+                .iter()
+                .map(|record| backup_json(record, report.detail.as_ref()))
+                .collect()
+        })
         .unwrap_or_default();
     json!({
         "name": report.name,
@@ -245,8 +346,8 @@ fn to_json(report: &StanzaReport) -> Value {
     })
 }
 
-fn backup_json(b: &BackupRecord) -> Value {
-    json!({
+fn backup_json(b: &BackupRecord, detail: Option<&Manifest>) -> Value {
+    let mut value = json!({
         "label": b.label,
         "type": b.backup_type.name(),
         "prior": b.prior,
@@ -260,5 +361,24 @@ fn backup_json(b: &BackupRecord) -> Value {
             "repository": {"size": b.repo_size, "delta": b.repo_delta},
         },
         "database": {"id": b.db_id},
-    })
+        "annotation": if b.annotation.is_empty() { Value::Null } else { json!(b.annotation) },
+    });
+    if let Some(m) = detail.filter(|m| m.label == b.label) {
+        value["database-list"] = json!(
+            m.databases
+                .iter()
+                .map(|d| json!({"name": d.name, "oid": d.oid}))
+                .collect::<Vec<_>>()
+        );
+        value["link"] = json!(m.links.iter().map(|l| json!({"name": l.name.trim_start_matches("pg_data/"), "destination": l.target})).collect::<Vec<_>>());
+        value["checksum-page"] = json!(m.checksum_page);
+        value["checksum-page-error"] = json!(m
+            .files
+            .iter()
+            .filter_map(|f| f.page_errors.as_ref().map(|blocks| json!({"file": f.name.trim_start_matches("pg_data/"), "blocks": blocks})))
+            .collect::<Vec<_>>());
+        value["online"] = json!(m.online);
+        value["archive-copy"] = json!(m.archive_copy);
+    }
+    value
 }

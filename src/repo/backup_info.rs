@@ -48,6 +48,9 @@ pub struct BackupRecord {
     pub repo_size: u64,
     /// Repository bytes written by this backup.
     pub repo_delta: u64,
+    /// User-defined `annotation` pairs.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotation: std::collections::BTreeMap<String, String>,
 }
 
 impl BackupInfo {

@@ -5,6 +5,8 @@
 //! (tablespaces later under `pg_tblspc/<oid>/...`). A file unchanged since a prior backup is not
 //! copied again: its entry carries `reference`, the label of the backup set that holds it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -40,6 +42,21 @@ pub struct Manifest {
     pub timeline: u32,
     /// Whether the cluster had data checksums enabled.
     pub data_checksums: bool,
+    /// Whether page checksums were verified while copying.
+    #[serde(default)]
+    pub checksum_page: bool,
+    /// False for a backup of a stopped cluster (`--no-online`): consistent without WAL.
+    #[serde(default = "yes")]
+    pub online: bool,
+    /// Whether the WAL from start to stop is stored in the backup (`archive-copy`).
+    #[serde(default)]
+    pub archive_copy: bool,
+    /// The databases of the cluster when the backup started.
+    #[serde(default)]
+    pub databases: Vec<DatabaseEntry>,
+    /// User-defined `annotation` pairs.
+    #[serde(default)]
+    pub annotation: BTreeMap<String, String>,
     pub paths: Vec<PathEntry>,
     pub files: Vec<FileEntry>,
     pub links: Vec<LinkEntry>,
@@ -71,6 +88,21 @@ pub struct FileEntry {
     /// The backup set holding the content, when it is not this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Blocks whose page checksum failed (absolute block numbers), when pages were checked
+    /// and some failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_errors: Option<Vec<u32>>,
+}
+
+/// A database of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseEntry {
+    pub name: String,
+    pub oid: u32,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A symbolic link in the data directory (e.g. a tablespace or a relocated pg_wal).

@@ -43,7 +43,7 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
     let Some(mut reader) = settings.pg.open_read(&file.rel)? else {
         return Ok(Copied::Removed(file.rel.clone()));
     };
-    let (size, checksum, repo_size) = store(settings, &name, &mut reader).map_err(|e| {
+    let (size, checksum, repo_size) = store(settings, &name, &mut reader, None).map_err(|e| {
         e.context(format!(
             "unable to back up '{}'",
             settings.pg.describe(&file.rel)
@@ -59,15 +59,18 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
         checksum,
         repo_size,
         reference: None,
+        page_errors: None,
     }))
 }
 
-/// Streams `reader` into the backup set as `name` (a manifest name); returns the size, the
-/// SHA-256 of the content and the bytes stored.
+/// Streams `reader` into the backup set as `name` (a manifest name), decompressing it first when
+/// it is compressed with `decompress`; returns the size, the SHA-256 of the content and the bytes
+/// stored.
 pub fn store(
     settings: &CopySettings,
     name: &str,
     reader: &mut dyn std::io::Read,
+    decompress: Option<CompressType>,
 ) -> Result<(u64, String, u64)> {
     let target = layout::backup_file(
         settings.stanza,
@@ -85,7 +88,11 @@ pub fn store(
         sync_path: false,
     };
     let mut writer = settings.repo.open_write(&target, &options)?;
-    let mut specs = vec![FilterSpec::Size, FilterSpec::Hash];
+    let mut specs = Vec::new();
+    if let Some(kind) = decompress.filter(|k| *k != CompressType::None) {
+        specs.push(FilterSpec::Decompress { kind });
+    }
+    specs.extend([FilterSpec::Size, FilterSpec::Hash]);
     if settings.compress != CompressType::None {
         specs.push(FilterSpec::Compress {
             kind: settings.compress,

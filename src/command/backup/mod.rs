@@ -1,26 +1,27 @@
 //! backup: a consistent physical copy of the cluster, full, differential or incremental.
 //!
-//! Order of work: stop files and lock → stanza and cluster checks → `pg_backup_start` → list
-//! and copy files in parallel (largest first) → `pg_backup_stop` (backup_label and
-//! tablespace_map go into the backup) → wait until the WAL from start to stop is archived →
-//! sync → manifest → backup.info → `latest`. A backup is listed in backup.info only at the
+//! Order of work: stop files and lock → cluster and stanza checks → resume or clean up an
+//! unfinished set → `pg_backup_start` → list and copy files in parallel (largest first) →
+//! `pg_backup_stop` (backup_label and tablespace_map go into the backup) → wait until the WAL
+//! from start to stop is archived (and copy it into the backup with `archive-copy`) → sync →
+//! manifest → backup.info → `latest` → expire. A backup is listed in backup.info only at the
 //! very end, so a failed or killed run never leaves a listed backup with missing files; its
-//! directory is removed by the next backup.
+//! directory is resumed or removed by the next backup.
 
 mod copy;
 mod plan;
+mod resume;
+mod source;
 mod wait;
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
+use crate::io::CompressType;
 use crate::lock::{self, Lock, LockKind};
-use crate::pg::control::ControlData;
-use crate::pg::session::DbSession;
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::repo::{BackupInfo, BackupLabel, BackupRecord, BackupType, Manifest, layout};
 use crate::storage::{PosixStorage, Storage};
@@ -29,9 +30,71 @@ use crate::{log_detail, log_info, log_warn};
 use super::{format_size, open, stanza_create};
 use copy::{Copied, CopySettings};
 use plan::{Action, Owners};
+use resume::{Progress, ResumeHeader};
+use source::Source;
+
+/// What the options ask of this backup.
+struct BackupOptions {
+    requested: BackupType,
+    online: bool,
+    force: bool,
+    start_fast: bool,
+    archive_check: bool,
+    archive_copy: bool,
+    archive_timeout: Duration,
+    compress: CompressType,
+    level: i32,
+    resume: bool,
+    /// `checksum-page` when given; otherwise decided from pg_control.
+    checksum_page: Option<bool>,
+    exclude: Vec<String>,
+    annotation: BTreeMap<String, String>,
+}
+
+impl BackupOptions {
+    fn from(cfg: &Config) -> Result<BackupOptions> {
+        let (compress, level) = open::compression(cfg)?;
+        let options = BackupOptions {
+            requested: BackupType::parse(cfg.str(Opt::Type).unwrap_or("incr"))
+                .unwrap_or(BackupType::Incr),
+            online: cfg.bool(Opt::Online),
+            force: cfg.bool(Opt::Force),
+            start_fast: cfg.bool(Opt::StartFast),
+            archive_check: cfg.bool(Opt::ArchiveCheck),
+            archive_copy: cfg.bool(Opt::ArchiveCopy),
+            archive_timeout: Duration::from_millis(
+                cfg.time_ms(Opt::ArchiveTimeout).unwrap_or(60_000),
+            ),
+            compress,
+            level,
+            resume: cfg.bool(Opt::Resume),
+            checksum_page: (cfg.source(Opt::ChecksumPage) != crate::config::Source::Default)
+                .then(|| cfg.bool(Opt::ChecksumPage)),
+            exclude: cfg.list(Opt::Exclude).to_vec(),
+            annotation: cfg.hash(Opt::Annotation).iter().cloned().collect(),
+        };
+        if options.archive_copy && !options.archive_check {
+            return Err(Error::new(
+                ErrorKind::OptionInvalid,
+                "option 'archive-copy' requires option 'archive-check'",
+            )
+            .with_hint(
+                "archive-copy stores WAL from the archive, so the archive must be checked",
+            ));
+        }
+        if options.force && options.online {
+            return Err(Error::new(
+                ErrorKind::OptionInvalid,
+                "option 'force' is only valid for backup with --no-online",
+            ));
+        }
+        Ok(options)
+    }
+}
 
 pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
+    let options = BackupOptions::from(cfg)?;
     let lock_path = open::lock_path(cfg);
     lock::check_stop(&lock_path, Some(stanza))?;
     let _lock = Lock::acquire(&lock_path, stanza, LockKind::Backup, Duration::ZERO)?;
@@ -40,46 +103,55 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let pg_path = open::pg_path(cfg)?;
     let control = open::control(&pg_path)?;
     // The cluster first: a wrong pg1-path is reported as such, not as a stanza mismatch.
-    let mut session = open::db_session(cfg)?;
-    check_cluster(
-        &mut session,
-        &pg_path,
-        &control,
-        cfg.bool(Opt::ArchiveCheck),
-    )?;
+    let mut source = if options.online {
+        Source::online(
+            open::db_session(cfg)?,
+            &pg_path,
+            &control,
+            options.archive_check,
+        )?
+    } else {
+        Source::offline(&pg_path, options.force)?
+    };
     if stanza_create::ensure(&repo, stanza, &control)? == stanza_create::Ensured::Created {
         log_info!("stanza '{stanza}' created by its first backup");
     }
     let mut info = BackupInfo::load_required(&repo, stanza)?;
     let db_id = info.current()?.id;
 
-    remove_unfinished(&repo, stanza, &info)?;
-    let requested =
-        BackupType::parse(cfg.str(Opt::Type).unwrap_or("incr")).unwrap_or(BackupType::Incr);
-    let (compress, level) = open::compression(cfg)?;
-    let (backup_type, prior) = choose_prior(&repo, stanza, &info, requested, compress)?;
+    let (backup_type, prior) =
+        choose_prior(&repo, stanza, &info, options.requested, options.compress)?;
+    let mut header = ResumeHeader {
+        label: String::new(),
+        backup_type,
+        prior: prior.as_ref().map(|p| p.label.clone()),
+        compress_type: options.compress,
+        system_id: control.system_id,
+        pg_version: control.version.to_string(),
+    };
+    let resumable = resume::prepare(&repo, stanza, &info, options.resume.then_some(&header))?;
+    let label = match &resumable {
+        Some(resumable) => resumable.label.clone(),
+        None => new_label(&info, backup_type, prior.as_ref())?,
+    };
+    header.label = label.clone();
 
-    let label = new_label(&info, backup_type, prior.as_ref())?;
-    let start_fast = cfg.bool(Opt::StartFast);
-    if start_fast {
-        log_info!(
-            "execute non-exclusive backup start: backup begins after the requested immediate checkpoint completes"
-        );
-    } else {
-        log_info!(
-            "execute non-exclusive backup start: backup begins after the next regular checkpoint completes"
-        );
-    }
-    let start = session.backup_start(&label, start_fast)?;
-    log_info!(
-        "backup start archive = {}, lsn = {}",
-        start.wal_segment.name(),
-        start.lsn
-    );
+    let start = source.start(&label, options.start_fast, &control)?;
+    let databases = source.databases()?;
+    let checksum_page = match options.checksum_page {
+        Some(true) if control.data_checksum_version == 0 => {
+            log_warn!(
+                "checksum-page requested but the cluster does not have data checksums enabled: pages are not checked"
+            );
+            false
+        }
+        Some(asked) => asked,
+        None => control.data_checksum_version > 0,
+    };
 
     let pg = PosixStorage::new(pg_path.clone());
     let mut owners = Owners::default();
-    let listing = plan::list_data_dir(&pg, control.version, &mut owners)?;
+    let listing = plan::list_data_dir(&pg, control.version, &options.exclude, &mut owners)?;
     let set_dir = layout::backup_set_dir(stanza, &label);
     let mut dirs: BTreeSet<String> = BTreeSet::new();
     dirs.insert(set_dir.clone());
@@ -89,14 +161,15 @@ pub fn run(cfg: &Config) -> Result<i32> {
     for dir in &dirs {
         repo.create_dir(dir, 0o750)?;
     }
+    let progress = Progress::start(&repo, stanza, header)?;
 
     let settings = CopySettings {
         pg: &pg,
         repo: &repo,
         stanza,
         label: &label,
-        compress,
-        level,
+        compress: options.compress,
+        level: options.level,
         buffer_size: open::buffer_size(cfg),
     };
     let now = jiff::Timestamp::now().as_second();
@@ -116,25 +189,44 @@ pub fn run(cfg: &Config) -> Result<i32> {
             .then_with(|| a.0.rel.cmp(&b.0.rel))
     });
     let total: u64 = jobs.iter().map(|j| j.0.info.size).sum();
-    let results =
-        exec::run_parallel(
-            jobs,
-            open::process_max(cfg),
-            |_, (file, action, owner)| match action {
-                Action::Copy => copy::copy_file(&settings, &file, owner),
-                Action::Reference(entry) => Ok(Copied::Unchanged(entry)),
-                Action::Check(entry) => copy::check_file(&settings, &file, entry, owner),
-            },
-        )?;
+    let results = exec::run_parallel(jobs, open::process_max(cfg), |_, (file, action, owner)| {
+        if let Action::Reference(entry) = action {
+            return Ok((Copied::Unchanged(entry), false));
+        }
+        if let Some(entry) = resumable.as_ref().and_then(|r| r.candidate(&file))
+            && resume::verify_stored(
+                &repo,
+                stanza,
+                &label,
+                entry,
+                options.compress,
+                settings.buffer_size,
+            )?
+        {
+            progress.record(entry);
+            return Ok((Copied::Stored(entry.clone()), true));
+        }
+        let copied = match action {
+            Action::Check(entry) => copy::check_file(&settings, &file, entry, owner)?,
+            _ => copy::copy_file(&settings, &file, owner)?,
+        };
+        if let Copied::Stored(entry) = &copied {
+            progress.record(entry);
+        }
+        Ok((copied, false))
+    })?;
 
     let mut files: Vec<FileEntry> = Vec::with_capacity(results.len());
     let mut copied = 0u64;
-    for result in results {
+    let mut reused = 0usize;
+    for (result, was_reused) in results {
         match result {
             Copied::Stored(entry) => {
                 copied += entry.size;
+                reused += usize::from(was_reused);
                 log_detail!(
-                    "backup file {} ({}, {}%) checksum {}",
+                    "{} file {} ({}, {}%) checksum {}",
+                    if was_reused { "resume" } else { "backup" },
                     pg.describe(entry.name.trim_start_matches("pg_data/")),
                     format_size(entry.size),
                     copied * 100 / total.max(1),
@@ -155,55 +247,81 @@ pub fn run(cfg: &Config) -> Result<i32> {
             }
         }
     }
-
-    let stop = session.backup_stop()?;
-    log_info!(
-        "backup stop archive = {}, lsn = {}",
-        stop.wal_segment.name(),
-        stop.lsn
-    );
-    files.push(store_text(
-        &settings,
-        "backup_label",
-        &stop.backup_label,
-        &mut owners,
-        &pg,
-    )?);
-    if let Some(map) = &stop.tablespace_map {
-        files.push(store_text(
-            &settings,
-            "tablespace_map",
-            map,
-            &mut owners,
-            &pg,
-        )?);
+    if resumable.is_some() {
+        log_info!(
+            "resumed backup {label}: {reused} file(s) reused, {} copied",
+            files.len().saturating_sub(reused)
+        );
     }
-    drop(session);
 
-    if cfg.bool(Opt::ArchiveCheck) {
-        let timeout = Duration::from_millis(cfg.time_ms(Opt::ArchiveTimeout).unwrap_or(60_000));
+    let root_owner = listing
+        .paths
+        .first()
+        .map(|p| (p.user.clone(), p.group.clone()))
+        .unwrap_or((None, None));
+    let stop = source.stop(&control)?;
+    if let Some(stop) = &stop {
+        for (rel, text) in [
+            ("backup_label", Some(&stop.backup_label)),
+            ("tablespace_map", stop.tablespace_map.as_ref()),
+        ] {
+            if let Some(text) = text {
+                files.push(store_text(&settings, rel, text, &root_owner)?);
+            }
+        }
+    }
+    drop(source);
+
+    let (archive_start, archive_stop) = match &stop {
+        Some(stop) => (start.wal_segment, stop.wal_segment),
+        None => (start.wal_segment, start.wal_segment),
+    };
+    if options.online && options.archive_check {
         wait::archived(
             &repo,
             stanza,
             &info,
-            &start.wal_segment,
-            &stop.wal_segment,
+            &archive_start,
+            &archive_stop,
             control.wal_segment_size,
-            timeout,
+            options.archive_timeout,
         )?;
+        if options.archive_copy {
+            let mut wal = wait::copy_into_backup(
+                &settings,
+                &info,
+                control.version.wal_dir(),
+                &archive_start,
+                &archive_stop,
+                control.wal_segment_size,
+                jiff::Timestamp::now().as_second(),
+            )?;
+            for entry in &mut wal {
+                (entry.user, entry.group) = root_owner.clone();
+            }
+            files.extend(wal);
+        }
+    } else if options.online {
+        log_warn!(
+            "archive-check is disabled: the backup is only consistent with WAL from {} to {}, which pgkeep did not check",
+            archive_start.name(),
+            archive_stop.name()
+        );
     }
 
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    if resumable.is_some() {
+        remove_strays(&repo, stanza, &label, &files, options.compress)?;
+    }
     for dir in dirs.iter().rev() {
         repo.sync_dir(dir)?;
     }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut references: Vec<String> = files
+    let references: Vec<String> = files
         .iter()
         .filter_map(|f| f.reference.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    references.sort();
     let manifest = Manifest {
         label: label.clone(),
         backup_type,
@@ -213,20 +331,30 @@ pub fn run(cfg: &Config) -> Result<i32> {
         pg_version: control.version.to_string(),
         system_id: control.system_id,
         pg_path: pg_path.display().to_string(),
-        compress_type: compress,
+        compress_type: options.compress,
         timestamp_start: start.time,
         timestamp_stop: jiff::Timestamp::now().as_second(),
         lsn_start: start.lsn.to_string(),
-        lsn_stop: stop.lsn.to_string(),
-        archive_start: start.wal_segment.name(),
-        archive_stop: stop.wal_segment.name(),
+        lsn_stop: stop
+            .as_ref()
+            .map(|s| s.lsn)
+            .unwrap_or(start.lsn)
+            .to_string(),
+        archive_start: archive_start.name(),
+        archive_stop: archive_stop.name(),
         timeline: start.wal_segment.timeline,
         data_checksums: control.data_checksum_version > 0,
+        checksum_page,
+        online: options.online,
+        archive_copy: options.archive_copy,
+        databases,
+        annotation: options.annotation,
         paths: listing.paths,
         files,
         links: listing.links,
     };
     manifest.save(&repo, stanza)?;
+    progress.finish(&label)?;
     info.add(record_of(&manifest));
     info.save(&repo, stanza)?;
     repo.symlink(&label, &layout::latest_link(stanza))?;
@@ -240,76 +368,13 @@ pub fn run(cfg: &Config) -> Result<i32> {
     Ok(0)
 }
 
-/// Refuses to back up a cluster that is not the one configured for the stanza.
-fn check_cluster(
-    session: &mut DbSession,
-    pg_path: &Path,
-    control: &ControlData,
-    archive_check: bool,
-) -> Result<()> {
-    let data_directory = session.data_directory()?;
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    if canonical(Path::new(&data_directory)) != canonical(pg_path) {
-        return Err(Error::new(
-            ErrorKind::DbMismatch,
-            format!(
-                "pg1-path '{}' does not match the server's data_directory '{data_directory}'",
-                pg_path.display()
-            ),
-        )
-        .with_hint("set pg1-path to the data directory of the cluster pgkeep connects to"));
-    }
-    let system_id = session.system_id()?;
-    if system_id != control.system_id {
-        return Err(Error::new(
-            ErrorKind::DbMismatch,
-            format!(
-                "server system id {system_id} does not match pg_control system id {}",
-                control.system_id
-            ),
-        ));
-    }
-    if archive_check {
-        let mode = session.setting("archive_mode")?.unwrap_or_default();
-        if mode == "off" {
-            return Err(Error::new(ErrorKind::DbMismatch, "archive_mode must be enabled")
-                .with_hint("set archive_mode = on and restart, or use --no-archive-check for a backup that needs no WAL"));
-        }
-        let command = session.setting("archive_command")?.unwrap_or_default();
-        if command.is_empty() || command == "(disabled)" {
-            return Err(
-                Error::new(ErrorKind::DbMismatch, "archive_command is not set")
-                    .with_hint("set archive_command = 'pgkeep --stanza=<stanza> archive-push %p'"),
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Removes backup directories that no backup.info entry lists: left by a failed or killed run.
-fn remove_unfinished(repo: &dyn Storage, stanza: &str, info: &BackupInfo) -> Result<()> {
-    let Some(entries) = repo.list(&layout::backup_dir(stanza))? else {
-        return Ok(());
-    };
-    for entry in entries {
-        if BackupLabel::parse(&entry.name).is_some() && info.find(&entry.name).is_none() {
-            log_warn!(
-                "remove unfinished backup set '{}' left by an earlier run",
-                entry.name
-            );
-            repo.remove_dir(&layout::backup_set_dir(stanza, &entry.name))?;
-        }
-    }
-    Ok(())
-}
-
 /// The backup type actually run and the manifest it is based on.
 fn choose_prior(
     repo: &dyn Storage,
     stanza: &str,
     info: &BackupInfo,
     requested: BackupType,
-    compress: crate::io::CompressType,
+    compress: CompressType,
 ) -> Result<(BackupType, Option<Manifest>)> {
     let current_db = info.current()?.id;
     let prior_record = match requested {
@@ -359,23 +424,22 @@ fn new_label(
             .map(|l| l.full)
             .unwrap_or_else(|| p.label.clone())
     });
+    let stamp = |label: &str| {
+        BackupLabel::parse(label)
+            .map(|l| l.stamp)
+            .unwrap_or_default()
+    };
     loop {
         let now = jiff::ZonedDateTime::now();
         let label = BackupLabel::format(backup_type, &now, full.as_deref())?;
-        let after_latest = info
+        if info
             .latest()
-            .is_none_or(|latest| stamp_of(&label) > stamp_of(&latest.label));
-        if after_latest {
+            .is_none_or(|latest| stamp(&label) > stamp(&latest.label))
+        {
             return Ok(label);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn stamp_of(label: &str) -> String {
-    BackupLabel::parse(label)
-        .map(|l| l.stamp)
-        .unwrap_or_default()
 }
 
 /// Stores a file produced by `pg_backup_stop` (backup_label, tablespace_map), owned like the
@@ -384,26 +448,56 @@ fn store_text(
     settings: &CopySettings,
     rel: &str,
     text: &str,
-    owners: &mut Owners,
-    pg: &PosixStorage,
+    owner: &copy::Owner,
 ) -> Result<FileEntry> {
     let name = format!("{PG_DATA}/{rel}");
-    let (size, checksum, repo_size) = copy::store(settings, &name, &mut text.as_bytes())?;
-    let root = pg.info("")?;
-    let (user, group) = root
-        .map(|r| (owners.user(r.uid), owners.group(r.gid)))
-        .unwrap_or((None, None));
+    let (size, checksum, repo_size) = copy::store(settings, &name, &mut text.as_bytes(), None)?;
     Ok(FileEntry {
         name,
         size,
         mtime: jiff::Timestamp::now().as_second(),
         mode: 0o600,
-        user,
-        group,
+        user: owner.0.clone(),
+        group: owner.1.clone(),
         checksum,
         repo_size,
         reference: None,
+        page_errors: None,
     })
+}
+
+/// After a resume, removes files the interrupted run stored that this backup does not list
+/// (e.g. a table dropped in between).
+fn remove_strays(
+    repo: &dyn Storage,
+    stanza: &str,
+    label: &str,
+    files: &[FileEntry],
+    compress: CompressType,
+) -> Result<()> {
+    let set_dir = layout::backup_set_dir(stanza, label);
+    let wanted: BTreeSet<String> = files
+        .iter()
+        .filter(|f| f.reference.is_none())
+        .map(|f| layout::backup_file(stanza, label, &f.name, compress.extension()))
+        .collect();
+    let mut pending = vec![format!("{set_dir}/{PG_DATA}")];
+    while let Some(dir) = pending.pop() {
+        for entry in repo.list(&dir)?.unwrap_or_default() {
+            let path = format!("{dir}/{}", entry.name);
+            match entry.file_type {
+                crate::storage::FileType::Path => pending.push(path),
+                _ if !wanted.contains(&path) => {
+                    log_detail!(
+                        "remove '{path}': stored by the interrupted run but not part of this backup"
+                    );
+                    repo.remove(&path)?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn record_of(manifest: &Manifest) -> BackupRecord {
@@ -423,5 +517,6 @@ fn record_of(manifest: &Manifest) -> BackupRecord {
         delta: manifest.delta(),
         repo_size: manifest.repo_size(),
         repo_delta: manifest.repo_delta(),
+        annotation: manifest.annotation.clone(),
     }
 }

@@ -65,7 +65,12 @@ impl Owners {
 
 /// Walks the data directory. Tablespace links under `pg_tblspc` are recorded and followed, so
 /// their files are backed up under `pg_tblspc/<oid>/`.
-pub fn list_data_dir(pg: &dyn Storage, version: PgVersion, owners: &mut Owners) -> Result<Listing> {
+pub fn list_data_dir(
+    pg: &dyn Storage,
+    version: PgVersion,
+    exclude: &[String],
+    owners: &mut Owners,
+) -> Result<Listing> {
     let mut listing = Listing::default();
     let root = pg.info("")?;
     if let Some(root) = root {
@@ -96,14 +101,15 @@ pub fn list_data_dir(pg: &dyn Storage, version: PgVersion, owners: &mut Owners) 
             };
             let is_dir = entry.file_type == FileType::Path
                 || (entry.file_type == FileType::Link && dir == "pg_tblspc");
-            match exclude::classify(&rel, is_dir, version) {
-                Exclusion::Skip => {
-                    log_detail!("skip '{rel}': excluded from backups by PostgreSQL's rules");
-                    continue;
-                }
-                Exclusion::SkipContents | Exclusion::Include => {}
+            let exclusion = match user_exclusion(&rel, is_dir, exclude) {
+                Some(exclusion) => exclusion,
+                None => exclude::classify(&rel, is_dir, version),
+            };
+            if exclusion == Exclusion::Skip {
+                log_detail!("skip '{rel}': excluded from the backup");
+                continue;
             }
-            let contents = exclude::classify(&rel, is_dir, version) == Exclusion::Include;
+            let contents = exclusion == Exclusion::Include;
             match entry.file_type {
                 FileType::Path => {
                     listing.paths.push(path_entry(&rel, &entry, owners));
@@ -141,6 +147,26 @@ pub fn list_data_dir(pg: &dyn Storage, version: PgVersion, owners: &mut Owners) 
     listing.paths.sort_by(|a, b| a.name.cmp(&b.name));
     listing.links.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(listing)
+}
+
+/// The `exclude` option, as pgBackRest reads it: `dir/` skips the directory's contents but
+/// keeps the directory; anything else matches a file or directory exactly (a directory with its
+/// contents).
+fn user_exclusion(rel: &str, is_dir: bool, exclude: &[String]) -> Option<Exclusion> {
+    for pattern in exclude {
+        if let Some(dir) = pattern.strip_suffix('/') {
+            if is_dir && rel == dir {
+                crate::log_info!(
+                    "exclude contents of '{rel}' from backup using '{pattern}' exclusion"
+                );
+                return Some(Exclusion::SkipContents);
+            }
+        } else if rel == pattern {
+            crate::log_info!("exclude '{rel}' from backup using '{pattern}' exclusion");
+            return Some(Exclusion::Skip);
+        }
+    }
+    None
 }
 
 fn path_entry(rel: &str, info: &FileInfo, owners: &mut Owners) -> PathEntry {
@@ -321,6 +347,26 @@ mod tests {
             decide(&source("base/1/2", 10, 9_999), Some(&prior), 2_000),
             Action::Check(_)
         ));
+    }
+
+    #[test]
+    fn user_exclusions_follow_pgbackrest() {
+        let exclude = vec![
+            "junk/".to_string(),
+            "log".to_string(),
+            "extra.conf".to_string(),
+        ];
+        assert_eq!(
+            user_exclusion("junk", true, &exclude),
+            Some(Exclusion::SkipContents)
+        );
+        assert_eq!(user_exclusion("log", true, &exclude), Some(Exclusion::Skip));
+        assert_eq!(
+            user_exclusion("extra.conf", false, &exclude),
+            Some(Exclusion::Skip)
+        );
+        assert_eq!(user_exclusion("junk/a", false, &exclude), None);
+        assert_eq!(user_exclusion("logx", true, &exclude), None);
     }
 
     #[test]

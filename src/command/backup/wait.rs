@@ -52,3 +52,64 @@ pub fn archived(
     }
     Ok(())
 }
+
+/// Stores the WAL segments from `start` to `stop` in the backup set as `pg_data/<wal dir>/<seg>`
+/// (`archive-copy`), so the backup can be made consistent without the archive.
+pub fn copy_into_backup(
+    settings: &super::copy::CopySettings,
+    info: &BackupInfo,
+    wal_dir: &str,
+    start: &WalSegment,
+    stop: &WalSegment,
+    segment_size: u32,
+    mtime: i64,
+) -> Result<Vec<crate::repo::manifest::FileEntry>> {
+    let archive_id = info.current()?.archive_id();
+    let mut entries = Vec::new();
+    for segment in WalSegment::range(*start, *stop, segment_size) {
+        let name = segment.name();
+        let found = archive::find_wal(settings.repo, settings.stanza, &archive_id, &name)?;
+        let wal = found.first().ok_or_else(|| {
+            Error::new(
+                ErrorKind::FileMissing,
+                format!("WAL segment {name} is missing from the archive"),
+            )
+        })?;
+        let mut reader = settings.repo.open_read(&wal.path)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::FileMissing,
+                format!("WAL segment {name} disappeared from the archive"),
+            )
+        })?;
+        let compress = crate::io::CompressType::from_extension(&wal.ext);
+        let manifest_name = format!("{}/{wal_dir}/{name}", crate::repo::manifest::PG_DATA);
+        let (size, checksum, repo_size) =
+            super::copy::store(settings, &manifest_name, &mut reader, compress)?;
+        if checksum != wal.checksum {
+            return Err(Error::new(
+                ErrorKind::Checksum,
+                format!(
+                    "archived WAL segment {name} has checksum '{checksum}' but its name says '{}'",
+                    wal.checksum
+                ),
+            ));
+        }
+        entries.push(crate::repo::manifest::FileEntry {
+            name: manifest_name,
+            size,
+            mtime,
+            mode: 0o600,
+            user: None,
+            group: None,
+            checksum,
+            repo_size,
+            reference: None,
+            page_errors: None,
+        });
+    }
+    log_info!(
+        "copied {} WAL segment(s) into the backup (archive-copy)",
+        entries.len()
+    );
+    Ok(entries)
+}
