@@ -63,18 +63,21 @@ fn stop_force_terminates_a_running_backup() {
     // An archive_command that always fails: the backup waits for WAL that never arrives.
     s.cluster.set("archive_command", "'/bin/false'");
     s.cluster.restart();
-    let mut backup = std::process::Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(pgkeep_bin())
-        .arg(format!("--config={}", s.conf.display()))
-        .args(["--stanza=demo", "--archive-timeout=120", "backup"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let lock_file = s.lock.join("demo-backup.lock");
-    common::pgkeep::wait_until(30, || {
-        std::fs::read_to_string(&lock_file).is_ok_and(|t| !t.trim().is_empty())
+    let config = format!("--config={}", s.conf.display());
+    let mut backup = common::pgkeep::spawn_pgkeep(&[
+        &config,
+        "--stanza=demo",
+        "--archive-timeout=120",
+        "backup",
+    ]);
+    // Wait until the backup has copied everything and waits for the archive.
+    let backup_dir = s.repo.join("backup/demo");
+    common::pgkeep::wait_until(60, || {
+        std::fs::read_dir(&backup_dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join("pg_data/backup_label.zst").exists())
+        })
     });
     let started = Instant::now();
     s.pgkeep(&["--log-level-console=info", "--force", "stop"])
@@ -105,6 +108,7 @@ fn stop_force_terminates_a_running_backup() {
     s.cluster.restart();
     s.pgkeep(&["--log-level-console=info", "backup"])
         .ok()
-        .contains("resumable backup").contains("resumed backup");
+        .contains("resumable backup")
+        .contains("resumed backup");
     assert_eq!(s.labels().len(), 1);
 }

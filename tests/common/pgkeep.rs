@@ -219,3 +219,24 @@ pub fn wait_until(seconds: u64, mut condition: impl FnMut() -> bool) {
     }
     panic!("condition not met within {seconds}s");
 }
+
+/// Starts pgkeep as the postgres user in the background; the child's pid is pgkeep's own (no
+/// runuser in between), so a test can signal it.
+pub fn spawn_pgkeep(args: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let (uid, gid) = super::postgres_ids();
+    let mut command = Command::new(pgkeep_bin());
+    command
+        .args(args)
+        .uid(uid)
+        .gid(gid)
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PGKEEP_") {
+            command.env_remove(&key);
+        }
+    }
+    command.spawn().expect("spawn pgkeep")
+}
