@@ -268,6 +268,11 @@ mod tests {
             archive_stop: "000000010000000000000002".into(),
             timeline: 1,
             data_checksums: true,
+            checksum_page: true,
+            online: true,
+            archive_copy: false,
+            databases: vec![],
+            annotation: Default::default(),
             paths: vec![],
             links: vec![],
             files: files
@@ -282,6 +287,7 @@ mod tests {
                     checksum: "c".repeat(64),
                     repo_size: size / 2,
                     reference: reference.map(str::to_string),
+                    page_errors: None,
                 })
                 .collect(),
         }

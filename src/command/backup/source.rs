@@ -20,7 +20,7 @@ pub struct Start {
 }
 
 pub enum Source {
-    Online(DbSession),
+    Online(Box<DbSession>),
     Offline,
 }
 
@@ -70,7 +70,7 @@ impl Source {
                 );
             }
         }
-        Ok(Source::Online(session))
+        Ok(Source::Online(Box::new(session)))
     }
 
     /// A stopped cluster: refused while postmaster.pid exists, unless forced.
