@@ -63,10 +63,14 @@ median() {
   printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
 
-for compress in none lz4 zst; do
+# Repository bytes of the newest backup, from info.
+repo_size() {
+  pgkeep info --output=json | python3 -c 'import json,sys; b=json.load(sys.stdin)[0]["backup"][-1]; print(round(b["info"]["repository"]["size"]/1048576, 1))'
+}
+for compress in none gz lz4 zst; do
   for pm in 1 2; do
     t=$(median pgkeep --type=full --compress-type="$compress" --process-max="$pm" backup)
-    echo "full backup  compress=$compress process-max=$pm: ${t}s"
+    echo "full backup  compress=$compress process-max=$pm: ${t}s, repository $(repo_size) MiB"
   done
 done
 t=$(median pgkeep --type=incr backup)
