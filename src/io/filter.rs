@@ -18,6 +18,21 @@ pub enum FilterResult {
     Size(u64),
     /// Hex digest from a `Hash` filter.
     Hash(String),
+    /// Data page verification of a relation file (`pg::page::PageChecksumFilter`).
+    PageChecksum(PageChecksumResult),
+}
+
+/// What page checksum verification found in one relation file. Generic data so it can cross
+/// the remote protocol and be stored in a manifest; the filter that makes it lives in
+/// `pg::page`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageChecksumResult {
+    /// Absolute block numbers (counted across segment files) of the pages that failed, in
+    /// ascending order.
+    pub invalid: Vec<u32>,
+    /// The file's size is not a multiple of the page size: its partial last page was not
+    /// checked.
+    pub misaligned: bool,
 }
 
 /// One stage of a stream. Implementations must not buffer more than a bounded amount.

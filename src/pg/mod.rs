@@ -10,6 +10,7 @@ pub mod control;
 pub mod control_layout;
 pub mod exclude;
 pub mod history;
+pub mod page;
 pub mod pgpass;
 pub mod session;
 pub mod sql;
