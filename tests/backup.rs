@@ -278,3 +278,66 @@ fn exclusions_and_annotations() {
     assert!(!s.data_dir().join("junk/big.log").exists());
     assert!(!s.data_dir().join("extra.txt").exists());
 }
+
+#[test]
+fn a_corrupt_page_is_reported_and_the_backup_completes() {
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    s.cluster.psql(
+        "create table damaged as select g as id, md5(g::text) as v from generate_series(1, 5000) g",
+    );
+    s.cluster.psql("checkpoint");
+    let rel = s.cluster.psql("select pg_relation_filepath('damaged')");
+    s.cluster.stop();
+    // Flip one byte of tuple data in block 1, with the server stopped.
+    let path = s.data_dir().join(rel.trim());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8192 + 8000] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    s.cluster.start();
+
+    let run = s.pgkeep(&["--type=full", "backup"]).ok();
+    assert!(
+        run.output().contains(&format!(
+            "invalid page checksums found in file {} at blocks 1",
+            path.display()
+        )),
+        "{}",
+        run.output()
+    );
+    let label = s.labels()[0].clone();
+    let detail = s.pgkeep(&["info", &format!("--set={label}")]).ok();
+    assert!(
+        detail.stdout.contains("page checksums: checked"),
+        "{}",
+        detail.stdout
+    );
+    assert!(
+        detail
+            .stdout
+            .contains(&format!("page checksum error: {} (blocks 1)", rel.trim())),
+        "{}",
+        detail.stdout
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &s.pgkeep(&["info", "--output=json", &format!("--set={label}")])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        json[0]["backup"][0]["checksum-page-error"][0]["blocks"][0],
+        1
+    );
+
+    // Without data checksum problems nothing is reported.
+    s.cluster.psql("drop table damaged");
+    s.pgkeep(&["--type=full", "backup"]).ok();
+    let label = s.labels()[1].clone();
+    let detail = s.pgkeep(&["info", &format!("--set={label}")]).ok();
+    assert!(
+        !detail.stdout.contains("page checksum error"),
+        "{}",
+        detail.stdout
+    );
+}

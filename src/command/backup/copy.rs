@@ -1,11 +1,18 @@
 //! Copying one file of the data directory into the backup set, on a worker thread.
 //!
-//! The file streams once through size → SHA-256 → compression into the repository; memory is
-//! one buffer per worker whatever the file's size. A file removed by the database while the
-//! backup runs (a dropped table) is skipped: WAL replay recreates the state the backup ends at.
+//! The file streams once through size → SHA-256 → page checksum verification (relation files
+//! of a cluster with data checksums) → compression into the repository; memory is one buffer
+//! per worker whatever the file's size. A file removed by the database while the backup runs
+//! (a dropped table) is skipped: WAL replay recreates the state the backup ends at.
+
+use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
+use crate::io::filter::PageChecksumResult;
+use crate::io::{CompressType, Filter, FilterChain, FilterResult, FilterSpec, stream};
+use crate::log_warn;
+use crate::pg::page::{self, PageChecksumFilter};
+use crate::pg::wal::Lsn;
 use crate::repo::layout;
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::storage::{Storage, WriteOptions};
@@ -24,6 +31,8 @@ pub struct CopySettings<'a> {
     pub compress: CompressType,
     pub level: i32,
     pub buffer_size: usize,
+    /// The backup's start LSN when page checksums are verified.
+    pub checksum_page: Option<Lsn>,
 }
 
 /// The outcome for one file.
@@ -37,41 +46,95 @@ pub enum Copied {
     Removed(String),
 }
 
+/// What storing one stream produced.
+pub struct Stored {
+    pub size: u64,
+    pub checksum: String,
+    pub repo_size: u64,
+    pub pages: Option<PageChecksumResult>,
+}
+
 /// Copies `file` into the backup set.
 pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Result<Copied> {
     let name = format!("{PG_DATA}/{}", file.rel);
     let Some(mut reader) = settings.pg.open_read(&file.rel)? else {
         return Ok(Copied::Removed(file.rel.clone()));
     };
-    let (size, checksum, repo_size) = store(settings, &name, &mut reader, None).map_err(|e| {
+    let first_block = settings
+        .checksum_page
+        .and_then(|_| page::checked_file(&file.rel));
+    let page_filter = match (settings.checksum_page, first_block) {
+        (Some(start_lsn), Some(first)) => {
+            Some(Box::new(PageChecksumFilter::new(first, start_lsn)) as Box<dyn Filter>)
+        }
+        _ => None,
+    };
+    let stored = store(settings, &name, &mut reader, None, page_filter).map_err(|e| {
         e.context(format!(
             "unable to back up '{}'",
             settings.pg.describe(&file.rel)
         ))
     })?;
+    let page_errors = match (stored.pages, settings.checksum_page, first_block) {
+        (Some(pages), Some(start_lsn), Some(first)) => {
+            page_errors(settings, &file.rel, &pages, first, start_lsn)?
+        }
+        _ => None,
+    };
     Ok(Copied::Stored(FileEntry {
         name,
-        size,
+        size: stored.size,
         mtime: file.info.mtime,
         mode: file.info.mode,
         user: owner.0,
         group: owner.1,
-        checksum,
-        repo_size,
+        checksum: stored.checksum,
+        repo_size: stored.repo_size,
         reference: None,
-        page_errors: None,
+        page_errors,
     }))
 }
 
+/// Re-reads the pages that failed (a read may have met a concurrent write) and reports those
+/// that still fail.
+fn page_errors(
+    settings: &CopySettings,
+    rel: &str,
+    pages: &PageChecksumResult,
+    first_block: u32,
+    start_lsn: Lsn,
+) -> Result<Option<Vec<u32>>> {
+    let path = settings.pg.describe(rel);
+    if pages.misaligned {
+        log_warn!(
+            "page misalignment in file {path}: file size is not divisible by the page size {}",
+            page::PAGE_SIZE
+        );
+    }
+    if pages.invalid.is_empty() {
+        return Ok(None);
+    }
+    let still = page::recheck(Path::new(&path), &pages.invalid, first_block, start_lsn)?;
+    if still.is_empty() {
+        return Ok(None);
+    }
+    log_warn!(
+        "invalid page checksums found in file {path} at blocks {}",
+        page::condense(&still)
+    );
+    Ok(Some(still))
+}
+
 /// Streams `reader` into the backup set as `name` (a manifest name), decompressing it first when
-/// it is compressed with `decompress`; returns the size, the SHA-256 of the content and the bytes
-/// stored.
+/// it is compressed with `decompress`, and passing the content through `verify` (page checksums)
+/// when given.
 pub fn store(
     settings: &CopySettings,
     name: &str,
     reader: &mut dyn std::io::Read,
     decompress: Option<CompressType>,
-) -> Result<(u64, String, u64)> {
+    verify: Option<Box<dyn Filter>>,
+) -> Result<Stored> {
     let target = layout::backup_file(
         settings.stanza,
         settings.label,
@@ -88,28 +151,43 @@ pub fn store(
         sync_path: false,
     };
     let mut writer = settings.repo.open_write(&target, &options)?;
-    let mut specs = Vec::new();
+    let mut filters: Vec<Box<dyn Filter>> = Vec::new();
     if let Some(kind) = decompress.filter(|k| *k != CompressType::None) {
-        specs.push(FilterSpec::Decompress { kind });
+        filters.push(FilterSpec::Decompress { kind }.build()?);
     }
-    specs.extend([FilterSpec::Size, FilterSpec::Hash]);
+    filters.push(FilterSpec::Size.build()?);
+    filters.push(FilterSpec::Hash.build()?);
+    if let Some(verify) = verify {
+        filters.push(verify);
+    }
     if settings.compress != CompressType::None {
-        specs.push(FilterSpec::Compress {
-            kind: settings.compress,
-            level: settings.level,
-        });
+        filters.push(
+            FilterSpec::Compress {
+                kind: settings.compress,
+                level: settings.level,
+            }
+            .build()?,
+        );
     }
-    specs.push(FilterSpec::Size);
-    let mut chain = FilterChain::from_specs(&specs)?;
+    filters.push(FilterSpec::Size.build()?);
+    let mut chain = FilterChain::new(filters);
     let results = stream::copy_through(reader, &mut chain, &mut writer, settings.buffer_size)?;
     writer.commit()?;
     match results.as_slice() {
         [
             FilterResult::Size(size),
             FilterResult::Hash(hash),
-            ..,
+            middle @ ..,
             FilterResult::Size(repo_size),
-        ] => Ok((*size, hash.clone(), *repo_size)),
+        ] => Ok(Stored {
+            size: *size,
+            checksum: hash.clone(),
+            repo_size: *repo_size,
+            pages: middle.iter().find_map(|r| match r {
+                FilterResult::PageChecksum(pages) => Some(pages.clone()),
+                _ => None,
+            }),
+        }),
         _ => Err(Error::new(
             ErrorKind::Assert,
             "unexpected filter results for a backup file",

@@ -171,6 +171,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         compress: options.compress,
         level: options.level,
         buffer_size: open::buffer_size(cfg),
+        checksum_page: checksum_page.then_some(start.lsn),
     };
     let now = jiff::Timestamp::now().as_second();
     let mut jobs: Vec<(plan::SourceFile, Action, copy::Owner)> = listing
@@ -451,16 +452,16 @@ fn store_text(
     owner: &copy::Owner,
 ) -> Result<FileEntry> {
     let name = format!("{PG_DATA}/{rel}");
-    let (size, checksum, repo_size) = copy::store(settings, &name, &mut text.as_bytes(), None)?;
+    let stored = copy::store(settings, &name, &mut text.as_bytes(), None, None)?;
     Ok(FileEntry {
         name,
-        size,
+        size: stored.size,
         mtime: jiff::Timestamp::now().as_second(),
         mode: 0o600,
         user: owner.0.clone(),
         group: owner.1.clone(),
-        checksum,
-        repo_size,
+        checksum: stored.checksum,
+        repo_size: stored.repo_size,
         reference: None,
         page_errors: None,
     })

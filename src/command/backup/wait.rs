@@ -83,8 +83,8 @@ pub fn copy_into_backup(
         })?;
         let compress = crate::io::CompressType::from_extension(&wal.ext);
         let manifest_name = format!("{}/{wal_dir}/{name}", crate::repo::manifest::PG_DATA);
-        let (size, checksum, repo_size) =
-            super::copy::store(settings, &manifest_name, &mut reader, compress)?;
+        let stored = super::copy::store(settings, &manifest_name, &mut reader, compress, None)?;
+        let (size, checksum, repo_size) = (stored.size, stored.checksum, stored.repo_size);
         if checksum != wal.checksum {
             return Err(Error::new(
                 ErrorKind::Checksum,
