@@ -6,7 +6,9 @@
 //! `archive_start` to `archive_stop` of every retained backup, which make that backup
 //! consistent. A stored file is judged by the segment its name starts with (`.backup` and
 //! `.partial` files follow their segment); `.history` files never expire. With fewer than N such
-//! backups nothing expires. Nothing here lists or removes files: the caller asks
+//! backups the oldest of them is the anchor: WAL older than every backup serves no restore, so
+//! it goes as soon as the first backup exists (SCENARIO §3.1), while everything from the first
+//! backup onward stays until N backups exist. Nothing here lists or removes files: the caller asks
 //! [`WalRetention::path_decision`] about each `<timeline><log id>` directory and
 //! [`removal_runs`] about the files of a directory it has to look into.
 
@@ -151,10 +153,10 @@ pub fn archive_plan(
     let mut counted: Vec<&BackupRecord> = retained.iter().filter(|b| counts(b)).collect();
     counted.sort_by(|a, b| b.label.cmp(&a.label));
     let count = count as usize;
-    if counted.is_empty() || counted.len() < count {
+    if counted.is_empty() {
         return Vec::new();
     }
-    let newest = &counted[..count];
+    let newest = &counted[..count.min(counted.len())];
     let current = db_ids.last().copied();
     let mut decisions = Vec::new();
     for &db_id in db_ids {
