@@ -1,8 +1,271 @@
 //! expire: remove backups and archived WAL that retention no longer keeps.
+//!
+//! Runs on its own (`pgkeep expire`, under the stanza's backup lock) and at the end of every
+//! backup ([`after_backup`], under the backup's lock). The decisions are `repo::retention`'s;
+//! this file reads the retention options, logs, and removes, in the order docs/repository-format.md
+//! (invariant 4) requires: backup.info without the expired entries first, then the backup
+//! directories, then WAL. A crash in between leaves at worst backup directories that backup.info
+//! does not list, which the next expire removes with the expired ones. `--dry-run` logs the same
+//! lines, prefixed `[DRY-RUN] `, and changes nothing.
 
-use crate::config::Config;
-use crate::error::{Error, ErrorKind, Result};
+use std::time::Duration;
 
-pub fn run(_cfg: &Config) -> Result<i32> {
-    Err(Error::new(ErrorKind::Assert, "expire is being written"))
+use crate::config::{Config, Opt};
+use crate::error::Result;
+use crate::lock::{self, Lock, LockKind};
+use crate::repo::retention::{
+    self, ArchiveDecision, FullRetention, PathDecision, RetentionPlan, RetentionPolicy,
+    WalRetention,
+};
+use crate::repo::{BackupInfo, BackupLabel, BackupType, DbHistory, layout};
+use crate::storage::{FileType, Storage};
+use crate::{log_detail, log_info, log_warn};
+
+use super::open;
+
+/// What one expire run does.
+struct ExpireSettings<'a> {
+    policy: RetentionPolicy,
+    /// `--set`: expire this backup and its dependents, whatever the retention.
+    set: Option<&'a str>,
+    /// Log what would be removed, remove nothing.
+    dry_run: bool,
+}
+
+pub fn run(cfg: &Config) -> Result<i32> {
+    let stanza = open::stanza(cfg)?;
+    let lock_path = open::lock_path(cfg);
+    lock::check_stop(&lock_path, Some(stanza))?;
+    // The backup lock: no backup is running, so an unlisted backup directory is not one being
+    // written, and expire may remove it.
+    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Backup, Duration::ZERO)?;
+    let repo = open::repo(cfg)?;
+    expire(&repo, stanza, &settings(cfg))?;
+    Ok(0)
+}
+
+/// Applies retention at the end of a backup. The backup holds the stanza's backup lock and has
+/// listed its own set in backup.info already, so nothing here takes the lock again.
+pub fn after_backup(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<()> {
+    expire(repo, stanza, &settings(cfg))
+}
+
+/// Reads the retention options and warns about the ones whose absence keeps everything.
+fn settings(cfg: &Config) -> ExpireSettings<'_> {
+    let count = |opt| cfg.int(opt).and_then(|n| u32::try_from(n).ok());
+    let full_type = cfg.str(Opt::RepoRetentionFullType).unwrap_or("count");
+    let full = count(Opt::RepoRetentionFull).map(|n| match full_type {
+        "time" => FullRetention::Days(n),
+        _ => FullRetention::Count(n),
+    });
+    let policy = RetentionPolicy {
+        full,
+        diff: count(Opt::RepoRetentionDiff),
+        archive: count(Opt::RepoRetentionArchive),
+        archive_type: cfg
+            .str(Opt::RepoRetentionArchiveType)
+            .and_then(BackupType::parse)
+            .unwrap_or(BackupType::Full),
+    };
+    if policy.full.is_none() {
+        warn_with_hint(
+            &format!(
+                "option 'repo1-retention-full' is not set for 'repo1-retention-full-type={full_type}', the repository may run out of space"
+            ),
+            "to retain full backups indefinitely (without warning), set option 'repo1-retention-full' to the maximum.",
+        );
+    }
+    if policy.archive.is_none() {
+        match policy.archive_type {
+            BackupType::Diff if policy.diff.is_none() => warn_with_hint(
+                "option 'repo1-retention-diff' is not set for 'repo1-retention-archive-type=diff', archived WAL will not be expired",
+                "to retain differential backups indefinitely (without warning), set option 'repo1-retention-diff' to the maximum.",
+            ),
+            BackupType::Incr => warn_with_hint(
+                "option 'repo1-retention-archive' is not set for 'repo1-retention-archive-type=incr', archived WAL will not be expired",
+                "set option 'repo1-retention-archive' to the number of backups whose WAL must be kept.",
+            ),
+            _ => {}
+        }
+    }
+    ExpireSettings {
+        policy,
+        set: cfg.str(Opt::Set),
+        dry_run: cfg.bool(Opt::DryRun),
+    }
+}
+
+fn warn_with_hint(message: &str, hint: &str) {
+    log_warn!("{message}\n            HINT: {hint}");
+}
+
+fn expire(repo: &dyn Storage, stanza: &str, settings: &ExpireSettings) -> Result<()> {
+    let mut info = BackupInfo::load_required(repo, stanza)?;
+    let plan = match settings.set {
+        Some(label) => retention::plan_set(&info, label, &settings.policy)?,
+        None => retention::plan(&info, &settings.policy, jiff::Timestamp::now().as_second()),
+    };
+    let dry = if settings.dry_run { "[DRY-RUN] " } else { "" };
+    for set in &plan.expired {
+        log_info!(
+            "{dry}expire {} backup set: {}",
+            set.reason.name(),
+            set.describe()
+        );
+    }
+    if !plan.expired.is_empty() && !settings.dry_run {
+        // Invariant 4: the entries go first, so a listed backup never has missing files.
+        info.backups.retain(|b| !plan.expires(&b.label));
+        info.save(repo, stanza)?;
+        repoint_latest(repo, stanza, &plan)?;
+    }
+    remove_backup_sets(repo, stanza, &plan, dry)?;
+    for decision in &plan.archive {
+        remove_archive(repo, stanza, &info.db_history, decision, dry)?;
+    }
+    Ok(())
+}
+
+/// Points `latest` at the newest remaining backup if it named an expired one. The newest backup
+/// never expires (expire --set refuses it), so this only repairs a link damaged otherwise.
+fn repoint_latest(repo: &dyn Storage, stanza: &str, plan: &RetentionPlan) -> Result<()> {
+    let link = layout::latest_link(stanza);
+    let target = repo.info(&link)?.and_then(|i| i.link_target);
+    let Some(newest) = plan.retained.last() else {
+        return Ok(());
+    };
+    if target.is_some_and(|t| !plan.retained.iter().any(|b| b.label == t)) {
+        log_warn!(
+            "'latest' pointed at an expired backup, it now points at '{}'",
+            newest.label
+        );
+        repo.symlink(&newest.label, &link)?;
+    }
+    Ok(())
+}
+
+/// Removes every backup directory backup.info does not list (the sets just expired, and any left
+/// by a crash after an earlier expire saved backup.info), newest first.
+fn remove_backup_sets(
+    repo: &dyn Storage,
+    stanza: &str,
+    plan: &RetentionPlan,
+    dry: &str,
+) -> Result<()> {
+    let Some(entries) = repo.list(&layout::backup_dir(stanza))? else {
+        return Ok(());
+    };
+    let mut unlisted: Vec<String> = entries
+        .into_iter()
+        .filter(|e| e.file_type == FileType::Path && BackupLabel::parse(&e.name).is_some())
+        .map(|e| e.name)
+        .filter(|name| !plan.retained.iter().any(|b| b.label == *name))
+        .collect();
+    unlisted.sort_by(|a, b| b.cmp(a));
+    for label in unlisted {
+        log_info!("{dry}remove expired backup {label}");
+        if dry.is_empty() {
+            repo.remove_dir(&layout::backup_set_dir(stanza, &label))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the archived WAL of one cluster that archive retention no longer keeps.
+fn remove_archive(
+    repo: &dyn Storage,
+    stanza: &str,
+    db_history: &[DbHistory],
+    decision: &ArchiveDecision,
+    dry: &str,
+) -> Result<()> {
+    let db_id = match decision {
+        ArchiveDecision::Retain(retention) => retention.db_id,
+        ArchiveDecision::RemoveAll { db_id } => *db_id,
+    };
+    let Some(db) = db_history.iter().find(|db| db.id == db_id) else {
+        return Ok(());
+    };
+    let archive_id = db.archive_id();
+    let dir = layout::archive_id_dir(stanza, &archive_id);
+    match decision {
+        ArchiveDecision::RemoveAll { .. } => {
+            if repo.exists(&dir)? {
+                log_info!("{dry}remove archive path: {archive_id}");
+                if dry.is_empty() {
+                    repo.remove_dir(&dir)?;
+                }
+            }
+            Ok(())
+        }
+        ArchiveDecision::Retain(retention) => {
+            log_info!(
+                "{dry}archive retention on backup {}, start = {}",
+                retention.anchor,
+                retention.start
+            );
+            let removed = remove_wal(repo, &dir, &archive_id, retention, dry)?;
+            if removed == 0 {
+                log_detail!("{archive_id}: no archive to remove");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Removes expired WAL under one archive id; returns how many directories and files went.
+fn remove_wal(
+    repo: &dyn Storage,
+    dir: &str,
+    archive_id: &str,
+    retention: &WalRetention,
+    dry: &str,
+) -> Result<usize> {
+    let Some(entries) = repo.list(dir)? else {
+        return Ok(0);
+    };
+    let mut wal_dirs: Vec<String> = entries
+        .into_iter()
+        .filter(|e| e.file_type == FileType::Path)
+        .map(|e| e.name)
+        .collect();
+    wal_dirs.sort();
+    let mut removed = 0;
+    for name in wal_dirs {
+        let path = format!("{dir}/{name}");
+        match retention.path_decision(&name) {
+            PathDecision::Keep => {}
+            PathDecision::Remove => {
+                log_info!("{dry}remove archive path: {archive_id}/{name}");
+                if dry.is_empty() {
+                    repo.remove_dir(&path)?;
+                }
+                removed += 1;
+            }
+            PathDecision::Check => {
+                let files: Vec<String> = repo
+                    .list(&path)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e.file_type == FileType::File)
+                    .map(|e| e.name)
+                    .collect();
+                for run in retention::removal_runs(&files, retention) {
+                    log_info!(
+                        "{dry}remove archive: {archive_id}, start = {}, stop = {}",
+                        run.first,
+                        run.last
+                    );
+                    for file in &run.files {
+                        log_detail!("{dry}remove archive file {archive_id}/{name}/{file}");
+                        if dry.is_empty() {
+                            repo.remove(&format!("{path}/{file}"))?;
+                        }
+                    }
+                    removed += run.files.len();
+                }
+            }
+        }
+    }
+    Ok(removed)
 }

@@ -647,6 +647,7 @@ pub static OPTIONS: &[OptionDef] = &[
             required(ArchiveGet),
             required(ArchivePush),
             required(Backup),
+            required(Expire),
             on(Info),
             required(Restore),
             required(StanzaCreate),

@@ -11,6 +11,7 @@ pub mod info_file;
 pub mod label;
 pub mod layout;
 pub mod manifest;
+pub mod retention;
 
 pub use archive_info::ArchiveInfo;
 pub use backup_info::{BackupInfo, BackupRecord};

@@ -366,6 +366,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         format_size(manifest.delta()),
         manifest.files.len()
     );
+    super::expire::after_backup(cfg, &repo, stanza)?;
     Ok(0)
 }
 
