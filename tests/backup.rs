@@ -341,3 +341,110 @@ fn a_corrupt_page_is_reported_and_the_backup_completes() {
         detail.stdout
     );
 }
+
+/// A tmpfs of a given size, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &std::path::Path, size_mb: u32) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size_mb}m,mode=0750"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        common::pgkeep::chown_postgres(path);
+        SmallDisk(path.to_path_buf())
+    }
+
+    fn resize(&self, size_mb: u32) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size_mb}m"), "tmpfs"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount tmpfs");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_backup_cleanly() {
+    let s = Stanza::new();
+    s.cluster.psql("create table filler as select g as id, md5(g::text) || md5(g::text) as v from generate_series(1, 200000) g");
+    // A repository on a disk too small for the backup.
+    let disk = SmallDisk::mount(&s.dir.path().join("small-repo"), 4);
+    let repo = format!("--repo1-path={}", disk.0.display());
+    s.pgkeep(&[&repo, "stanza-create"]).ok();
+    // WAL goes to the main repository through archive_command; this backup only checks its own.
+    let run = s.pgkeep(&[
+        &repo,
+        "--no-archive-check",
+        "--compress-type=none",
+        "--type=full",
+        "backup",
+    ]);
+    assert_ne!(run.code, 0, "{}", run.output());
+    assert!(
+        run.output().contains("No space left on device"),
+        "{}",
+        run.output()
+    );
+    let info = s.pgkeep(&[&repo, "info"]).ok();
+    assert!(
+        info.stdout.contains("error (no valid backups)"),
+        "{}",
+        info.stdout
+    );
+    // With room again, the next backup succeeds without any cleanup.
+    disk.resize(200);
+    s.pgkeep(&[
+        &repo,
+        "--no-archive-check",
+        "--compress-type=none",
+        "--type=full",
+        "backup",
+    ])
+    .ok();
+    let info = s.pgkeep(&[&repo, "info"]).ok();
+    assert!(info.stdout.contains("full backup: "), "{}", info.stdout);
+}
+
+#[test]
+fn a_lost_database_connection_fails_the_backup_and_the_next_one_succeeds() {
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    s.cluster.psql("create table slow as select g as id, md5(g::text) || md5((g * 3)::text) as v from generate_series(1, 150000) g");
+    let config = format!("--config={}", s.conf.display());
+    let mut backup = common::pgkeep::spawn_pgkeep(&[
+        &config,
+        "--stanza=demo",
+        "--type=full",
+        "--compress-level=15",
+        "backup",
+    ]);
+    // Terminate pgkeep's session while it copies.
+    wait_until(60, || {
+        s.cluster.psql("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgkeep [backup]'") == "t"
+    });
+    let status = backup.wait().unwrap();
+    assert!(!status.success());
+    assert!(s.labels().is_empty());
+    s.pgkeep(&["--type=full", "backup"]).ok();
+    assert_eq!(s.labels().len(), 1);
+}
