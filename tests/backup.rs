@@ -5,18 +5,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::pgkeep::{Stanza, wait_until};
-
-fn empty_dir(dir: &std::path::Path) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).unwrap();
-        } else {
-            std::fs::remove_file(&path).unwrap();
-        }
-    }
-}
+use common::pgkeep::{Stanza, empty_dir, wait_until};
 
 /// Stops the cluster, empties its data directory, restores with `args`, starts it and waits
 /// for recovery to end.

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::pgkeep::{Stanza, run_pgkeep};
+use common::pgkeep::{Stanza, empty_dir, run_pgkeep};
 use common::{ClusterOptions, PgCluster};
 
 #[test]
@@ -286,17 +286,6 @@ fn file_names(root: &std::path::Path, skip: &[&str]) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-fn empty_dir(dir: &std::path::Path) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).unwrap()
-        } else {
-            std::fs::remove_file(&path).unwrap()
-        }
-    }
 }
 
 #[test]

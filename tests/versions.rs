@@ -23,14 +23,7 @@ fn backup_and_restore_cycle(major: u32) {
     assert!(labels[1].ends_with('I'));
 
     s.cluster.stop();
-    for entry in std::fs::read_dir(s.data_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).unwrap();
-        } else {
-            std::fs::remove_file(&path).unwrap();
-        }
-    }
+    common::pgkeep::empty_dir(s.data_dir());
     s.pgkeep(&["restore"]).ok();
     if major < 12 {
         let conf = std::fs::read_to_string(s.data_dir().join("recovery.conf")).unwrap();

@@ -240,3 +240,15 @@ pub fn spawn_pgkeep(args: &[&str]) -> std::process::Child {
     }
     command.spawn().expect("spawn pgkeep")
 }
+
+/// Removes everything inside `dir`, keeping `dir` itself.
+pub fn empty_dir(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}

@@ -46,6 +46,7 @@ fn chain(types: &str) -> Vec<BackupRecord> {
             delta: 0,
             repo_size: 0,
             repo_delta: 0,
+            annotation: Default::default(),
         });
     }
     out
