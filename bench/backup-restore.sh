@@ -28,6 +28,7 @@ lock-path=$TMP/lock
 log-path=$TMP/log
 log-level-file=off
 start-fast=y
+repo1-retention-full=9999999
 [bench]
 pg1-path=$PGDATA
 pg1-port=$PORT
