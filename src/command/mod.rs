@@ -25,12 +25,9 @@ use crate::log_info;
 pub fn run(cfg: &Config) -> Result<i32> {
     let logged = !matches!(cfg.command(), Command::Help | Command::Version);
     if logged {
-        log_info!(
-            "{} command begin {}: {}",
-            cfg.command().name(),
-            version::VERSION,
-            describe_options(cfg)
-        );
+        let options = describe_options(cfg);
+        let separator = if options.is_empty() { "" } else { ": " };
+        log_info!("{} command begin {}{separator}{options}", cfg.command().name(), version::VERSION);
     }
     let result = match cfg.command() {
         Command::ArchiveGet => archive_get::run(cfg),
