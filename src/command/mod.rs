@@ -27,7 +27,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
     if logged {
         let options = describe_options(cfg);
         let separator = if options.is_empty() { "" } else { ": " };
-        log_info!("{} command begin {}{separator}{options}", cfg.command().name(), version::VERSION);
+        log_info!(
+            "{} command begin {}{separator}{options}",
+            cfg.command().name(),
+            version::VERSION
+        );
     }
     let result = match cfg.command() {
         Command::ArchiveGet => archive_get::run(cfg),
