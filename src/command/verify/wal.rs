@@ -6,8 +6,9 @@
 //! `archive_start` to its `archive_stop` to be made consistent; [`range_status`] tells which of
 //! them are missing or damaged. Stepping through that range needs the cluster's WAL segment
 //! size, which the repository does not record: it is the size of the segments themselves,
-//! taken from the ones verify has just read ([`segment_size`]). Timeline `.history` files carry
-//! no checksum and are not checked here.
+//! taken from the ones verify has just read ([`segment_size`]). [`gaps`] finds the holes in an
+//! archive that no backup needs, which only point-in-time recovery would miss. Timeline
+//! `.history` files carry no checksum and are not checked here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +30,8 @@ pub struct StoredWal {
     /// SHA-256 of the original content, from the stored name.
     pub checksum: String,
     pub compress: CompressType,
+    /// Bytes stored in the repository.
+    pub stored_size: u64,
 }
 
 impl StoredWal {
@@ -85,7 +88,7 @@ pub fn list(
                 continue;
             }
             let file_path = format!("{path}/{}", entry.name);
-            let Some(wal) = parse_stored_name(&entry.name, &file_path) else {
+            let Some(wal) = parse_stored_name(&entry.name, &file_path, entry.size) else {
                 log_warn!(
                     "'{}' is not an archived WAL file name, skipped",
                     repo.describe(&file_path)
@@ -102,7 +105,7 @@ pub fn list(
 }
 
 /// Parses `<WAL name>-<sha256>[.<compression extension>]`.
-fn parse_stored_name(stored: &str, path: &str) -> Option<StoredWal> {
+fn parse_stored_name(stored: &str, path: &str, stored_size: u64) -> Option<StoredWal> {
     let (name, rest) = stored.split_once('-')?;
     let kind = WalFileKind::of(name).filter(|k| *k != WalFileKind::History)?;
     let (checksum, ext) = rest.split_once('.').unwrap_or((rest, ""));
@@ -115,6 +118,7 @@ fn parse_stored_name(stored: &str, path: &str) -> Option<StoredWal> {
         path: path.to_string(),
         checksum: checksum.to_string(),
         compress: CompressType::from_extension(ext)?,
+        stored_size,
     })
 }
 
@@ -172,6 +176,31 @@ pub fn range_status(
     status
 }
 
+/// Runs of segments missing between the first and the last stored segment of each timeline.
+/// Nothing is reported without a known segment size: stepping would guess names.
+pub fn gaps(stored: &BTreeSet<String>, segment_size: Option<u32>) -> Vec<(String, String)> {
+    let Some(size) = segment_size else {
+        return Vec::new();
+    };
+    let mut timelines: BTreeMap<u32, (WalSegment, WalSegment)> = BTreeMap::new();
+    for segment in stored
+        .iter()
+        .filter_map(|name| WalSegment::parse(name).ok())
+    {
+        let bounds = timelines
+            .entry(segment.timeline)
+            .or_insert((segment, segment));
+        bounds.0 = bounds.0.min(segment);
+        bounds.1 = bounds.1.max(segment);
+    }
+    timelines
+        .into_values()
+        .flat_map(|(first, last)| {
+            range_status(first, last, Some(size), stored, &BTreeSet::new()).missing
+        })
+        .collect()
+}
+
 /// A run of segments for messages: `A` or `A..B`.
 pub fn describe_run((first, last): &(String, String)) -> String {
     if first == last {
@@ -196,17 +225,18 @@ mod tests {
     #[test]
     fn stored_names_are_parsed_or_refused() {
         let sum = "ab".repeat(32);
-        let wal = parse_stored_name(&format!("000000010000000000000003-{sum}.zst"), "p").unwrap();
+        let wal =
+            parse_stored_name(&format!("000000010000000000000003-{sum}.zst"), "p", 0).unwrap();
         assert_eq!(wal.kind, WalFileKind::Segment);
         assert_eq!(wal.compress, CompressType::Zst);
         assert_eq!(wal.segment(), "000000010000000000000003");
         let backup = format!("000000010000000000000003.00000028.backup-{sum}");
-        let wal = parse_stored_name(&backup, "p").unwrap();
+        let wal = parse_stored_name(&backup, "p", 0).unwrap();
         assert_eq!(wal.kind, WalFileKind::Backup);
         assert_eq!(wal.compress, CompressType::None);
-        assert!(parse_stored_name("000000010000000000000003-abc.zst", "p").is_none());
-        assert!(parse_stored_name(&format!("00000002.history-{sum}"), "p").is_none());
-        assert!(parse_stored_name(&format!("000000010000000000000003-{sum}.xz"), "p").is_none());
+        assert!(parse_stored_name("000000010000000000000003-abc.zst", "p", 0).is_none());
+        assert!(parse_stored_name(&format!("00000002.history-{sum}"), "p", 0).is_none());
+        assert!(parse_stored_name(&format!("000000010000000000000003-{sum}.xz"), "p", 0).is_none());
     }
 
     #[test]
@@ -246,6 +276,24 @@ mod tests {
             describe_run(&status.missing[0]),
             "000000010000000000000002..000000010000000000000003"
         );
+    }
+
+    #[test]
+    fn gaps_are_found_within_each_timeline_only() {
+        let stored = names(&[
+            "000000010000000000000001",
+            "000000010000000000000004",
+            "000000020000000000000009",
+            "00000002000000000000000A",
+        ]);
+        assert_eq!(
+            gaps(&stored, Some(DEFAULT_SEGMENT_SIZE)),
+            vec![(
+                "000000010000000000000002".to_string(),
+                "000000010000000000000003".to_string()
+            )]
+        );
+        assert!(gaps(&stored, None).is_empty());
     }
 
     #[test]
