@@ -159,3 +159,28 @@ fn archive_ids(repo: &dyn Storage, archive_dir: &str) -> Result<Vec<String>> {
     ids.sort();
     Ok(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_pid_file_naming_a_live_process_means_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("postmaster.pid");
+        assert_eq!(running_postmaster(&pid_file), None);
+        let me = std::process::id() as i32;
+        std::fs::write(&pid_file, format!("{me}\n/var/lib/postgresql/data\n")).unwrap();
+        assert_eq!(running_postmaster(&pid_file), Some(me));
+        // Beyond any pid_max: the process cannot exist, the file is stale.
+        std::fs::write(&pid_file, format!("{}\n", i32::MAX)).unwrap();
+        assert_eq!(running_postmaster(&pid_file), None);
+        std::fs::write(&pid_file, "garbage\n").unwrap();
+        assert_eq!(running_postmaster(&pid_file), None);
+        assert!(check_not_running(dir.path(), "demo", false).is_ok());
+        std::fs::write(&pid_file, format!("{me}\n")).unwrap();
+        let err = check_not_running(dir.path(), "demo", false).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PgRunning);
+        assert!(check_not_running(dir.path(), "demo", true).is_ok());
+    }
+}
