@@ -83,6 +83,8 @@ pub enum ErrorKind {
     Execute = 91,
     /// Positional parameters are wrong for the command.
     ParamInvalid = 96,
+    /// verify found the repository damaged (each problem is logged).
+    Verify = 104,
 }
 
 impl ErrorKind {
@@ -130,6 +132,7 @@ impl ErrorKind {
             ErrorKind::BackupSetInvalid => "BackupSetInvalidError",
             ErrorKind::Execute => "ExecuteError",
             ErrorKind::ParamInvalid => "ParamInvalidError",
+            ErrorKind::Verify => "VerifyError",
         }
     }
 }
@@ -286,6 +289,7 @@ mod tests {
             BackupSetInvalid,
             Execute,
             ParamInvalid,
+            Verify,
         ];
         let mut codes: Vec<i32> = all.iter().map(|k| k.exit_code()).collect();
         assert!(codes.iter().all(|c| *c > 1 && *c < 256));

@@ -6,14 +6,17 @@
 pub mod archive_get;
 pub mod archive_push;
 pub mod backup;
+pub mod check;
 pub mod expire;
 pub mod help;
 pub mod info;
 pub mod open;
 pub mod restore;
 pub mod stanza_create;
+pub mod stanza_delete;
 pub mod start;
 pub mod stop;
+pub mod verify;
 pub mod version;
 
 use crate::config::{Command, Config};
@@ -37,13 +40,16 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Command::ArchiveGet => archive_get::run(cfg),
         Command::ArchivePush => archive_push::run(cfg),
         Command::Backup => backup::run(cfg),
+        Command::Check => check::run(cfg),
         Command::Expire => expire::run(cfg),
         Command::Help => help::run(cfg),
         Command::Info => info::run(cfg),
         Command::Restore => restore::run(cfg),
         Command::StanzaCreate => stanza_create::run(cfg),
+        Command::StanzaDelete => stanza_delete::run(cfg),
         Command::Start => start::run(cfg),
         Command::Stop => stop::run(cfg),
+        Command::Verify => verify::run(cfg),
         Command::Version => version::run(),
     };
     if logged && result.is_ok() {

@@ -53,25 +53,35 @@ pub fn db_history(control: &ControlData, id: u32) -> DbHistory {
     }
 }
 
+/// Fails when `db` (the current cluster recorded in the info file named `file`) is not the
+/// cluster `control` describes: another system identifier or major version.
+pub fn check_matches(
+    stanza: &str,
+    file: &str,
+    db: &DbHistory,
+    control: &ControlData,
+) -> Result<()> {
+    let wanted = db_history(control, db.id);
+    if db.system_id != wanted.system_id || db.version != wanted.version {
+        return Err(Error::new(
+            ErrorKind::DbMismatch,
+            format!(
+                "{file} for stanza '{stanza}' records version {} system id {}, but the cluster is version {} system id {}",
+                db.version, db.system_id, wanted.version, wanted.system_id
+            ),
+        )
+        .with_hint("is pg1-path the right cluster for this stanza? after an upgrade run stanza-upgrade"));
+    }
+    Ok(())
+}
+
 /// Makes sure the stanza exists for this cluster: creates what is missing, accepts what
 /// matches, refuses what belongs to another cluster.
 pub fn ensure(repo: &dyn Storage, stanza: &str, control: &ControlData) -> Result<Ensured> {
     let archive = ArchiveInfo::load(repo, stanza)?;
     let backup = BackupInfo::load(repo, stanza)?;
     let wanted = db_history(control, 1);
-    let check = |db: &DbHistory, file: &str| -> Result<()> {
-        if db.system_id != wanted.system_id || db.version != wanted.version {
-            return Err(Error::new(
-                ErrorKind::DbMismatch,
-                format!(
-                    "{file} for stanza '{stanza}' records version {} system id {}, but the cluster is version {} system id {}",
-                    db.version, db.system_id, wanted.version, wanted.system_id
-                ),
-            )
-            .with_hint("is pg1-path the right cluster for this stanza? after an upgrade run stanza-upgrade"));
-        }
-        Ok(())
-    };
+    let check = |db: &DbHistory, file: &str| check_matches(stanza, file, db, control);
     match (archive, backup) {
         (Some(archive), Some(backup)) => {
             check(archive.current()?, "archive.info")?;

@@ -12,13 +12,16 @@ pub enum Command {
     ArchiveGet,
     ArchivePush,
     Backup,
+    Check,
     Expire,
     Help,
     Info,
     Restore,
     StanzaCreate,
+    StanzaDelete,
     Start,
     Stop,
+    Verify,
     Version,
 }
 
@@ -70,6 +73,17 @@ pub static COMMANDS: &[CommandDef] = &[
             is taken whatever type was asked for.",
     },
     CommandDef {
+        command: Command::Check,
+        name: "check",
+        params: "",
+        summary: "Check the configuration.",
+        description: "Confirms that the stanza is configured end to end: pgkeep connects to the \
+            cluster, checks that pg1-path is its data directory, that archive_mode is on and \
+            archive_command is set, and that the repository's stanza matches the cluster. It then \
+            forces a WAL switch and waits (up to archive-timeout) until the switched segment \
+            reaches the archive.",
+    },
+    CommandDef {
         command: Command::Expire,
         name: "expire",
         params: "",
@@ -117,6 +131,16 @@ pub static COMMANDS: &[CommandDef] = &[
             archive-push or backup; running it again for the same cluster succeeds.",
     },
     CommandDef {
+        command: Command::StanzaDelete,
+        name: "stanza-delete",
+        params: "",
+        summary: "Delete a stanza.",
+        description: "Removes every backup and all archived WAL of a stanza from the repository. \
+            Refused unless the stanza was stopped first (pgkeep --stanza=<stanza> stop), and \
+            while the cluster at pg1-path is running unless --force is given. The stop file is \
+            kept: run start before creating the stanza again.",
+    },
+    CommandDef {
         command: Command::Start,
         name: "start",
         params: "",
@@ -132,6 +156,17 @@ pub static COMMANDS: &[CommandDef] = &[
         description: "Writes a stop file that makes new pgkeep commands fail, for one stanza \
             (with --stanza) or for all stanzas. With --force, running processes are terminated \
             too. Use the start command to undo.",
+    },
+    CommandDef {
+        command: Command::Verify,
+        name: "verify",
+        params: "",
+        summary: "Verify contents of the repository.",
+        description: "Reads the repository and checks every backup file against the size and \
+            checksum in its manifest, every archived WAL file against the checksum in its name, \
+            the info files and manifests against their copies, and that the WAL each backup \
+            needs to be consistent is in the archive. Reports each backup as valid or invalid \
+            and fails when anything is invalid. With --set, only that backup and its WAL.",
     },
     CommandDef {
         command: Command::Version,
@@ -197,13 +232,16 @@ mod tests {
             Command::ArchiveGet,
             Command::ArchivePush,
             Command::Backup,
+            Command::Check,
             Command::Expire,
             Command::Help,
             Command::Info,
             Command::Restore,
             Command::StanzaCreate,
+            Command::StanzaDelete,
             Command::Start,
             Command::Stop,
+            Command::Verify,
             Command::Version,
         ];
         assert_eq!(COMMANDS.len(), all.len());
@@ -233,5 +271,8 @@ mod tests {
         assert_eq!(Command::parse("backups"), None);
         assert_eq!(Command::parse(""), None);
         assert_eq!(Command::parse("stanza-create"), Some(Command::StanzaCreate));
+        assert_eq!(Command::parse("stanza-delete"), Some(Command::StanzaDelete));
+        assert_eq!(Command::parse("check"), Some(Command::Check));
+        assert_eq!(Command::parse("verify"), Some(Command::Verify));
     }
 }

@@ -78,13 +78,16 @@ const ALL: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
+    Check,
     Expire,
     Help,
     Info,
     Restore,
     StanzaCreate,
+    StanzaDelete,
     Start,
     Stop,
+    Verify,
     Version,
 ]);
 /// Commands that log (all but help and version).
@@ -92,21 +95,26 @@ const LOGGING: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
+    Check,
     Expire,
     Info,
     Restore,
     StanzaCreate,
+    StanzaDelete,
     Start,
     Stop,
+    Verify,
 ]);
 /// Commands that take a lock or read or write stop files.
 const LOCKING: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
+    Check,
     Expire,
     Restore,
     StanzaCreate,
+    StanzaDelete,
     Start,
     Stop,
 ]);
@@ -115,17 +123,20 @@ const REPOSITORY: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
+    Check,
     Expire,
     Info,
     Restore,
     StanzaCreate,
+    StanzaDelete,
+    Verify,
 ]);
 /// Commands that move file content through the filter chain.
-const COPYING: &[CommandRule] = &rules([ArchiveGet, ArchivePush, Backup, Restore]);
+const COPYING: &[CommandRule] = &rules([ArchiveGet, ArchivePush, Backup, Restore, Verify]);
 /// Commands that compress.
 const COMPRESSING: &[CommandRule] = &rules([ArchivePush, Backup]);
 /// Commands that connect to PostgreSQL.
-const CONNECTING: &[CommandRule] = &rules([Backup, StanzaCreate]);
+const CONNECTING: &[CommandRule] = &rules([Backup, Check, StanzaCreate]);
 const BACKUP: &[CommandRule] = &rules([Backup]);
 const RESTORE: &[CommandRule] = &rules([Restore]);
 /// Commands that apply retention (backup expires when it is done).
@@ -204,10 +215,10 @@ pub static OPTIONS: &[OptionDef] = &[
             max_ms: 86_400_000,
         },
         default: Some("60"),
-        commands: BACKUP,
+        commands: &rules([Backup, Check]),
         summary: "Archive timeout.",
         help: "How long, in seconds (decimals allowed), the backup waits for each WAL segment it \
-            needs to reach the archive.",
+            needs to reach the archive, and check waits for the segment it switched.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -336,11 +347,12 @@ pub static OPTIONS: &[OptionDef] = &[
         name: "force",
         kind: Kind::Boolean,
         default: Some("n"),
-        commands: &rules([Backup, Restore, Stop]),
+        commands: &rules([Backup, Restore, StanzaDelete, Stop]),
         summary: "Force an action.",
         help: "For restore: overwrite a data directory that is not empty without comparing \
             checksums (with --delta, compare sizes and times only). For stop: also terminate \
-            pgkeep processes that are running.",
+            pgkeep processes that are running. For stanza-delete: delete even though the \
+            cluster is running.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -456,9 +468,11 @@ pub static OPTIONS: &[OptionDef] = &[
             on(ArchiveGet),
             on(ArchivePush),
             required(Backup),
+            required(Check),
             on(Info),
             required(Restore),
             required(StanzaCreate),
+            required(StanzaDelete),
         ],
         summary: "PostgreSQL data directory.",
         help: "The data directory of the cluster. For backup it must equal the cluster's \
@@ -632,10 +646,11 @@ pub static OPTIONS: &[OptionDef] = &[
         id: Opt::Set,
         name: "set",
         kind: Kind::String,
-        commands: &rules([Expire, Info, Restore]),
-        summary: "Backup set to restore, show or expire.",
+        commands: &rules([Expire, Info, Restore, Verify]),
+        summary: "Backup set to restore, show, expire or verify.",
         help: "The label of a backup, e.g. 20260102-030405F. For restore, 'latest' (the \
-            default) means the newest backup; for info, the details of this backup are shown.",
+            default) means the newest backup; for info, the details of this backup are shown; \
+            for verify, only this backup and the WAL it needs are checked.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -647,12 +662,15 @@ pub static OPTIONS: &[OptionDef] = &[
             required(ArchiveGet),
             required(ArchivePush),
             required(Backup),
+            required(Check),
             required(Expire),
             on(Info),
             required(Restore),
             required(StanzaCreate),
+            required(StanzaDelete),
             on(Start),
             on(Stop),
+            required(Verify),
         ],
         summary: "Defines the stanza.",
         help: "A stanza names one PostgreSQL cluster and its backups. It selects the \

@@ -268,6 +268,14 @@ impl DbSession {
         parse_column(&query, &lsn, str::parse)
     }
 
+    /// Writes a named restore point into WAL and returns its LSN. Besides marking a recovery
+    /// target, it guarantees WAL activity, so a following `switch_wal` does switch.
+    pub fn create_restore_point(&mut self, name: &str) -> Result<Lsn> {
+        let row = self.query_one(sql::CREATE_RESTORE_POINT, &[&name])?;
+        let lsn: String = get(&row, 0, sql::CREATE_RESTORE_POINT)?;
+        parse_column(sql::CREATE_RESTORE_POINT, &lsn, str::parse)
+    }
+
     /// The segment WAL is being inserted into now.
     pub fn current_wal_segment(&mut self) -> Result<WalSegment> {
         let query = sql::current_wal_segment(self.version);

@@ -33,6 +33,9 @@ pub const TABLESPACES: &str = "select oid, spcname, pg_catalog.pg_tablespace_loc
                                from pg_catalog.pg_tablespace \
                                where spcname not in ('pg_default', 'pg_global') order by oid";
 
+/// Writes a named restore point into WAL. `$1`: the name. Returns its LSN.
+pub const CREATE_RESTORE_POINT: &str = "select pg_catalog.pg_create_restore_point($1)::text";
+
 /// Forces a checkpoint.
 pub const CHECKPOINT: &str = "checkpoint";
 

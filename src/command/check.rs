@@ -1,0 +1,164 @@
+//! check: confirm that a stanza works end to end, before a backup depends on it.
+//!
+//! In order: stop files → the cluster (pg1-path is the server's data_directory, the system
+//! identifier is pg_control's) → its archiving settings (archive_mode on, archive_command set)
+//! → the repository (the stanza exists and records this cluster, as stanza-create checks) →
+//! a WAL switch, then a wait of up to `archive-timeout` for the switched segment to reach the
+//! archive. Each misconfiguration fails with its own message and hint. The command writes
+//! nothing to the repository itself: the segment arrives through PostgreSQL's archive_command,
+//! which is the point of the check. On a standby the archive part is skipped, since only the
+//! primary can switch WAL.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Opt};
+use crate::error::{Error, ErrorKind, Result};
+use crate::lock;
+use crate::pg::control::ControlData;
+use crate::pg::session::DbSession;
+use crate::repo::archive::{self, ArchivedWal};
+use crate::repo::{ArchiveInfo, BackupInfo};
+use crate::storage::Storage;
+use crate::{log_info, log_warn};
+
+use super::{open, stanza_create};
+
+/// The restore point created before the switch, named as pgBackRest names its own.
+pub const RESTORE_POINT: &str = "pgkeep Archive Check";
+
+pub fn run(cfg: &Config) -> Result<i32> {
+    let stanza = open::stanza(cfg)?;
+    lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
+    let pg_path = open::pg_path(cfg)?;
+    let control = open::control(&pg_path)?;
+    let mut session = open::db_session(cfg)?;
+    check_cluster(&mut session, &pg_path, &control)?;
+    let standby = session.in_recovery()?;
+    let archive_command = if standby {
+        None
+    } else {
+        Some(check_archiving(&mut session, stanza)?)
+    };
+
+    let role = if standby { "standby" } else { "primary" };
+    log_info!("check repo1 configuration ({role})");
+    let repo = open::repo(cfg)?;
+    let archive_info = ArchiveInfo::load_required(&repo, stanza)?;
+    let backup_info = BackupInfo::load_required(&repo, stanza)?;
+    stanza_create::check_matches(stanza, "archive.info", archive_info.current()?, &control)?;
+    stanza_create::check_matches(stanza, "backup.info", backup_info.current()?, &control)?;
+
+    let Some(archive_command) = archive_command else {
+        log_info!("the cluster is a standby: the WAL archive check needs the primary, skipped");
+        return session.close().map(|()| 0);
+    };
+    log_info!("check repo1 archive for WAL ({role})");
+    // A restore point is WAL activity: without it an idle cluster would not switch at all.
+    session.create_restore_point(RESTORE_POINT)?;
+    let switched = session.switch_wal()?;
+    let segment = session.walfile_name(switched)?.name();
+    session.close()?;
+    let timeout = Duration::from_millis(cfg.time_ms(Opt::ArchiveTimeout).unwrap_or(60_000));
+    let archive_id = archive_info.current()?.archive_id();
+    let wal = wait_for_segment(&repo, stanza, &archive_id, &segment, timeout).map_err(|err| {
+        if err.kind() != ErrorKind::ArchiveTimeout {
+            return err;
+        }
+        err.with_hint(format!(
+            "check that archive_command '{archive_command}' runs 'pgkeep --stanza={stanza} archive-push %p' and succeeds (see the PostgreSQL log); run 'pgkeep --stanza={stanza} start' if the stanza was stopped; raise archive-timeout if the archive is slow"
+        ))
+    })?;
+    log_info!(
+        "WAL segment {segment} successfully archived to '{}'",
+        repo.describe(&wal.path)
+    );
+    Ok(0)
+}
+
+/// The server pgkeep connected to must be the cluster at pg1-path.
+fn check_cluster(session: &mut DbSession, pg_path: &Path, control: &ControlData) -> Result<()> {
+    let data_directory = session.data_directory()?;
+    // Compare real paths: a symlinked pg1-path names the same directory.
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if canonical(Path::new(&data_directory)) != canonical(pg_path) {
+        return Err(Error::new(
+            ErrorKind::DbMismatch,
+            format!(
+                "pg1-path '{}' does not match the server's data_directory '{data_directory}'",
+                pg_path.display()
+            ),
+        )
+        .with_hint("set pg1-path to the data directory of the cluster pgkeep connects to"));
+    }
+    let system_id = session.system_id()?;
+    if system_id != control.system_id {
+        return Err(Error::new(
+            ErrorKind::DbMismatch,
+            format!(
+                "server system id {system_id} does not match pg_control system id {}",
+                control.system_id
+            ),
+        )
+        .with_hint("pg1-port or pg1-socket-path leads to another cluster than pg1-path"));
+    }
+    Ok(())
+}
+
+/// archive_mode must be on and archive_command set; returns archive_command. A command that
+/// does not look like pgkeep's archive-push only warns: it may be a wrapper script, and the
+/// WAL switch below shows whether segments really arrive.
+fn check_archiving(session: &mut DbSession, stanza: &str) -> Result<String> {
+    let mode = session.setting("archive_mode")?.unwrap_or_default();
+    if mode == "off" {
+        return Err(
+            Error::new(ErrorKind::DbMismatch, "archive_mode must be enabled")
+                .with_hint("set archive_mode = on in postgresql.conf and restart the cluster"),
+        );
+    }
+    let command = session.setting("archive_command")?.unwrap_or_default();
+    let suggested = format!("archive_command = 'pgkeep --stanza={stanza} archive-push %p'");
+    if command.trim().is_empty() || command == "(disabled)" {
+        return Err(
+            Error::new(ErrorKind::DbMismatch, "archive_command is not set")
+                .with_hint(format!("set {suggested} and reload the cluster")),
+        );
+    }
+    if !command.contains("archive-push") {
+        log_warn!(
+            "archive_command '{command}' does not run archive-push: WAL may not reach the repository\n            HINT: {suggested}"
+        );
+    } else if !command.contains("pgkeep") {
+        log_warn!("archive_command '{command}' does not mention pgkeep");
+    }
+    Ok(command)
+}
+
+/// Waits until `segment` is in the archive; the stored file once it is.
+pub fn wait_for_segment(
+    repo: &dyn Storage,
+    stanza: &str,
+    archive_id: &str,
+    segment: &str,
+    timeout: Duration,
+) -> Result<ArchivedWal> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(wal) = archive::find_wal(repo, stanza, archive_id, segment)?
+            .into_iter()
+            .next()
+        {
+            return Ok(wal);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorKind::ArchiveTimeout,
+                format!(
+                    "WAL segment {segment} was not archived before the {}ms timeout",
+                    timeout.as_millis()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

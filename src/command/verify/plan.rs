@@ -1,0 +1,145 @@
+//! Planning a verify run: which backups to check, their manifests, and one job per stored
+//! file they need.
+//!
+//! A file unchanged since an earlier backup is stored once, in the backup that holds it, and
+//! referenced by the later ones: it becomes one job, however many backups need it. Backup
+//! directories that backup.info does not list (an unfinished backup, a half-done expire) and
+//! archive ids that archive.info does not know are not checked; the log says so.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::pg::wal::WalSegment;
+use crate::repo::{BackupInfo, BackupLabel, BackupRecord, DbHistory, Manifest, layout};
+use crate::storage::{FileType, Storage};
+use crate::{log_info, log_warn};
+
+use super::file::FileCheck;
+use super::info::{self, Pair};
+use super::{BackupCheck, Job};
+
+/// The backups to check: all of backup.info, or the one `--set` names. Backup directories that
+/// backup.info does not list are unfinished or half-expired: not backups, so not checked.
+pub fn select_backups(
+    repo: &dyn Storage,
+    stanza: &str,
+    info: Option<&BackupInfo>,
+    set: Option<&str>,
+) -> Result<Vec<BackupRecord>> {
+    let Some(info) = info else {
+        return Ok(Vec::new());
+    };
+    if let Some(set) = set {
+        let record = info.find(set).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::BackupSetInvalid,
+                format!("backup set '{set}' does not exist in stanza '{stanza}'"),
+            )
+            .with_hint("'pgkeep info' lists the backup sets")
+        })?;
+        return Ok(vec![record]);
+    }
+    for entry in repo.list(&layout::backup_dir(stanza))?.unwrap_or_default() {
+        if entry.file_type == FileType::Path
+            && BackupLabel::parse(&entry.name).is_some()
+            && info.find(&entry.name).is_none()
+        {
+            log_info!(
+                "backup {}: not listed in backup.info (unfinished or expired), skipped",
+                entry.name
+            );
+        }
+    }
+    Ok(info.backups.clone())
+}
+
+/// Reads a backup's manifest and adds the files it needs to `jobs`, once per stored file.
+pub fn plan_backup(
+    repo: &dyn Storage,
+    stanza: &str,
+    record: BackupRecord,
+    db_history: &[DbHistory],
+    jobs: &mut Vec<Job>,
+    held: &mut BTreeMap<(String, String), usize>,
+) -> Result<BackupCheck> {
+    let label = record.label.clone();
+    let path = layout::manifest(stanza, &label);
+    let (manifest, manifest_problem) = match info::check_pair::<Manifest>(repo, &path)? {
+        Pair::Usable(m) if m.label == label => (Some(m), None),
+        Pair::Usable(m) => (
+            None,
+            Some(format!(
+                "manifest '{}' describes backup {}, not {label}",
+                repo.describe(&path),
+                m.label
+            )),
+        ),
+        Pair::Missing => (
+            None,
+            Some(format!(
+                "manifest '{}' and its copy are missing",
+                repo.describe(&path)
+            )),
+        ),
+        Pair::Unusable(reason) => (None, Some(format!("no usable copy of manifest: {reason}"))),
+    };
+    let mut files = Vec::new();
+    if let Some(manifest) = &manifest {
+        for entry in &manifest.files {
+            let holder = manifest.holder(entry).to_string();
+            let key = (holder.clone(), entry.name.clone());
+            let index = *held.entry(key).or_insert_with(|| {
+                let ext = manifest.compress_type.extension();
+                jobs.push(Job {
+                    check: FileCheck {
+                        path: layout::backup_file(stanza, &holder, &entry.name, ext),
+                        compress: manifest.compress_type,
+                        checksum: entry.checksum.clone(),
+                        size: Some(entry.size),
+                        repo_size: Some(entry.repo_size),
+                    },
+                    size_hint: entry.repo_size,
+                    wal: None,
+                });
+                jobs.len() - 1
+            });
+            files.push(index);
+        }
+    }
+    // Offline backups are consistent as they are; archive-copy stores the WAL in the backup,
+    // where it is checked as backup files.
+    let needs_wal = manifest
+        .as_ref()
+        .is_none_or(|m| m.online && !m.archive_copy);
+    let archive_id = db_history
+        .iter()
+        .find(|db| db.id == record.db_id)
+        .map(DbHistory::archive_id);
+    let wal = match (needs_wal, archive_id) {
+        (true, Some(archive_id)) => Some((
+            archive_id,
+            WalSegment::parse(&record.archive_start)?,
+            WalSegment::parse(&record.archive_stop)?,
+        )),
+        _ => None,
+    };
+    Ok(BackupCheck {
+        record,
+        manifest_problem,
+        files,
+        wal,
+    })
+}
+
+/// Archive ids on disk that archive.info does not know are not verified; say so.
+pub fn warn_unknown_archive_ids(repo: &dyn Storage, stanza: &str, known: &[String]) -> Result<()> {
+    for entry in repo.list(&layout::archive_dir(stanza))?.unwrap_or_default() {
+        if entry.file_type == FileType::Path && !known.contains(&entry.name) {
+            log_warn!(
+                "'{}' is not an archive id of archive.info, not verified",
+                repo.describe(&layout::archive_id_dir(stanza, &entry.name))
+            );
+        }
+    }
+    Ok(())
+}
