@@ -10,17 +10,6 @@ use std::time::Duration;
 
 use common::pgkeep::{Run, Stanza};
 
-fn empty_dir(dir: &Path) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() && !path.is_symlink() {
-            std::fs::remove_dir_all(&path).unwrap();
-        } else {
-            std::fs::remove_file(&path).unwrap();
-        }
-    }
-}
-
 /// Starts the restored cluster and waits until recovery has ended.
 fn start_and_wait(s: &Stanza) {
     s.cluster.start();
