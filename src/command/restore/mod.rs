@@ -17,6 +17,7 @@ mod files;
 mod plan;
 mod recovery;
 mod request;
+mod safety;
 mod select;
 mod selective;
 mod target;
