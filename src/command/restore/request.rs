@@ -50,6 +50,7 @@ pub fn from_config(cfg: &Config) -> Result<Request> {
         )
         .with_hint(format!("for example {example}")));
     }
+    check_dependents(cfg, recovery_type, given.is_some())?;
     let parsed = match (recovery_type, &given) {
         (RecoveryType::Time, Some(text)) => Some(target::parse_time(text)?),
         (RecoveryType::Lsn, Some(text)) => Some(target::parse_lsn(text)?),
@@ -106,6 +107,33 @@ pub fn from_config(cfg: &Config) -> Result<Request> {
     })
 }
 
+/// Refuses target options the recovery type would ignore: a `--target` given without
+/// `--type=time` (say) would otherwise restore to the end of the archive, silently missing it.
+fn check_dependents(cfg: &Config, recovery_type: RecoveryType, has_target: bool) -> Result<()> {
+    let targeted = recovery_type.needs_target();
+    let immediate = recovery_type == RecoveryType::Immediate;
+    let refused = if has_target && !targeted {
+        Some(("target", "('lsn', 'name', 'time', 'xid')"))
+    } else if cfg.bool(Opt::TargetExclusive) && !targeted {
+        Some(("target-exclusive", "('lsn', 'name', 'time', 'xid')"))
+    } else if cfg.source(Opt::TargetAction) != Source::Default && !targeted && !immediate {
+        Some((
+            "target-action",
+            "('immediate', 'lsn', 'name', 'time', 'xid')",
+        ))
+    } else {
+        None
+    };
+    match refused {
+        Some((option, types)) => Err(Error::new(
+            ErrorKind::OptionInvalid,
+            format!("option '{option}' not valid without option 'type' in {types}"),
+        )
+        .with_hint("give the recovery type, e.g. --type=time, or leave the option out")),
+        None => Ok(()),
+    }
+}
+
 /// The command PostgreSQL runs to fetch WAL: this binary with the options of this restore
 /// that archive-get accepts (given on the command line, or locating the config and repository
 /// through the environment, which PostgreSQL will not have).
@@ -153,7 +181,58 @@ fn shell_quote(word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::*;
+
+    fn request(args: &[&str]) -> Result<Request> {
+        let mut all = vec!["--no-config", "--stanza=demo", "--pg1-path=/pg"];
+        all.extend_from_slice(args);
+        all.push("restore");
+        let args: Vec<String> = all.iter().map(|a| a.to_string()).collect();
+        from_config(&crate::config::parse(&args, &[])?)
+    }
+
+    #[test]
+    fn target_options_without_a_target_type_are_refused() {
+        let err = request(&["--target=2026-11-24 21:00:00+00"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OptionInvalid);
+        assert_eq!(
+            err.message(),
+            "option 'target' not valid without option 'type' in ('lsn', 'name', 'time', 'xid')"
+        );
+        let err = request(&["--type=immediate", "--target-exclusive"]).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("option 'target-exclusive' not valid")
+        );
+        let err = request(&["--target-action=promote"]).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("option 'target-action' not valid")
+        );
+        request(&["--type=immediate", "--target-action=promote"]).unwrap();
+        let err = request(&["--type=xid"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OptionRequired);
+        assert_eq!(err.hint(), Some("for example --target=1234"));
+    }
+
+    #[test]
+    fn time_targets_reach_postgresql_in_utc_and_keys_use_underscores() {
+        let r = request(&[
+            "--type=time",
+            "--target=2026-11-24 22:00:00+01",
+            "--recovery-option=primary-conninfo=host=db1",
+        ])
+        .unwrap();
+        assert_eq!(r.recovery.target.as_deref(), Some("2026-11-24 21:00:00+00"));
+        assert_eq!(r.target.unwrap().1, "2026-11-24 22:00:00+01");
+        assert_eq!(
+            r.recovery.options,
+            [("primary_conninfo".to_string(), "host=db1".to_string())]
+        );
+        let r = request(&["--type=name", "--target=before_upgrade"]).unwrap();
+        assert_eq!(r.recovery.target.as_deref(), Some("before_upgrade"));
+        assert!(r.target.is_none());
+    }
 
     #[test]
     fn words_are_quoted_only_when_the_shell_needs_it() {
