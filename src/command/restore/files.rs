@@ -68,6 +68,13 @@ pub fn restore(
     };
     if zero {
         zero_fill(Path::new(&path), file)?;
+        if settings.set_owner {
+            chown(
+                Path::new(&path),
+                file.user.as_deref(),
+                file.group.as_deref(),
+            )?;
+        }
         log_detail!("restore zeroed file {path} ({})", progress());
         return Ok(Outcome::Zeroed);
     }

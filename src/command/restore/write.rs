@@ -30,13 +30,22 @@ pub fn create_paths_and_links(
     wal_dir: &str,
     set_owner: bool,
 ) -> Result<()> {
-    for (index, root) in plan.roots.iter().enumerate() {
+    // Directories the manifest does not list (a link's destination, archive_status) belong to
+    // the data directory's owner, so that PostgreSQL can write them when root restores.
+    let owner = manifest
+        .paths
+        .iter()
+        .find(|p| p.name == crate::repo::manifest::PG_DATA);
+    let give = |path: &Path| match owner {
+        Some(owner) if set_owner => chown(path, owner.user.as_deref(), owner.group.as_deref()),
+        _ => Ok(()),
+    };
+    for root in &plan.roots {
         if fs::symlink_metadata(&root.path).is_err() {
             fs::create_dir_all(&root.path)
                 .map_err(|e| Error::io(ErrorKind::PathCreate, "create", root.path.display(), &e))?;
-            if index == 0 {
-                set_mode(&root.path, 0o700)?;
-            }
+            set_mode(&root.path, 0o700)?;
+            give(&root.path)?;
         }
     }
     let data = &storages[0];
@@ -65,12 +74,14 @@ pub fn create_paths_and_links(
         }
     }
     let wal_link = plan.links.iter().find(|l| l.rel == wal_dir);
-    match wal_link.and_then(|l| l.root) {
-        Some(root) => storages[root].create_dir("archive_status", 0o700)?,
-        None if wal_link.is_none() => {
-            data.create_dir(&format!("{wal_dir}/archive_status"), 0o700)?
-        }
-        None => {}
+    let (storage, rel) = match wal_link.map(|l| l.root) {
+        Some(Some(root)) => (&storages[root], "archive_status".to_string()),
+        Some(None) => return Ok(()),
+        None => (data, format!("{wal_dir}/archive_status")),
+    };
+    if storage.info(&rel)?.is_none() {
+        storage.create_dir(&rel, 0o700)?;
+        give(Path::new(&storage.describe(&rel)))?;
     }
     Ok(())
 }
