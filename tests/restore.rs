@@ -340,11 +340,10 @@ fn xid_name_lsn_and_immediate_targets() {
 
     // Each restore starts again on timeline 1: the earlier ones branched off it.
     let restore = |args: &[&str]| -> Run {
-        let mut all = vec![
-            "--delta",
-            "--target-action=promote",
-            "--log-level-console=info",
-        ];
+        let mut all = vec!["--delta", "--log-level-console=info"];
+        if args.iter().any(|a| a.starts_with("--type=")) {
+            all.push("--target-action=promote");
+        }
         all.extend_from_slice(args);
         all.push("restore");
         let run = s.pgkeep(&all).ok();
