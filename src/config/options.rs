@@ -26,10 +26,14 @@ pub enum Opt {
     Config,
     ConfigIncludePath,
     ConfigPath,
+    DbExclude,
+    DbInclude,
     Delta,
     DryRun,
     Exclude,
     Force,
+    LinkAll,
+    LinkMap,
     LockPath,
     LogLevelConsole,
     LogLevelFile,
@@ -56,6 +60,8 @@ pub enum Opt {
     Stanza,
     StartFast,
     StopAuto,
+    TablespaceMap,
+    TablespaceMapAll,
     Target,
     TargetAction,
     TargetExclusive,
@@ -309,6 +315,31 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::DbExclude,
+        name: "db-exclude",
+        kind: Kind::List,
+        commands: RESTORE,
+        summary: "Restore excluding the specified databases.",
+        help: "A database name or oid. The database's files are restored as zero-filled sparse \
+            files of the same size, so recovery completes; drop the database once the cluster \
+            is up (restore logs the DROP DATABASE statements). Repeat the option for several \
+            databases. template0, template1, postgres and other system databases are always \
+            restored.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::DbInclude,
+        name: "db-include",
+        kind: Kind::List,
+        commands: RESTORE,
+        summary: "Restore only specified databases.",
+        help: "A database name or oid. Only the listed databases (and the system databases \
+            template0, template1 and postgres) are restored; every other database is restored \
+            as zero-filled sparse files to be dropped once the cluster is up, as with \
+            db-exclude. Repeat the option for several databases.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::Delta,
         name: "delta",
         kind: Kind::Boolean,
@@ -316,8 +347,11 @@ pub static OPTIONS: &[OptionDef] = &[
         commands: RESTORE,
         summary: "Restore or backup using checksums.",
         help: "Restore into a data directory that is not empty: files whose size and checksum \
-            match the backup are kept, others are restored, and files that are not in the \
-            backup are removed.",
+            match the backup are kept, others are restored, and files, directories and links \
+            that are not in the backup are removed (only inside the data directory and the \
+            tablespace directories). With --force, size and modification time are compared \
+            instead of checksums: faster, but a file changed without changing its size or time \
+            is kept.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -349,10 +383,35 @@ pub static OPTIONS: &[OptionDef] = &[
         default: Some("n"),
         commands: &rules([Backup, Restore, StanzaDelete, Stop]),
         summary: "Force an action.",
-        help: "For restore: overwrite a data directory that is not empty without comparing \
-            checksums (with --delta, compare sizes and times only). For stop: also terminate \
-            pgkeep processes that are running. For stanza-delete: delete even though the \
-            cluster is running.",
+        help: "For restore: overwrite a data directory that is not empty, restoring every \
+            file and removing what is not in the backup (with --delta, keep files whose size \
+            and modification time match the backup). For stop: also terminate pgkeep processes \
+            that are running. For stanza-delete: delete even though the cluster is running.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::LinkAll,
+        name: "link-all",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: RESTORE,
+        summary: "Restore all symlinks.",
+        help: "Symbolic links of the data directory other than tablespaces (a relocated pg_wal, \
+            say) are restored as plain directories inside the data directory by default, \
+            because their original destinations may not be safe to write on another host. With \
+            link-all every link is restored pointing to its original destination.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::LinkMap,
+        name: "link-map",
+        kind: Kind::Hash,
+        commands: RESTORE,
+        summary: "Modify the destination of a symlink.",
+        help: "<link>=<destination>, e.g. --link-map=pg_wal=/var/lib/pgwal: the link, named \
+            relative to the data directory, is restored pointing to the new absolute \
+            destination (which implies restoring that link). Repeat the option for several \
+            links. Tablespaces are remapped with tablespace-map.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -649,8 +708,10 @@ pub static OPTIONS: &[OptionDef] = &[
         commands: &rules([Expire, Info, Restore, Verify]),
         summary: "Backup set to restore, show, expire or verify.",
         help: "The label of a backup, e.g. 20260102-030405F. For restore, 'latest' (the \
-            default) means the newest backup; for info, the details of this backup are shown; \
-            for verify, only this backup and the WAL it needs are checked.",
+            default) means the newest backup, or, for --type=time and --type=lsn, the newest \
+            backup that ended before the target; a set that ended after the target is refused. \
+            For info, the details of this backup are shown; for verify, only this backup and the \
+            WAL it needs are checked.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -700,13 +761,38 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::TablespaceMap,
+        name: "tablespace-map",
+        kind: Kind::Hash,
+        commands: RESTORE,
+        summary: "Restore a tablespace into the specified directory.",
+        help: "<tablespace>=<directory>, the tablespace given by name or oid, e.g. \
+            --tablespace-map=ts1=/srv/ts1: the tablespace is restored there instead of its \
+            original location, and its pg_tblspc link points there. Repeat the option for \
+            several tablespaces.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::TablespaceMapAll,
+        name: "tablespace-map-all",
+        kind: Kind::Path,
+        commands: RESTORE,
+        summary: "Restore all tablespaces into the specified directory.",
+        help: "Each tablespace is restored to <directory>/<tablespace name> (its oid when the \
+            name cannot be read from the backup), unless tablespace-map names another place \
+            for it.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::Target,
         name: "target",
         kind: Kind::String,
         commands: RESTORE,
         summary: "Recovery target.",
-        help: "Where recovery stops, for the types time (a timestamp), xid (a transaction id), \
-            name (a restore point) and lsn.",
+        help: "Where recovery stops, for the types time (a timestamp with its time zone, e.g. \
+            \"2026-11-24 21:00:00+00\", \"2026-11-24T21:00:00Z\" or \"2026-11-24 22:00:00 \
+            Europe/Paris\"; a timestamp without a zone is refused), xid (a transaction id), \
+            name (a restore point made with pg_create_restore_point) and lsn (e.g. 0/3000028).",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -738,7 +824,9 @@ pub static OPTIONS: &[OptionDef] = &[
         commands: RESTORE,
         summary: "Recover along a timeline.",
         help: "The timeline recovery follows: a number, 'current' or 'latest' \
-            (recovery_target_timeline).",
+            (recovery_target_timeline). A number or 'latest' is checked against the timeline \
+            history files in the archive: the backup must lie on the target timeline's history, \
+            before the point where the timeline branched off.",
         ..OptionDef::BASE
     },
     OptionDef {

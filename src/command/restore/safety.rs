@@ -1,0 +1,198 @@
+//! The checks that keep restore inside the places it was given.
+//!
+//! Every manifest name must be `pg_data` or lie under `pg_data/` with plain components (no
+//! `..`, `.`, empty or absolute parts); links may not nest, and in `pg_tblspc` only tablespace
+//! links (`pg_tblspc/<oid>`) are allowed; every link restored as a link must point to an
+//! absolute, `..`-free destination, and no two roots (the data directory, link destinations)
+//! may contain one another. A remap that names nothing in the backup is refused too: the DBA
+//! meant something else. A manifest failing these is refused whole, before anything is written.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::repo::Manifest;
+use crate::repo::manifest::{LinkEntry, PG_DATA};
+
+use super::plan::{Remap, Root};
+
+/// The manifest name's path inside the data directory ("" for `pg_data`), or an error when the
+/// name could lead anywhere else.
+pub fn data_rel<'a>(manifest: &Manifest, name: &'a str) -> Result<&'a str> {
+    if name == PG_DATA {
+        return Ok("");
+    }
+    let rel = name
+        .strip_prefix(PG_DATA)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rel| {
+            rel.split('/')
+                .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\0'))
+        });
+    rel.ok_or_else(|| {
+        Error::new(
+            ErrorKind::FileInvalid,
+            format!(
+                "manifest of backup set '{}' names a path outside the data directory: '{name}'",
+                manifest.label
+            ),
+        )
+        .with_hint(
+            "the manifest is damaged or was not written by pgkeep: restore another set with --set",
+        )
+    })
+}
+
+/// Checks a destination given for a link: absolute, without `.` or `..`, not `/`.
+pub fn check_destination(what: &str, destination: &str, user: bool) -> Result<PathBuf> {
+    let path = Path::new(destination);
+    let clean = path.is_absolute()
+        && path.components().count() > 1
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !destination
+            .split('/')
+            .skip(1)
+            .any(|p| p == "." || p == "..");
+    if clean {
+        return Ok(path.to_path_buf());
+    }
+    let (kind, hint) = if user {
+        (
+            ErrorKind::OptionInvalidValue,
+            "give an absolute path without '.' or '..'",
+        )
+    } else {
+        (
+            ErrorKind::FileInvalid,
+            "use tablespace-map or link-map to give it an absolute destination, or restore another set",
+        )
+    };
+    Err(Error::new(
+        kind,
+        format!("{what} destination '{destination}' must be an absolute path without '.' or '..'"),
+    )
+    .with_hint(hint))
+}
+
+/// The oid of a tablespace link, `pg_tblspc/<oid>` relative to the data directory.
+pub fn tablespace_oid(rel: &str) -> Option<u32> {
+    rel.strip_prefix("pg_tblspc/")
+        .filter(|oid| !oid.is_empty() && oid.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|oid| oid.parse().ok())
+}
+
+/// Refuses a link the data directory cannot hold: the data directory itself, a link inside
+/// another link, or a link in pg_tblspc that is not a tablespace.
+pub fn check_link(manifest: &Manifest, link: &LinkEntry, rel: &str, all: &[&str]) -> Result<()> {
+    let problem = if rel.is_empty()
+        || all
+            .iter()
+            .any(|other| rel.starts_with(&format!("{other}/")))
+    {
+        "a link inside another link"
+    } else if rel.starts_with("pg_tblspc/") && tablespace_oid(rel).is_none() {
+        "a link in pg_tblspc that is not a tablespace"
+    } else {
+        return Ok(());
+    };
+    Err(Error::new(
+        ErrorKind::FileInvalid,
+        format!(
+            "manifest of backup set '{}' has {problem}: '{}'",
+            manifest.label, link.name
+        ),
+    )
+    .with_hint(
+        "the manifest is damaged or was not written by pgkeep: restore another set with --set",
+    ))
+}
+
+/// A remap naming nothing in the backup is an error: the DBA meant something else.
+pub fn unused_remaps(
+    manifest: &Manifest,
+    remap: &Remap,
+    used_ts: &[bool],
+    used_links: &[bool],
+    names: &BTreeMap<u32, String>,
+) -> Result<()> {
+    if let Some(index) = used_ts.iter().position(|used| !used) {
+        let known: Vec<String> = manifest
+            .links
+            .iter()
+            .filter_map(|l| l.name.strip_prefix("pg_data/").and_then(tablespace_oid))
+            .map(|oid| match names.get(&oid) {
+                Some(name) => format!("{name} ({oid})"),
+                None => oid.to_string(),
+            })
+            .collect();
+        let hint = if known.is_empty() {
+            "the backup set has no tablespaces".to_string()
+        } else {
+            format!("the backup set's tablespaces are: {}", known.join(", "))
+        };
+        return Err(Error::new(
+            ErrorKind::OptionInvalidValue,
+            format!(
+                "unable to remap invalid tablespace '{}'",
+                remap.tablespaces[index].0
+            ),
+        )
+        .with_hint(hint));
+    }
+    if let Some(index) = used_links.iter().position(|used| !used) {
+        let key = &remap.links[index].0;
+        let rel = key.strip_prefix("pg_data/").unwrap_or(key);
+        let hint = if tablespace_oid(rel).is_some() {
+            "tablespaces are remapped with tablespace-map".to_string()
+        } else {
+            let known: Vec<&str> = manifest
+                .links
+                .iter()
+                .filter_map(|l| l.name.strip_prefix("pg_data/"))
+                .filter(|rel| tablespace_oid(rel).is_none())
+                .collect();
+            if known.is_empty() {
+                "the backup set has no links other than tablespaces".to_string()
+            } else {
+                format!("the backup set's links are: {}", known.join(", "))
+            }
+        };
+        return Err(Error::new(
+            ErrorKind::OptionInvalidValue,
+            format!("unable to remap invalid link '{key}'"),
+        )
+        .with_hint(hint));
+    }
+    Ok(())
+}
+
+/// No root may contain another: a link into the data directory, or two tablespaces in one
+/// place, would make one restore overwrite or clean another's files.
+pub fn check_overlaps(roots: &[Root]) -> Result<()> {
+    for (i, a) in roots.iter().enumerate() {
+        for b in roots.iter().skip(i + 1) {
+            if a.path.starts_with(&b.path) || b.path.starts_with(&a.path) {
+                let what = if i == 0 {
+                    format!(
+                        "link destination '{}' overlaps the data directory '{}'",
+                        b.path.display(),
+                        a.path.display()
+                    )
+                } else {
+                    format!(
+                        "link destinations '{}' and '{}' overlap",
+                        a.path.display(),
+                        b.path.display()
+                    )
+                };
+                return Err(Error::new(ErrorKind::OptionInvalidValue, what).with_hint(
+                    "give each tablespace and link its own directory outside the data directory \
+                     (tablespace-map, link-map)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
