@@ -88,7 +88,8 @@ pub fn shell_quote(arg: &str) -> String {
 /// One ssh process and the conversation over it.
 pub struct Channel {
     conn: Conn,
-    child: Child,
+    /// The ssh process; `None` for a channel over an in-process connection (tests).
+    child: Option<Child>,
     stderr: Option<JoinHandle<String>>,
     /// What the far side said about itself after the greeting (e.g. its storage root).
     welcome: serde_json::Value,
@@ -141,7 +142,7 @@ impl Channel {
         );
         let mut channel = Channel {
             conn,
-            child,
+            child: Some(child),
             stderr: Some(collector),
             welcome: serde_json::Value::Null,
             broken: false,
@@ -169,6 +170,19 @@ impl Channel {
             }
             Err(err) => Err(channel.explain(err)),
         }
+    }
+
+    /// A channel over a connection that is already open (a socket to a far side running in
+    /// this process, in tests): runs the greeting.
+    pub fn over(mut conn: Conn) -> Result<Channel> {
+        let welcome = greet(&mut conn)?;
+        Ok(Channel {
+            conn,
+            child: None,
+            stderr: None,
+            welcome,
+            broken: false,
+        })
     }
 
     /// What the far side sent with its acceptance of our greeting.
@@ -221,8 +235,11 @@ impl Channel {
     /// True when ssh has exited (waiting briefly for it, since a closed pipe comes just before
     /// the exit).
     fn ended(&mut self) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
         for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -245,9 +262,8 @@ impl Channel {
         }
         let status = self
             .child
-            .try_wait()
-            .ok()
-            .flatten()
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
             .map(|status| match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
                 (Some(code), _) => format!("exit code {code}"),
                 (None, Some(signal)) => format!("killed by signal {signal}"),
@@ -266,18 +282,23 @@ impl Channel {
 impl Drop for Channel {
     fn drop(&mut self) {
         // Closing stdin tells a healthy far side to exit; a broken one is killed.
-        if self.broken {
-            let _ = self.child.kill();
+        if self.broken
+            && let Some(child) = self.child.as_mut()
+        {
+            let _ = child.kill();
         }
         let conn = std::mem::replace(
             &mut self.conn,
             Conn::new(Box::new(std::io::empty()), Box::new(std::io::sink()), ""),
         );
         drop(conn);
-        if !self.ended() {
-            let _ = self.child.kill();
+        let ended = self.ended();
+        if let Some(child) = self.child.as_mut() {
+            if !ended {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
         }
-        let _ = self.child.wait();
         if let Some(handle) = self.stderr.take() {
             let _ = handle.join();
         }
@@ -293,28 +314,40 @@ pub fn greet(conn: &mut Conn) -> Result<serde_json::Value> {
     conn.response()
 }
 
+/// Opens a new channel to the pool's far side.
+pub type Connector = Box<dyn Fn() -> Result<Channel> + Send + Sync>;
+
 /// Channels to one far side, opened on demand and reused.
 pub struct Pool {
-    settings: SshSettings,
+    peer: String,
+    connector: Connector,
     idle: Mutex<Vec<Channel>>,
     welcome: serde_json::Value,
 }
 
 impl Pool {
-    /// Connects the first channel, so a host that cannot be reached fails the command before
-    /// it starts any work.
-    pub fn connect(settings: SshSettings) -> Result<Arc<Pool>> {
-        let first = Channel::connect(&settings)?;
+    /// A pool of ssh channels. Connects the first one, so a host that cannot be reached fails
+    /// the command before it starts any work.
+    pub fn ssh(settings: SshSettings) -> Result<Arc<Pool>> {
+        let peer = settings.peer();
+        Pool::new(peer, Box::new(move || Channel::connect(&settings)))
+    }
+
+    /// A pool whose channels come from `connector`; connects the first one.
+    pub fn new(peer: String, connector: Connector) -> Result<Arc<Pool>> {
+        let first = connector()?;
         let welcome = first.welcome().clone();
         Ok(Arc::new(Pool {
-            settings,
+            peer,
+            connector,
             idle: Mutex::new(vec![first]),
             welcome,
         }))
     }
 
-    pub fn peer(&self) -> String {
-        self.settings.peer()
+    /// The far side, quoted, for messages.
+    pub fn peer(&self) -> &str {
+        &self.peer
     }
 
     /// What the far side said when the first channel connected.
@@ -327,7 +360,7 @@ impl Pool {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(channel) => Ok(channel),
-            None => Channel::connect(&self.settings),
+            None => (self.connector)(),
         }
     }
 
