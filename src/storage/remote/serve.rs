@@ -223,7 +223,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// The bytes of [`to_hex`]'s text.
 pub fn from_hex(text: &str) -> Result<Vec<u8>> {
     let invalid = || Error::new(ErrorKind::Protocol, "invalid hex data in protocol message");
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(invalid());
     }
     (0..text.len())
