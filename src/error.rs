@@ -135,7 +135,10 @@ impl ErrorKind {
 
     /// The kind whose exit code is `code`.
     pub fn from_code(code: i32) -> Option<ErrorKind> {
-        ErrorKind::ALL.iter().copied().find(|kind| kind.exit_code() == code)
+        ErrorKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.exit_code() == code)
     }
 
     /// The process exit code for this kind of failure.

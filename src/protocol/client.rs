@@ -264,10 +264,15 @@ impl Channel {
             .child
             .as_mut()
             .and_then(|child| child.try_wait().ok().flatten())
-            .map(|status| match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
-                (Some(code), _) => format!("exit code {code}"),
-                (None, Some(signal)) => format!("killed by signal {signal}"),
-                _ => status.to_string(),
+            .map(|status| {
+                match (
+                    status.code(),
+                    std::os::unix::process::ExitStatusExt::signal(&status),
+                ) {
+                    (Some(code), _) => format!("exit code {code}"),
+                    (None, Some(signal)) => format!("killed by signal {signal}"),
+                    _ => status.to_string(),
+                }
             })
             .unwrap_or_default();
         let said = self.stderr_text();

@@ -84,7 +84,9 @@ pub fn read_frame(input: &mut dyn Read, peer: &str) -> Result<Option<Frame>> {
                 header[0]
             ),
         )
-        .with_hint("is the remote command pgkeep, and does the remote shell print nothing on login?")
+        .with_hint(
+            "is the remote command pgkeep, and does the remote shell print nothing on login?",
+        )
     })?;
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
     if len > MAX_FRAME {
@@ -160,6 +162,10 @@ mod tests {
         );
         let huge = [b'D', 0xff, 0xff, 0xff, 0xff];
         let err = read_frame(&mut &huge[..], "'db'").unwrap_err();
-        assert!(err.message().contains("over the limit"), "{}", err.message());
+        assert!(
+            err.message().contains("over the limit"),
+            "{}",
+            err.message()
+        );
     }
 }

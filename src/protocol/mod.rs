@@ -108,7 +108,10 @@ impl WireError {
     /// The error again, with its kind, said to have been raised on `peer`.
     pub fn into_error(self, peer: &str) -> Error {
         let kind = ErrorKind::from_code(self.code).unwrap_or(ErrorKind::Protocol);
-        let err = Error::new(kind, format!("raised from remote on {peer}: {}", self.message));
+        let err = Error::new(
+            kind,
+            format!("raised from remote on {peer}: {}", self.message),
+        );
         match self.hint {
             Some(hint) => err.with_hint(hint),
             None => err,

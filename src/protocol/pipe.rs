@@ -71,7 +71,12 @@ impl<W: Write + AsFd> Write for TimedWriter<W> {
         loop {
             match self.inner.write(buf) {
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                    wait(&self.inner, PollFlags::POLLOUT, self.timeout, "room to send")?;
+                    wait(
+                        &self.inner,
+                        PollFlags::POLLOUT,
+                        self.timeout,
+                        "room to send",
+                    )?;
                 }
                 other => return other,
             }

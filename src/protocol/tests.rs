@@ -66,9 +66,8 @@ fn far_side_refuses_another_protocol_version_and_says_so() {
     let err = local.response().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Protocol);
     assert!(
-        err.message().starts_with(
-            "raised from remote on 'postgres@db1': remote pgkeep protocol version 0"
-        ),
+        err.message()
+            .starts_with("raised from remote on 'postgres@db1': remote pgkeep protocol version 0"),
         "{}",
         err.message()
     );
@@ -82,7 +81,10 @@ fn not_pgkeep_is_refused() {
         ..Greeting::ours()
     };
     let err = greeting.check("'db1'").unwrap_err();
-    assert_eq!(err.message(), "'db1' is not pgkeep: it greeted as 'pgbackrest'");
+    assert_eq!(
+        err.message(),
+        "'db1' is not pgkeep: it greeted as 'pgbackrest'"
+    );
 }
 
 #[test]

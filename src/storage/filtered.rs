@@ -116,8 +116,8 @@ mod tests {
             },
             FilterSpec::Size,
         ];
-        let mut reader = ChainReader::new(Box::new(std::io::Cursor::new(content.clone())), &specs)
-            .unwrap();
+        let mut reader =
+            ChainReader::new(Box::new(std::io::Cursor::new(content.clone())), &specs).unwrap();
         let mut compressed = Vec::new();
         reader.read_to_end(&mut compressed).unwrap();
         let results = reader.results().unwrap();

@@ -5,8 +5,6 @@
 //! per worker whatever the file's size. A file removed by the database while the backup runs
 //! (a dropped table) is skipped: WAL replay recreates the state the backup ends at.
 
-use std::path::Path;
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::filter::PageChecksumResult;
 use crate::io::{CompressType, Filter, FilterChain, FilterResult, FilterSpec, stream};
@@ -114,7 +112,7 @@ fn page_errors(
     if pages.invalid.is_empty() {
         return Ok(None);
     }
-    let still = page::recheck(Path::new(&path), &pages.invalid, first_block, start_lsn)?;
+    let still = page::recheck_in(settings.pg, rel, &pages.invalid, first_block, start_lsn)?;
     if still.is_empty() {
         return Ok(None);
     }

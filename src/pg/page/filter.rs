@@ -16,6 +16,7 @@ use super::{PAGE_SIZE, page_is_invalid};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::filter::{Filter, FilterResult, PageChecksumResult};
 use crate::pg::wal::Lsn;
+use crate::storage::Storage;
 
 /// Verifies every page of a relation file's stream; reports `FilterResult::PageChecksum` with
 /// the absolute block numbers of the pages that failed (see `page_is_invalid`) and whether the
@@ -129,6 +130,40 @@ pub fn recheck(path: &Path, blocks: &[u32], first_block: u32, start_lsn: Lsn) ->
         if read_page(&file, offset, &mut page)
             .map_err(|err| Error::io(ErrorKind::FileRead, "read", path.display(), &err))?
             && page_is_invalid(&page, block, start_lsn)
+        {
+            still_invalid.push(block);
+        }
+    }
+    Ok(still_invalid)
+}
+
+/// [`recheck`] through a storage driver, for a data directory that may be on another host:
+/// each suspicious page of `rel` is read again with `Storage::read_range`.
+pub fn recheck_in(
+    storage: &dyn Storage,
+    rel: &str,
+    blocks: &[u32],
+    first_block: u32,
+    start_lsn: Lsn,
+) -> Result<Vec<u32>> {
+    let mut still_invalid = Vec::new();
+    for &block in blocks {
+        let Some(index) = block.checked_sub(first_block) else {
+            return Err(Error::new(
+                ErrorKind::Assert,
+                format!(
+                    "block {block} is before block {first_block}, the first of '{}'",
+                    storage.describe(rel)
+                ),
+            ));
+        };
+        let offset = u64::from(index) * PAGE_SIZE as u64;
+        let Some(bytes) = storage.read_range(rel, offset, PAGE_SIZE)? else {
+            return Ok(Vec::new());
+        };
+        // A page no longer whole in the file is not invalid (see `recheck`).
+        if let Ok(page) = <&[u8; PAGE_SIZE]>::try_from(bytes.as_slice())
+            && page_is_invalid(page, block, start_lsn)
         {
             still_invalid.push(block);
         }

@@ -15,7 +15,7 @@ mod filter;
 mod path;
 
 pub use checksum::pg_checksum_page;
-pub use filter::{PageChecksumFilter, recheck};
+pub use filter::{PageChecksumFilter, recheck, recheck_in};
 pub use path::checked_file;
 
 use crate::pg::wal::Lsn;

@@ -75,9 +75,7 @@ pub fn serve(storage: &dyn Storage, conn: &mut Conn, request: Request) -> Result
         "storage.info" => reply(with(args, |a: PathArgs| to_json(&storage.info(&a.path)?))),
         "storage.list" => reply(with(args, |a: PathArgs| to_json(&storage.list(&a.path)?))),
         "storage.remove" => reply(with(args, |a: PathArgs| unit(storage.remove(&a.path)))),
-        "storage.remove_dir" => reply(with(args, |a: PathArgs| {
-            unit(storage.remove_dir(&a.path))
-        })),
+        "storage.remove_dir" => reply(with(args, |a: PathArgs| unit(storage.remove_dir(&a.path)))),
         "storage.sync_dir" => reply(with(args, |a: PathArgs| unit(storage.sync_dir(&a.path)))),
         "storage.create_dir" => reply(with(args, |a: DirArgs| {
             unit(storage.create_dir(&a.path, a.mode))
@@ -125,7 +123,12 @@ fn unit(result: Result<()>) -> Result<Value> {
 }
 
 /// Streams a file through `specs` to the local side.
-fn read(storage: &dyn Storage, conn: &mut Conn, path: &str, specs: &[FilterSpec]) -> Result<Handled> {
+fn read(
+    storage: &dyn Storage,
+    conn: &mut Conn,
+    path: &str,
+    specs: &[FilterSpec],
+) -> Result<Handled> {
     let mut reader = match storage.open_read_filtered(path, specs) {
         Ok(Some(reader)) => reader,
         Ok(None) => return Ok(Handled::Reply(Ok(json!(false)))),

@@ -63,11 +63,19 @@ fn filters_run_on_the_far_side_and_results_come_back() {
     reader.read_to_end(&mut compressed).unwrap();
     let results = reader.results().unwrap();
     assert_eq!(results[0], FilterResult::Size(content.len() as u64));
-    assert_eq!(results[1], FilterResult::Hash(crate::io::sha256_hex(&content)));
+    assert_eq!(
+        results[1],
+        FilterResult::Hash(crate::io::sha256_hex(&content))
+    );
     assert_eq!(results[2], FilterResult::Size(compressed.len() as u64));
     assert!(compressed.len() < content.len() / 10);
     assert_eq!(zstd::decode_all(compressed.as_slice()).unwrap(), content);
-    assert!(storage.open_read_filtered("missing", &specs).unwrap().is_none());
+    assert!(
+        storage
+            .open_read_filtered("missing", &specs)
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -110,7 +118,8 @@ fn far_side_errors_keep_their_kind_and_name_the_host() {
     let storage = RemoteStorage::new(pool(dir.path().to_path_buf()), None).unwrap();
     let err = storage.list("../escape").unwrap_err();
     assert!(
-        err.message().starts_with("raised from remote on 'postgres@far': "),
+        err.message()
+            .starts_with("raised from remote on 'postgres@far': "),
         "{}",
         err.message()
     );
