@@ -277,6 +277,20 @@ fn connection_failures_name_the_host_and_exit_cleanly() {
     .code(49)
     .contains(&format!("'postgres@{BACKUP_HOST}:{closed}'"));
     assert!(started.elapsed() < Duration::from_secs(60));
+    // A far side that never answers: protocol-timeout, not a hang.
+    let silent = d.dir.path().join("silent-ssh");
+    std::fs::write(&silent, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&silent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let started = std::time::Instant::now();
+    d.on_backup(&[
+        &format!("--cmd-ssh={}", silent.display()),
+        "--protocol-timeout=1",
+        "backup",
+    ])
+    .code(39)
+    .contains(&format!("unable to read from 'postgres@{DB_HOST}:"))
+    .contains("timeout after 1000ms waiting for a response");
+    assert!(started.elapsed() < Duration::from_secs(10));
     // Nothing was listed by the failed backups.
     assert!(
         d.labels(d.on_backup(&["info", "--output=json"]).ok())

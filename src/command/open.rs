@@ -299,6 +299,7 @@ pub fn remote_settings(cfg: &Config, kind: RemoteKind) -> Result<Option<SshSetti
         port: cfg.int(port).and_then(|p| u16::try_from(p).ok()),
         command,
         timeout: Duration::from_millis(cfg.time_ms(Opt::ProtocolTimeout).unwrap_or(1_830_000)),
+        connect_timeout: Duration::from_millis(cfg.time_ms(Opt::IoTimeout).unwrap_or(60_000)),
     }))
 }
 

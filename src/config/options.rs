@@ -419,8 +419,8 @@ pub static OPTIONS: &[OptionDef] = &[
         default: Some("60"),
         commands: REMOTE,
         summary: "I/O timeout.",
-        help: "How long, in seconds, a network read or write may wait with no progress (while \
-            connecting to a remote host).",
+        help: "How long, in seconds, connecting to a remote host may take (ssh's \
+            ConnectTimeout). Waits for answers once connected are bounded by protocol-timeout.",
         ..OptionDef::BASE
     },
     OptionDef {

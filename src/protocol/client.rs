@@ -33,6 +33,8 @@ pub struct SshSettings {
     pub command: Vec<String>,
     /// The longest wait for any response (`protocol-timeout`).
     pub timeout: Duration,
+    /// The longest wait for ssh to connect (`io-timeout`).
+    pub connect_timeout: Duration,
 }
 
 impl SshSettings {
@@ -60,6 +62,11 @@ impl SshSettings {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.push("-o".to_string());
+        args.push(format!(
+            "ConnectTimeout={}",
+            self.connect_timeout.as_secs().max(1)
+        ));
         if let Some(port) = self.port {
             args.push("-p".to_string());
             args.push(port.to_string());
