@@ -1,5 +1,6 @@
 //! Remote failures: unreachable host, refused key, missing remote binary, a silent far side,
-//! ssh killed mid-backup; and archive-get's prompt answer for a segment not archived yet.
+//! ssh killed mid-backup; a corrupt page found on the database host; and archive-get's prompt
+//! answer for a segment not archived yet.
 
 use std::path::Path;
 use std::time::Duration;
@@ -158,4 +159,28 @@ fn backup_dirs(repo: &Path) -> Vec<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| name.len() >= 16 && name.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .collect()
+}
+
+#[test]
+fn a_corrupt_page_is_found_on_the_database_host() {
+    let d = Deployment::new();
+    d.on_backup(&["stanza-create"]).ok();
+    d.db.psql(
+        "create table damaged as select g as id, md5(g::text) as v from generate_series(1, 5000) g",
+    );
+    d.db.psql("checkpoint");
+    let rel = d.db.psql("select pg_relation_filepath('damaged')");
+    d.db.stop();
+    let path = d.db.data_dir().join(rel.trim());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8192 + 8000] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    d.db.start();
+    // Verified by the chain on the database host; the suspicious page is re-read there too.
+    d.on_backup(&["--type=full", "backup"])
+        .ok()
+        .contains(&format!(
+            "invalid page checksums found in file {} at blocks 1",
+            path.display()
+        ));
 }
