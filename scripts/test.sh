@@ -4,6 +4,8 @@
 # tests), then unit and integration tests against real clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# openssh-server for the remote tests (tests/common/sshd.rs runs its own sshd on loopback).
+[ -x /usr/sbin/sshd ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null
 for major in 15 11 12 17; do
   scripts/install-pg.sh "$major" >/dev/null
 done

@@ -33,6 +33,9 @@ pub enum ErrorKind {
     OptionRequired = 37,
     /// PostgreSQL is running where it must not be.
     PgRunning = 38,
+    /// The remote protocol failed: a malformed or unexpected message, a version mismatch, a
+    /// timeout, or a remote process that ended mid-conversation.
+    Protocol = 39,
     /// A directory that must be empty is not.
     PathNotEmpty = 40,
     /// A file cannot be opened.
@@ -49,6 +52,8 @@ pub enum ErrorKind {
     PathCreate = 47,
     /// The command is unknown.
     CommandInvalid = 48,
+    /// A remote host cannot be reached or refuses the connection (ssh failed).
+    HostConnect = 49,
     /// Another pgkeep process holds the lock.
     LockAcquire = 50,
     /// A backup does not match the cluster or the repository.
@@ -88,6 +93,57 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, so a code that crossed the remote protocol can be turned back into a kind.
+    pub const ALL: &[ErrorKind] = &[
+        ErrorKind::Assert,
+        ErrorKind::Checksum,
+        ErrorKind::Config,
+        ErrorKind::FileInvalid,
+        ErrorKind::Format,
+        ErrorKind::CommandRequired,
+        ErrorKind::OptionInvalid,
+        ErrorKind::OptionInvalidValue,
+        ErrorKind::OptionInvalidRange,
+        ErrorKind::OptionRequired,
+        ErrorKind::PgRunning,
+        ErrorKind::Protocol,
+        ErrorKind::PathNotEmpty,
+        ErrorKind::FileOpen,
+        ErrorKind::FileRead,
+        ErrorKind::ArchiveMismatch,
+        ErrorKind::ArchiveDuplicate,
+        ErrorKind::VersionNotSupported,
+        ErrorKind::PathCreate,
+        ErrorKind::CommandInvalid,
+        ErrorKind::HostConnect,
+        ErrorKind::LockAcquire,
+        ErrorKind::BackupMismatch,
+        ErrorKind::FileSync,
+        ErrorKind::PathOpen,
+        ErrorKind::FileMissing,
+        ErrorKind::DbConnect,
+        ErrorKind::DbQuery,
+        ErrorKind::DbMismatch,
+        ErrorKind::PathMissing,
+        ErrorKind::FileWrite,
+        ErrorKind::Stop,
+        ErrorKind::StanzaMissing,
+        ErrorKind::ArchiveTimeout,
+        ErrorKind::FileRemove,
+        ErrorKind::BackupSetInvalid,
+        ErrorKind::Execute,
+        ErrorKind::ParamInvalid,
+        ErrorKind::Verify,
+    ];
+
+    /// The kind whose exit code is `code`.
+    pub fn from_code(code: i32) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.exit_code() == code)
+    }
+
     /// The process exit code for this kind of failure.
     pub fn exit_code(self) -> i32 {
         self as i32
@@ -107,6 +163,7 @@ impl ErrorKind {
             ErrorKind::OptionInvalidRange => "OptionInvalidRangeError",
             ErrorKind::OptionRequired => "OptionRequiredError",
             ErrorKind::PgRunning => "PgRunningError",
+            ErrorKind::Protocol => "ProtocolError",
             ErrorKind::PathNotEmpty => "PathNotEmptyError",
             ErrorKind::FileOpen => "FileOpenError",
             ErrorKind::FileRead => "FileReadError",
@@ -115,6 +172,7 @@ impl ErrorKind {
             ErrorKind::VersionNotSupported => "VersionNotSupportedError",
             ErrorKind::PathCreate => "PathCreateError",
             ErrorKind::CommandInvalid => "CommandInvalidError",
+            ErrorKind::HostConnect => "HostConnectError",
             ErrorKind::LockAcquire => "LockAcquireError",
             ErrorKind::BackupMismatch => "BackupMismatchError",
             ErrorKind::FileSync => "FileSyncError",
@@ -264,6 +322,7 @@ mod tests {
             OptionInvalidRange,
             OptionRequired,
             PgRunning,
+            Protocol,
             PathNotEmpty,
             FileOpen,
             FileRead,
@@ -272,6 +331,7 @@ mod tests {
             VersionNotSupported,
             PathCreate,
             CommandInvalid,
+            HostConnect,
             LockAcquire,
             BackupMismatch,
             FileSync,
@@ -296,5 +356,9 @@ mod tests {
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
+        assert_eq!(ErrorKind::ALL.len(), all.len());
+        for kind in all {
+            assert_eq!(ErrorKind::from_code(kind.exit_code()), Some(kind));
+        }
     }
 }

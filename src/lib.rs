@@ -12,5 +12,6 @@ pub mod io;
 pub mod lock;
 pub mod log;
 pub mod pg;
+pub mod protocol;
 pub mod repo;
 pub mod storage;

@@ -16,7 +16,7 @@ use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
 use crate::pg::control::ControlData;
-use crate::pg::session::DbSession;
+use crate::pg::remote::Db;
 use crate::repo::archive::{self, ArchivedWal};
 use crate::repo::{ArchiveInfo, BackupInfo};
 use crate::storage::Storage;
@@ -31,14 +31,15 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
     lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
     let pg_path = open::pg_path(cfg)?;
-    let control = open::control(&pg_path)?;
+    let pg = open::pg_storage(cfg)?;
+    let control = open::pg_control(&pg)?;
     let mut session = open::db_session(cfg)?;
-    check_cluster(&mut session, &pg_path, &control)?;
+    check_cluster(session.as_mut(), &pg_path, &control)?;
     let standby = session.in_recovery()?;
     let archive_command = if standby {
         None
     } else {
-        Some(check_archiving(&mut session, stanza)?)
+        Some(check_archiving(session.as_mut(), stanza)?)
     };
 
     let role = if standby { "standby" } else { "primary" };
@@ -51,14 +52,15 @@ pub fn run(cfg: &Config) -> Result<i32> {
 
     let Some(archive_command) = archive_command else {
         log_info!("the cluster is a standby: the WAL archive check needs the primary, skipped");
-        return session.close().map(|()| 0);
+        drop(session);
+        return Ok(0);
     };
     log_info!("check repo1 archive for WAL ({role})");
     // A restore point is WAL activity: without it an idle cluster would not switch at all.
     session.create_restore_point(RESTORE_POINT)?;
     let switched = session.switch_wal()?;
     let segment = session.walfile_name(switched)?.name();
-    session.close()?;
+    drop(session);
     let timeout = Duration::from_millis(cfg.time_ms(Opt::ArchiveTimeout).unwrap_or(60_000));
     let archive_id = archive_info.current()?.archive_id();
     let wal = wait_for_segment(&repo, stanza, &archive_id, &segment, timeout).map_err(|err| {
@@ -77,7 +79,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
 }
 
 /// The server pgkeep connected to must be the cluster at pg1-path.
-fn check_cluster(session: &mut DbSession, pg_path: &Path, control: &ControlData) -> Result<()> {
+fn check_cluster(session: &mut dyn Db, pg_path: &Path, control: &ControlData) -> Result<()> {
     let data_directory = session.data_directory()?;
     // Compare real paths: a symlinked pg1-path names the same directory.
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -108,7 +110,7 @@ fn check_cluster(session: &mut DbSession, pg_path: &Path, control: &ControlData)
 /// archive_mode must be on and archive_command set; returns archive_command. A command that
 /// does not look like pgkeep's archive-push only warns: it may be a wrapper script, and the
 /// WAL switch below shows whether segments really arrive.
-fn check_archiving(session: &mut DbSession, stanza: &str) -> Result<String> {
+fn check_archiving(session: &mut dyn Db, stanza: &str) -> Result<String> {
     let mode = session.setting("archive_mode")?.unwrap_or_default();
     if mode == "off" {
         return Err(

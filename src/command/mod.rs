@@ -11,6 +11,7 @@ pub mod expire;
 pub mod help;
 pub mod info;
 pub mod open;
+pub mod remote;
 pub mod restore;
 pub mod stanza_create;
 pub mod stanza_delete;
@@ -27,6 +28,9 @@ use crate::log_info;
 /// when the archive does not have the file).
 pub fn run(cfg: &Config) -> Result<i32> {
     let logged = !matches!(cfg.command(), Command::Help | Command::Version);
+    if cfg.is_remote() {
+        return remote::run(cfg);
+    }
     if logged {
         let options = describe_options(cfg);
         let separator = if options.is_empty() { "" } else { ": " };
@@ -36,7 +40,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
             version::VERSION
         );
     }
-    let result = match cfg.command() {
+    let result = open::check_hosts(cfg).and_then(|()| match cfg.command() {
         Command::ArchiveGet => archive_get::run(cfg),
         Command::ArchivePush => archive_push::run(cfg),
         Command::Backup => backup::run(cfg),
@@ -51,7 +55,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Command::Stop => stop::run(cfg),
         Command::Verify => verify::run(cfg),
         Command::Version => version::run(),
-    };
+    });
     if logged && result.is_ok() {
         log_info!(
             "{} command end: completed successfully",

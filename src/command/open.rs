@@ -1,16 +1,23 @@
 //! The one place where configuration becomes drivers, sessions and settings.
 //!
 //! Commands ask this module for the repository storage, the data directory, a database session,
-//! the lock path; nothing below the command layer reads `Config`.
+//! the lock path; nothing below the command layer reads `Config`. The host options decide what
+//! a command gets: with `repo1-host` the repository is a [`RemoteStorage`] on the backup host,
+//! with `pg1-host` the data directory and the database session are on the database host
+//! (`remote.rs` in this folder's parent builds the far side's command line); commands see
+//! `Storage` and `Db` either way.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::config::{Config, Opt};
+use crate::config::{Command, Config, Opt, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::CompressType;
 use crate::pg::control::ControlData;
+use crate::pg::remote::{Db, RemoteDb};
 use crate::pg::session::{ConnectOptions, DbSession};
-use crate::storage::{PosixStorage, Storage};
+use crate::protocol::{Channel, Pool, SshSettings};
+use crate::storage::{Driver, PosixStorage, RemoteStorage, Storage};
 
 /// The stanza; the option table makes it required where a command needs it.
 pub fn stanza(cfg: &Config) -> Result<&str> {
@@ -22,9 +29,17 @@ pub fn stanza(cfg: &Config) -> Result<&str> {
     })
 }
 
-/// The repository (repo1) as posix storage. The repository directory must exist: pgkeep does
-/// not guess where a DBA meant to keep backups.
-pub fn repo(cfg: &Config) -> Result<PosixStorage> {
+/// The repository (repo1): on `repo1-host` when set, else the local directory `repo1-path`.
+pub fn repo(cfg: &Config) -> Result<Driver> {
+    match remote_settings(cfg, RemoteKind::Repo)? {
+        Some(settings) => Ok(Driver::Remote(remote_storage(cfg, settings)?)),
+        None => Ok(Driver::Posix(local_repo(cfg)?)),
+    }
+}
+
+/// The repository directory on this host. It must exist: pgkeep does not guess where a DBA
+/// meant to keep backups.
+pub fn local_repo(cfg: &Config) -> Result<PosixStorage> {
     let path = PathBuf::from(cfg.str(Opt::RepoPath).unwrap_or("/var/lib/pgkeep"));
     match std::fs::metadata(&path) {
         Ok(meta) if meta.is_dir() => Ok(PosixStorage::new(path)),
@@ -63,24 +78,63 @@ pub fn pg_path(cfg: &Config) -> Result<PathBuf> {
     })
 }
 
-/// Reads pg_control from the data directory.
+/// The data directory: on `pg1-host` when set, else the local `pg1-path`.
+pub fn pg_storage(cfg: &Config) -> Result<Driver> {
+    match remote_settings(cfg, RemoteKind::Pg)? {
+        Some(settings) => Ok(Driver::Remote(remote_storage(cfg, settings)?)),
+        None => Ok(Driver::Posix(PosixStorage::new(pg_path(cfg)?))),
+    }
+}
+
+/// Reads pg_control from a local data directory.
 pub fn control(pg_path: &Path) -> Result<ControlData> {
-    let path = pg_path.join("global/pg_control");
-    if !pg_path.is_dir() {
+    pg_control(&PosixStorage::new(pg_path.to_path_buf()))
+}
+
+/// Reads pg_control from the data directory `pg` (local or remote).
+pub fn pg_control(pg: &dyn Storage) -> Result<ControlData> {
+    let is_dir = pg
+        .info("")?
+        .is_some_and(|info| info.file_type == crate::storage::FileType::Path);
+    if !is_dir {
         return Err(Error::new(
             ErrorKind::PathMissing,
             format!(
                 "pg1-path '{}' does not exist or is not a directory",
-                pg_path.display()
+                pg.describe("")
             ),
         )
         .with_hint("check pg1-path: it must be the cluster's data directory"));
     }
-    ControlData::read(&path)
+    let path = "global/pg_control";
+    let bytes = pg.read_all(path)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::FileMissing,
+            format!(
+                "unable to open missing file '{}' for read",
+                pg.describe(path)
+            ),
+        )
+        .with_hint("is pg1-path the data directory of a cluster?")
+    })?;
+    ControlData::parse(&bytes)
 }
 
-/// A session with the cluster through its Unix socket (or host, when configured).
-pub fn db_session(cfg: &Config) -> Result<DbSession> {
+/// A session with the cluster: on `pg1-host` when set (the far side connects with its own
+/// `pg1-*` options), else through the local Unix socket.
+pub fn db_session(cfg: &Config) -> Result<Box<dyn Db>> {
+    match remote_settings(cfg, RemoteKind::Pg)? {
+        Some(settings) => {
+            // A channel of its own: the session must outlive any storage stream.
+            let channel = Channel::connect(&settings)?;
+            Ok(Box::new(RemoteDb::connect(channel)?))
+        }
+        None => Ok(Box::new(local_db_session(cfg)?)),
+    }
+}
+
+/// A session with the local cluster through its Unix socket (or host, when configured).
+pub fn local_db_session(cfg: &Config) -> Result<DbSession> {
     let options = ConnectOptions {
         socket_path: cfg.str(Opt::PgSocketPath).map(PathBuf::from),
         host: None,
@@ -157,4 +211,142 @@ pub fn wal_path(cfg: &Config, given: &str) -> PathBuf {
 /// A storage driver's description of its root, for messages.
 pub fn describe_root(storage: &dyn Storage) -> String {
     storage.describe("")
+}
+
+/// Which side of a deployment a remote serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteKind {
+    /// The database host: data directory and SQL (`pg1-host`).
+    Pg,
+    /// The backup host: the repository (`repo1-host`).
+    Repo,
+}
+
+impl RemoteKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RemoteKind::Pg => "pg",
+            RemoteKind::Repo => "repo",
+        }
+    }
+}
+
+/// How to reach the `kind` host, `None` when that side is local (its host option unset, or
+/// this process is itself a remote: a far side never reaches further).
+pub fn remote_settings(cfg: &Config, kind: RemoteKind) -> Result<Option<SshSettings>> {
+    if cfg.is_remote() {
+        return Ok(None);
+    }
+    let (host, user, port, program, config) = match kind {
+        RemoteKind::Pg => (
+            Opt::PgHost,
+            Opt::PgHostUser,
+            Opt::PgHostPort,
+            Opt::PgHostCmd,
+            Opt::PgHostConfig,
+        ),
+        RemoteKind::Repo => (
+            Opt::RepoHost,
+            Opt::RepoHostUser,
+            Opt::RepoHostPort,
+            Opt::RepoHostCmd,
+            Opt::RepoHostConfig,
+        ),
+    };
+    let Some(host) = cfg.str(host) else {
+        return Ok(None);
+    };
+    let program = match cfg.str(program) {
+        Some(program) => program.to_string(),
+        None => std::env::current_exe()
+            .map_err(|err| Error::io(ErrorKind::FileOpen, "find", "the pgkeep binary", &err))?
+            .display()
+            .to_string(),
+    };
+    let mut command = vec![program];
+    if let Some(config) = cfg.str(config) {
+        command.push(format!("--config={config}"));
+    }
+    if let Some(stanza) = cfg.stanza() {
+        command.push(format!("--stanza={stanza}"));
+    }
+    // The far side's stdout is the protocol: nothing else may be written there.
+    command.push("--log-level-console=off".to_string());
+    command.push("--log-level-stderr=error".to_string());
+    command.push(format!("--remote-type={}", kind.name()));
+    if kind == RemoteKind::Pg {
+        // Options that describe the cluster travel when set here; the far side's own
+        // configuration gives the rest.
+        for opt in [
+            Opt::PgPath,
+            Opt::PgPort,
+            Opt::PgSocketPath,
+            Opt::PgUser,
+            Opt::PgDatabase,
+        ] {
+            if cfg.source(opt) != Source::Default
+                && let Some(value) = cfg.str(opt)
+            {
+                command.push(format!("--{}={value}", opt.def().key(1)));
+            }
+        }
+    }
+    command.push(format!("{}:remote", cfg.command().name()));
+    Ok(Some(SshSettings {
+        ssh: cfg.str(Opt::CmdSsh).unwrap_or("ssh").to_string(),
+        host: host.to_string(),
+        user: cfg.str(user).unwrap_or("postgres").to_string(),
+        port: cfg.int(port).and_then(|p| u16::try_from(p).ok()),
+        command,
+        timeout: Duration::from_millis(cfg.time_ms(Opt::ProtocolTimeout).unwrap_or(1_830_000)),
+        connect_timeout: Duration::from_millis(cfg.time_ms(Opt::IoTimeout).unwrap_or(60_000)),
+    }))
+}
+
+/// Storage on the far side of `settings`.
+fn remote_storage(cfg: &Config, settings: SshSettings) -> Result<RemoteStorage> {
+    let level = cfg.int(Opt::CompressLevelNetwork).unwrap_or(3);
+    let network = (level > 0).then(|| (CompressType::Gz, i32::try_from(level).unwrap_or(3)));
+    RemoteStorage::new(Pool::ssh(settings)?, network)
+}
+
+/// Refuses a command on the wrong host: what runs where follows from which side is remote.
+pub fn check_hosts(cfg: &Config) -> Result<()> {
+    if cfg.is_remote() {
+        return Ok(());
+    }
+    let pg_remote = cfg.str(Opt::PgHost).is_some();
+    let repo_remote = cfg.str(Opt::RepoHost).is_some();
+    let command = cfg.command();
+    if pg_remote && repo_remote {
+        return Err(Error::new(
+            ErrorKind::OptionInvalid,
+            "pg and repo hosts cannot both be configured as remote",
+        )
+        .with_hint("set pg1-host on the backup host and repo1-host on the database host"));
+    }
+    let must_run_on = match command {
+        Command::Restore | Command::ArchivePush | Command::ArchiveGet if pg_remote => {
+            "the PostgreSQL host"
+        }
+        Command::Backup
+        | Command::Expire
+        | Command::StanzaCreate
+        | Command::StanzaDelete
+        | Command::Verify
+            if repo_remote =>
+        {
+            "the repository host"
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::new(
+        ErrorKind::OptionInvalid,
+        format!("{command} command must be run on {must_run_on}"),
+    )
+    .with_hint(if pg_remote {
+        "pg1-host is set: this host is the backup host"
+    } else {
+        "repo1-host is set: this host is a database host"
+    }))
 }

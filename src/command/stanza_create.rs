@@ -27,7 +27,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         std::time::Duration::ZERO,
     )?;
     let repo = open::repo(cfg)?;
-    let control = open::control(&open::pg_path(cfg)?)?;
+    let control = open::pg_control(&open::pg_storage(cfg)?)?;
     match ensure(&repo, stanza, &control)? {
         Ensured::Created => log_info!("stanza '{stanza}' created"),
         Ensured::Existed => log_info!("stanza '{stanza}' already exists and is valid"),

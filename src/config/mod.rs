@@ -37,6 +37,8 @@ use value::Value;
 #[derive(Debug, Clone)]
 pub struct Config {
     command: Command,
+    /// Run as `<command>:remote`, serving another pgkeep over ssh.
+    remote: bool,
     params: Vec<String>,
     help_topic: Option<String>,
     values: BTreeMap<Key, Resolved>,
@@ -70,6 +72,7 @@ pub fn parse(args: &[String], env: &[(String, String)]) -> Result<Config> {
         );
     }
     parse::check_valid(&raw, command)?;
+    check_remote(&raw, command)?;
 
     let mut warnings = Vec::new();
     let empty = BTreeMap::new();
@@ -104,6 +107,7 @@ pub fn parse(args: &[String], env: &[(String, String)]) -> Result<Config> {
         .collect();
     Ok(Config {
         command,
+        remote: raw.remote,
         params: raw.params,
         help_topic: None,
         values,
@@ -113,10 +117,30 @@ pub fn parse(args: &[String], env: &[(String, String)]) -> Result<Config> {
     })
 }
 
+/// `<command>:remote` exists for the commands that reach other hosts, and `remote-type` only
+/// with it.
+fn check_remote(raw: &parse::Args, command: Command) -> Result<()> {
+    let remote_type = Opt::RemoteType.def();
+    if raw.remote && !remote_type.valid_for(command) {
+        return Err(Error::new(
+            ErrorKind::CommandInvalid,
+            format!("invalid command '{command}:remote'"),
+        ));
+    }
+    if !raw.remote && raw.options.contains_key(&(Opt::RemoteType, 1)) {
+        return Err(Error::new(
+            ErrorKind::OptionInvalid,
+            format!("option 'remote-type' is only valid for '{command}:remote'"),
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     fn help(params: Vec<String>, help_topic: Option<String>) -> Config {
         Config {
             command: Command::Help,
+            remote: false,
             params,
             help_topic,
             values: BTreeMap::new(),
@@ -128,6 +152,11 @@ impl Config {
 
     pub fn command(&self) -> Command {
         self.command
+    }
+
+    /// True for `<command>:remote`: this process serves another pgkeep over ssh.
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 
     /// Positional parameters after the command, in order.
@@ -240,7 +269,12 @@ impl Config {
         let file = level(Opt::LogLevelFile, Level::Off);
         let file_path = match (self.str(Opt::LogPath), file) {
             (Some(dir), level) if level > Level::Off => {
-                let name = format!("{}-{}.log", self.stanza().unwrap_or("all"), self.command);
+                let remote = if self.remote { "-remote" } else { "" };
+                let name = format!(
+                    "{}-{}{remote}.log",
+                    self.stanza().unwrap_or("all"),
+                    self.command
+                );
                 Some(Path::new(dir).join(name))
             }
             _ => None,

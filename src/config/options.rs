@@ -21,17 +21,21 @@ pub enum Opt {
     ArchiveTimeout,
     BufferSize,
     ChecksumPage,
+    CmdSsh,
     CompressLevel,
+    CompressLevelNetwork,
     CompressType,
     Config,
     ConfigIncludePath,
     ConfigPath,
     DbExclude,
     DbInclude,
+    DbTimeout,
     Delta,
     DryRun,
     Exclude,
     Force,
+    IoTimeout,
     LinkAll,
     LinkMap,
     LockPath,
@@ -43,12 +47,24 @@ pub enum Opt {
     Online,
     Output,
     PgDatabase,
+    PgHost,
+    PgHostCmd,
+    PgHostConfig,
+    PgHostPort,
+    PgHostUser,
     PgPath,
     PgPort,
     PgSocketPath,
     PgUser,
     ProcessMax,
+    ProtocolTimeout,
     RecoveryOption,
+    RemoteType,
+    RepoHost,
+    RepoHostCmd,
+    RepoHostConfig,
+    RepoHostPort,
+    RepoHostUser,
     RepoPath,
     RepoRetentionArchive,
     RepoRetentionArchiveType,
@@ -126,6 +142,19 @@ const LOCKING: &[CommandRule] = &rules([
 ]);
 /// Commands that use the repository.
 const REPOSITORY: &[CommandRule] = &rules([
+    ArchiveGet,
+    ArchivePush,
+    Backup,
+    Check,
+    Expire,
+    Info,
+    Restore,
+    StanzaCreate,
+    StanzaDelete,
+    Verify,
+]);
+/// Commands that may reach another host over ssh (and run as `<command>:remote` there).
+const REMOTE: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
@@ -255,6 +284,19 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::CmdSsh,
+        name: "cmd-ssh",
+        kind: Kind::String,
+        default: Some("ssh"),
+        commands: REMOTE,
+        summary: "SSH client command.",
+        help: "The ssh client used to reach pg1-host and repo1-host, e.g. a full path, or a \
+            wrapper script that adds -i <key>. pgkeep adds -o BatchMode=yes, so ssh never asks \
+            for a password: key authentication must be set up, and the remote host key must be \
+            known.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::CompressLevel,
         name: "compress-level",
         kind: Kind::Integer { min: -5, max: 22 },
@@ -262,6 +304,18 @@ pub static OPTIONS: &[OptionDef] = &[
         summary: "File compression level.",
         help: "The compression level for compress-type. When unset, the type's own default is \
             used. Which levels are valid depends on the type.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::CompressLevelNetwork,
+        name: "compress-level-network",
+        kind: Kind::Integer { min: 0, max: 9 },
+        default: Some("3"),
+        commands: REMOTE,
+        summary: "Network compression level.",
+        help: "The gz level of compression for data that crosses the network uncompressed \
+            otherwise (a backup with compress-type=none from pg1-host). 0 sends it as it is. \
+            Data stored compressed already travels compressed.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -340,6 +394,21 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::DbTimeout,
+        name: "db-timeout",
+        kind: Kind::Time {
+            min_ms: 100,
+            max_ms: 604_800_000,
+        },
+        default: Some("1800"),
+        commands: REMOTE,
+        summary: "Database query timeout.",
+        help: "How long, in seconds, a database query may take (the start of a backup waits for \
+            a checkpoint, which can be long without start-fast). protocol-timeout must be \
+            larger, so a slow query is reported as such rather than as a remote timeout.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::Delta,
         name: "delta",
         kind: Kind::Boolean,
@@ -387,6 +456,20 @@ pub static OPTIONS: &[OptionDef] = &[
             file and removing what is not in the backup (with --delta, keep files whose size \
             and modification time match the backup). For stop: also terminate pgkeep processes \
             that are running. For stanza-delete: delete even though the cluster is running.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::IoTimeout,
+        name: "io-timeout",
+        kind: Kind::Time {
+            min_ms: 100,
+            max_ms: 3_600_000,
+        },
+        default: Some("60"),
+        commands: REMOTE,
+        summary: "I/O timeout.",
+        help: "How long, in seconds, connecting to a remote host may take (ssh's \
+            ConnectTimeout). Waits for answers once connected are bounded by protocol-timeout.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -517,6 +600,74 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::PgHost,
+        name: "pg-host",
+        group: Some(Group::Pg),
+        aliases: &["db-host", "db?-host"],
+        kind: Kind::String,
+        scope: Scope::Stanza,
+        commands: REMOTE,
+        summary: "PostgreSQL host for operations that run on the database host.",
+        help: "Set on a dedicated backup host: the host where the cluster runs. pgkeep reaches \
+            it with ssh (cmd-ssh) as pg1-host-user and runs pgkeep there, which reads the data \
+            directory, checksums and compresses files next to the data, and runs the backup's \
+            SQL. Unset, the cluster is local.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgHostCmd,
+        name: "pg-host-cmd",
+        group: Some(Group::Pg),
+        aliases: &["db-cmd", "db?-cmd"],
+        kind: Kind::Path,
+        scope: Scope::Stanza,
+        commands: REMOTE,
+        summary: "pgkeep exe path on the PostgreSQL host.",
+        help: "The path of pgkeep on pg1-host. Defaults to the path of the running pgkeep, so \
+            install it at the same place on every host.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgHostConfig,
+        name: "pg-host-config",
+        group: Some(Group::Pg),
+        aliases: &["db-config", "db?-config"],
+        kind: Kind::Path,
+        scope: Scope::Stanza,
+        commands: REMOTE,
+        summary: "pgkeep configuration file on the PostgreSQL host.",
+        help: "The configuration file pgkeep reads on pg1-host. Unset, it reads its default \
+            file there.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgHostPort,
+        name: "pg-host-port",
+        group: Some(Group::Pg),
+        aliases: &["db-ssh-port", "db?-ssh-port"],
+        kind: Kind::Integer { min: 1, max: 65535 },
+        scope: Scope::Stanza,
+        commands: REMOTE,
+        summary: "SSH port of the PostgreSQL host.",
+        help: "The port ssh connects to on pg1-host. Unset, ssh's own default (its configuration, \
+            else 22).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::PgHostUser,
+        name: "pg-host-user",
+        group: Some(Group::Pg),
+        aliases: &["db-user", "db?-user"],
+        kind: Kind::String,
+        default: Some("postgres"),
+        scope: Scope::Stanza,
+        commands: REMOTE,
+        summary: "PostgreSQL host logon user.",
+        help: "The user ssh logs on as on pg1-host: the owner of the data directory, usually \
+            postgres.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::PgPath,
         name: "pg-path",
         group: Some(Group::Pg),
@@ -590,6 +741,20 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::ProtocolTimeout,
+        name: "protocol-timeout",
+        kind: Kind::Time {
+            min_ms: 100,
+            max_ms: 604_800_000,
+        },
+        default: Some("1830"),
+        commands: REMOTE,
+        summary: "Protocol timeout.",
+        help: "How long, in seconds, pgkeep waits for any answer from a remote host before it \
+            gives up with an error instead of hanging. Keep it larger than db-timeout.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::RecoveryOption,
         name: "recovery-option",
         kind: Kind::Hash,
@@ -598,6 +763,80 @@ pub static OPTIONS: &[OptionDef] = &[
         help: "A key=value pair written to the recovery settings of the restored cluster, e.g. \
             --recovery-option=primary_conninfo=host=db1. Repeat the option for several \
             settings. restore_command is written by pgkeep unless given here.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RemoteType,
+        name: "remote-type",
+        kind: Kind::Enum(&["pg", "repo"]),
+        scope: Scope::CommandLine,
+        commands: REMOTE,
+        summary: "Type of remote (internal).",
+        help: "Set by pgkeep itself on the command line of <command>:remote, the far side of an \
+            ssh connection: 'pg' serves the data directory and the database, 'repo' the \
+            repository. Not meant to be set by hand.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoHost,
+        name: "repo-host",
+        group: Some(Group::Repo),
+        aliases: &["backup-host"],
+        kind: Kind::String,
+        commands: REMOTE,
+        summary: "Repository host when operating remotely.",
+        help: "Set on the database host when the repository lives on a dedicated backup host: \
+            archive-push, archive-get, restore and info reach it with ssh (cmd-ssh) as \
+            repo1-host-user and run pgkeep there, which reads and writes the repository. \
+            Unset, the repository is local (repo1-path).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoHostCmd,
+        name: "repo-host-cmd",
+        group: Some(Group::Repo),
+        aliases: &["backup-cmd"],
+        kind: Kind::Path,
+        commands: REMOTE,
+        summary: "pgkeep exe path on the repository host.",
+        help: "The path of pgkeep on repo1-host. Defaults to the path of the running pgkeep, so \
+            install it at the same place on every host.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoHostConfig,
+        name: "repo-host-config",
+        group: Some(Group::Repo),
+        aliases: &["backup-config"],
+        kind: Kind::Path,
+        commands: REMOTE,
+        summary: "pgkeep configuration file on the repository host.",
+        help: "The configuration file pgkeep reads on repo1-host; its repo1-path is the \
+            repository. Unset, it reads its default file there.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoHostPort,
+        name: "repo-host-port",
+        group: Some(Group::Repo),
+        aliases: &["backup-ssh-port"],
+        kind: Kind::Integer { min: 1, max: 65535 },
+        commands: REMOTE,
+        summary: "SSH port of the repository host.",
+        help: "The port ssh connects to on repo1-host. Unset, ssh's own default (its \
+            configuration, else 22).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoHostUser,
+        name: "repo-host-user",
+        group: Some(Group::Repo),
+        aliases: &["backup-user"],
+        kind: Kind::String,
+        default: Some("postgres"),
+        commands: REMOTE,
+        summary: "Repository host user.",
+        help: "The user ssh logs on as on repo1-host: the owner of the repository.",
         ..OptionDef::BASE
     },
     OptionDef {

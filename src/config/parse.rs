@@ -55,6 +55,9 @@ pub enum Setting {
 #[derive(Debug, Default)]
 pub struct Args {
     pub command: Option<Command>,
+    /// The command was given as `<command>:remote`: this pgkeep is the far side of another
+    /// pgkeep's ssh connection.
+    pub remote: bool,
     pub params: Vec<String>,
     pub options: BTreeMap<Key, Setting>,
     /// Options in the order first given, to hand them on in that order.
@@ -74,7 +77,12 @@ pub fn args(args: &[String]) -> Result<Args> {
         if options_ended || !arg.starts_with('-') || arg == "-" {
             match out.command {
                 None => {
-                    let command = Command::parse(arg).ok_or_else(|| {
+                    let (name, remote) = match arg.strip_suffix(":remote") {
+                        Some(name) => (name, true),
+                        None => (arg.as_str(), false),
+                    };
+                    out.remote = remote;
+                    let command = Command::parse(name).ok_or_else(|| {
                         Error::new(
                             ErrorKind::CommandInvalid,
                             format!("invalid command '{arg}'"),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::io::compress::{self, CompressType};
 use crate::io::hash::{HashFilter, SizeFilter};
+use crate::io::page_checksum::PageChecksumFilter;
 
 /// What a filter reports when its stream ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,7 +19,7 @@ pub enum FilterResult {
     Size(u64),
     /// Hex digest from a `Hash` filter.
     Hash(String),
-    /// Data page verification of a relation file (`pg::page::PageChecksumFilter`).
+    /// Data page verification of a relation file (`io::page_checksum::PageChecksumFilter`).
     PageChecksum(PageChecksumResult),
 }
 
@@ -71,8 +72,19 @@ pub trait Filter: Send {
 pub enum FilterSpec {
     Size,
     Hash,
-    Compress { kind: CompressType, level: i32 },
-    Decompress { kind: CompressType },
+    Compress {
+        kind: CompressType,
+        level: i32,
+    },
+    Decompress {
+        kind: CompressType,
+    },
+    /// Page checksum verification of a relation file whose first page is block `first_block`,
+    /// for a backup that started at LSN `start_lsn`.
+    PageChecksum {
+        first_block: u32,
+        start_lsn: u64,
+    },
 }
 
 impl FilterSpec {
@@ -84,6 +96,10 @@ impl FilterSpec {
             FilterSpec::Hash => Box::new(HashFilter::new()),
             FilterSpec::Compress { kind, level } => compress::compressor(*kind, *level)?,
             FilterSpec::Decompress { kind } => compress::decompressor(*kind),
+            FilterSpec::PageChecksum {
+                first_block,
+                start_lsn,
+            } => Box::new(PageChecksumFilter::new(*first_block, *start_lsn)),
         })
     }
 }
@@ -104,6 +120,10 @@ mod tests {
             },
             FilterSpec::Decompress {
                 kind: CompressType::Lz4,
+            },
+            FilterSpec::PageChecksum {
+                first_block: 131_072,
+                start_lsn: 0x1_0000_0028,
             },
         ];
         let json = serde_json::to_string(&specs).unwrap();

@@ -10,6 +10,7 @@ pub mod chain;
 pub mod compress;
 pub mod filter;
 pub mod hash;
+pub mod page_checksum;
 pub mod stream;
 
 pub use chain::FilterChain;

@@ -12,6 +12,7 @@ pub mod exclude;
 pub mod history;
 pub mod page;
 pub mod pgpass;
+pub mod remote;
 pub mod session;
 pub mod sql;
 pub mod version;

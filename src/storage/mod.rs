@@ -11,17 +11,26 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub mod driver;
+pub mod filtered;
 pub mod posix;
+pub mod remote;
 
 use std::io::{Read, Write};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{ErrorKind, Result};
+use crate::io::FilterSpec;
 use crate::io::stream::from_io_error;
 
+pub use driver::Driver;
+pub use filtered::{ChainReader, FilteredRead};
 pub use posix::PosixStorage;
+pub use remote::RemoteStorage;
 
 /// The type of a directory entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FileType {
     File,
     Path,
@@ -31,7 +40,7 @@ pub enum FileType {
 }
 
 /// What `info` and `list` report about an entry. Links are not followed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
     /// The entry name (for `list`) or the path asked for (for `info`).
     pub name: String,
@@ -48,7 +57,7 @@ pub struct FileInfo {
 }
 
 /// How a file is written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WriteOptions {
     /// Permission bits of the new file.
     pub mode: u32,
@@ -94,6 +103,45 @@ pub trait Storage: Send + Sync {
 
     /// Opens a file for reading; `None` when it does not exist.
     fn open_read(&self, path: &str) -> Result<Option<Box<dyn Read + Send>>>;
+
+    /// Opens a file for reading through a chain of filters run where the file is: on the far
+    /// side for a remote driver, so a backup checksums and compresses a file on the database
+    /// host and only the compressed bytes cross the network. The reader yields the chain's
+    /// output; `FilteredRead::results` gives the filters' results once it has reached the end.
+    /// `None` when the file does not exist.
+    fn open_read_filtered(
+        &self,
+        path: &str,
+        specs: &[FilterSpec],
+    ) -> Result<Option<Box<dyn FilteredRead>>> {
+        let Some(reader) = self.open_read(path)? else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(ChainReader::new(reader, specs)?)))
+    }
+
+    /// Up to `len` bytes of a file from `offset` (fewer at the end of the file); `None` when
+    /// the file does not exist. For re-reading a few pages, not for streaming.
+    fn read_range(&self, path: &str, offset: u64, len: usize) -> Result<Option<Vec<u8>>> {
+        let Some(reader) = self.open_read(path)? else {
+            return Ok(None);
+        };
+        let fail = |err| {
+            from_io_error(
+                err,
+                ErrorKind::FileRead,
+                &format!("read '{}'", self.describe(path)),
+            )
+        };
+        let mut reader = reader;
+        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink()).map_err(fail)?;
+        let mut content = Vec::with_capacity(len);
+        reader
+            .take(len as u64)
+            .read_to_end(&mut content)
+            .map_err(fail)?;
+        Ok(Some(content))
+    }
 
     /// Opens a file for writing; nothing is visible until `commit`.
     fn open_write(&self, path: &str, options: &WriteOptions) -> Result<Box<dyn StorageWrite>>;

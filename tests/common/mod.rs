@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod pgkeep;
+pub mod sshd;
 
 pub use cluster::{ClusterOptions, PgCluster};
 

@@ -5,17 +5,15 @@
 //! per worker whatever the file's size. A file removed by the database while the backup runs
 //! (a dropped table) is skipped: WAL replay recreates the state the backup ends at.
 
-use std::path::Path;
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::filter::PageChecksumResult;
 use crate::io::{CompressType, Filter, FilterChain, FilterResult, FilterSpec, stream};
 use crate::log_warn;
-use crate::pg::page::{self, PageChecksumFilter};
+use crate::pg::page;
 use crate::pg::wal::Lsn;
 use crate::repo::layout;
 use crate::repo::manifest::{FileEntry, PG_DATA};
-use crate::storage::{Storage, WriteOptions};
+use crate::storage::{FilteredRead, Storage, WriteOptions};
 
 use super::plan::SourceFile;
 
@@ -57,19 +55,29 @@ pub struct Stored {
 /// Copies `file` into the backup set.
 pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Result<Copied> {
     let name = format!("{PG_DATA}/{}", file.rel);
-    let Some(mut reader) = settings.pg.open_read(&file.rel)? else {
-        return Ok(Copied::Removed(file.rel.clone()));
-    };
     let first_block = settings
         .checksum_page
         .and_then(|_| page::checked_file(&file.rel));
-    let page_filter = match (settings.checksum_page, first_block) {
-        (Some(start_lsn), Some(first)) => {
-            Some(Box::new(PageChecksumFilter::new(first, start_lsn)) as Box<dyn Filter>)
-        }
-        _ => None,
+    let mut specs = vec![FilterSpec::Size, FilterSpec::Hash];
+    if let (Some(start_lsn), Some(first)) = (settings.checksum_page, first_block) {
+        specs.push(FilterSpec::PageChecksum {
+            first_block: first,
+            start_lsn: start_lsn.into(),
+        });
+    }
+    if settings.compress != CompressType::None {
+        specs.push(FilterSpec::Compress {
+            kind: settings.compress,
+            level: settings.level,
+        });
+    }
+    specs.push(FilterSpec::Size);
+    // The chain runs where the file is: on the database host when pg1-host is set, so the
+    // file is checksummed and compressed there and only the compressed bytes travel.
+    let Some(mut reader) = settings.pg.open_read_filtered(&file.rel, &specs)? else {
+        return Ok(Copied::Removed(file.rel.clone()));
     };
-    let stored = store(settings, &name, &mut reader, None, page_filter).map_err(|e| {
+    let stored = store_filtered(settings, &name, &mut reader).map_err(|e| {
         e.context(format!(
             "unable to back up '{}'",
             settings.pg.describe(&file.rel)
@@ -95,6 +103,43 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
     }))
 }
 
+/// Writes the output of a filter chain that ran at the source (size, hash, page checksums,
+/// compression, size) into the backup set as `name`, unchanged, and commits it once the
+/// chain's results are in.
+fn store_filtered(
+    settings: &CopySettings,
+    name: &str,
+    reader: &mut Box<dyn FilteredRead>,
+) -> Result<Stored> {
+    let (target, options) = target(settings, name);
+    let mut writer = settings.repo.open_write(&target, &options)?;
+    let mut pass = FilterChain::new(Vec::new());
+    stream::copy_through(reader, &mut pass, &mut writer, settings.buffer_size)?;
+    let stored = stored_from(&reader.results()?)?;
+    writer.commit()?;
+    Ok(stored)
+}
+
+/// Where a manifest name is stored in the backup set, and how.
+fn target(settings: &CopySettings, name: &str) -> (String, WriteOptions) {
+    let target = layout::backup_file(
+        settings.stanza,
+        settings.label,
+        name,
+        settings.compress.extension(),
+    );
+    let options = WriteOptions {
+        mode: 0o640,
+        mtime: None,
+        // Directories are created up front and synced once at the end.
+        create_path: false,
+        atomic: true,
+        sync_file: true,
+        sync_path: false,
+    };
+    (target, options)
+}
+
 /// Re-reads the pages that failed (a read may have met a concurrent write) and reports those
 /// that still fail.
 fn page_errors(
@@ -114,7 +159,7 @@ fn page_errors(
     if pages.invalid.is_empty() {
         return Ok(None);
     }
-    let still = page::recheck(Path::new(&path), &pages.invalid, first_block, start_lsn)?;
+    let still = page::recheck_in(settings.pg, rel, &pages.invalid, first_block, start_lsn)?;
     if still.is_empty() {
         return Ok(None);
     }
@@ -135,21 +180,7 @@ pub fn store(
     decompress: Option<CompressType>,
     verify: Option<Box<dyn Filter>>,
 ) -> Result<Stored> {
-    let target = layout::backup_file(
-        settings.stanza,
-        settings.label,
-        name,
-        settings.compress.extension(),
-    );
-    let options = WriteOptions {
-        mode: 0o640,
-        mtime: None,
-        // Directories are created up front and synced once at the end.
-        create_path: false,
-        atomic: true,
-        sync_file: true,
-        sync_path: false,
-    };
+    let (target, options) = target(settings, name);
     let mut writer = settings.repo.open_write(&target, &options)?;
     let mut filters: Vec<Box<dyn Filter>> = Vec::new();
     if let Some(kind) = decompress.filter(|k| *k != CompressType::None) {
@@ -173,7 +204,12 @@ pub fn store(
     let mut chain = FilterChain::new(filters);
     let results = stream::copy_through(reader, &mut chain, &mut writer, settings.buffer_size)?;
     writer.commit()?;
-    match results.as_slice() {
+    stored_from(&results)
+}
+
+/// What a backup file's chain reported: size, hash, page checksums if checked, stored size.
+fn stored_from(results: &[FilterResult]) -> Result<Stored> {
+    match results {
         [
             FilterResult::Size(size),
             FilterResult::Hash(hash),

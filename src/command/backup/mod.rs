@@ -24,7 +24,7 @@ use crate::io::CompressType;
 use crate::lock::{self, Lock, LockKind};
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::repo::{BackupInfo, BackupLabel, BackupRecord, BackupType, Manifest, layout};
-use crate::storage::{PosixStorage, Storage};
+use crate::storage::Storage;
 use crate::{log_detail, log_info, log_warn};
 
 use super::{format_size, open, stanza_create};
@@ -101,7 +101,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
 
     let repo = open::repo(cfg)?;
     let pg_path = open::pg_path(cfg)?;
-    let control = open::control(&pg_path)?;
+    let pg = open::pg_storage(cfg)?;
+    let control = open::pg_control(&pg)?;
     // The cluster first: a wrong pg1-path is reported as such, not as a stanza mismatch.
     let mut source = if options.online {
         Source::online(
@@ -111,7 +112,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
             options.archive_check,
         )?
     } else {
-        Source::offline(&pg_path, options.force)?
+        Source::offline(&pg, options.force)?
     };
     if stanza_create::ensure(&repo, stanza, &control)? == stanza_create::Ensured::Created {
         log_info!("stanza '{stanza}' created by its first backup");
@@ -149,7 +150,6 @@ pub fn run(cfg: &Config) -> Result<i32> {
         None => control.data_checksum_version > 0,
     };
 
-    let pg = PosixStorage::new(pg_path.clone());
     let mut owners = Owners::default();
     let listing = plan::list_data_dir(&pg, control.version, &options.exclude, &mut owners)?;
     let set_dir = layout::backup_set_dir(stanza, &label);

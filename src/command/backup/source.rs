@@ -5,9 +5,11 @@ use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::control::ControlData;
-use crate::pg::session::{BackupStop, DbSession};
+use crate::pg::remote::Db;
+use crate::pg::session::BackupStop;
 use crate::pg::wal::{Lsn, WalSegment};
 use crate::repo::manifest::DatabaseEntry;
+use crate::storage::Storage;
 use crate::{log_info, log_warn};
 
 /// Where the backup starts.
@@ -20,7 +22,7 @@ pub struct Start {
 }
 
 pub enum Source {
-    Online(Box<DbSession>),
+    Online(Box<dyn Db>),
     Offline,
 }
 
@@ -28,7 +30,7 @@ impl Source {
     /// A running cluster: checks that the server is the one at `pg_path` and, with
     /// `archive_check`, that it archives WAL.
     pub fn online(
-        mut session: DbSession,
+        mut session: Box<dyn Db>,
         pg_path: &Path,
         control: &ControlData,
         archive_check: bool,
@@ -70,23 +72,23 @@ impl Source {
                 );
             }
         }
-        Ok(Source::Online(Box::new(session)))
+        Ok(Source::Online(session))
     }
 
     /// A stopped cluster: refused while postmaster.pid exists, unless forced.
-    pub fn offline(pg_path: &Path, force: bool) -> Result<Source> {
-        let pid_file = pg_path.join("postmaster.pid");
-        if pid_file.exists() {
+    pub fn offline(pg: &dyn Storage, force: bool) -> Result<Source> {
+        let pid_file = pg.describe("postmaster.pid");
+        if pg.exists("postmaster.pid")? {
             if !force {
                 return Err(Error::new(
                     ErrorKind::PgRunning,
-                    format!("--no-online backup refused: '{}' exists, so PostgreSQL looks to be running", pid_file.display()),
+                    format!("--no-online backup refused: '{}' exists, so PostgreSQL looks to be running", pid_file),
                 )
                 .with_hint("stop the cluster for an offline backup (remove postmaster.pid if it is stale), or use --force"));
             }
             log_warn!(
                 "'{}' exists: backing up offline anyway (--force); the backup may be inconsistent",
-                pid_file.display()
+                pid_file
             );
         }
         Ok(Source::Offline)

@@ -4,6 +4,7 @@
 
 mod errors;
 mod files;
+mod remote;
 mod sources;
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
-//! `PageChecksumFilter`: verifies the pages of a relation file as it streams past, and
-//! `recheck`, which re-reads the pages it found suspicious.
+//! `recheck`: re-reading the pages `PageChecksumFilter` (in `io::page_checksum`) found
+//! suspicious as a relation file streamed past.
 //!
 //! A file flows through a backup's filter chain once, in pieces of any size, so the filter
 //! keeps the unfinished tail of a page (at most one page) between calls and checks each page
@@ -14,88 +14,8 @@ use std::path::Path;
 
 use super::{PAGE_SIZE, page_is_invalid};
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::filter::{Filter, FilterResult, PageChecksumResult};
 use crate::pg::wal::Lsn;
-
-/// Verifies every page of a relation file's stream; reports `FilterResult::PageChecksum` with
-/// the absolute block numbers of the pages that failed (see `page_is_invalid`) and whether the
-/// file ended in a partial page. A partial last page is not checked: it is what a concurrent
-/// extension of the file looks like, and the backup's WAL rewrites it.
-pub struct PageChecksumFilter {
-    verifier: Verifier,
-    /// The start of a page whose end has not arrived yet: `pending[..pending_len]`.
-    pending: Box<[u8; PAGE_SIZE]>,
-    pending_len: usize,
-}
-
-/// The state of verification, apart from the pending page so both can be borrowed at once.
-struct Verifier {
-    /// The block number of the next whole page.
-    next_block: u32,
-    start_lsn: Lsn,
-    invalid: Vec<u32>,
-}
-
-impl Verifier {
-    fn check(&mut self, page: &[u8; PAGE_SIZE]) {
-        if page_is_invalid(page, self.next_block, self.start_lsn) {
-            self.invalid.push(self.next_block);
-        }
-        // Block numbers are PostgreSQL's `BlockNumber`, a u32; no relation file reaches the
-        // end of that range, so wrapping only keeps a malformed file from panicking.
-        self.next_block = self.next_block.wrapping_add(1);
-    }
-}
-
-impl PageChecksumFilter {
-    /// A filter for a file whose first page is block `first_block` of its relation (see
-    /// `checked_file`), in a backup that started at `start_lsn`.
-    pub fn new(first_block: u32, start_lsn: Lsn) -> PageChecksumFilter {
-        PageChecksumFilter {
-            verifier: Verifier {
-                next_block: first_block,
-                start_lsn,
-                invalid: Vec::new(),
-            },
-            pending: Box::new([0; PAGE_SIZE]),
-            pending_len: 0,
-        }
-    }
-}
-
-impl Filter for PageChecksumFilter {
-    fn process(&mut self, mut input: &[u8], _out: &mut Vec<u8>) -> Result<()> {
-        if self.pending_len > 0 {
-            let take = (PAGE_SIZE - self.pending_len).min(input.len());
-            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&input[..take]);
-            self.pending_len += take;
-            input = &input[take..];
-            if self.pending_len < PAGE_SIZE {
-                return Ok(());
-            }
-            self.verifier.check(&self.pending);
-            self.pending_len = 0;
-        }
-        let (pages, tail) = input.as_chunks::<PAGE_SIZE>();
-        for page in pages {
-            self.verifier.check(page);
-        }
-        self.pending[..tail.len()].copy_from_slice(tail);
-        self.pending_len = tail.len();
-        Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut Vec<u8>) -> Result<Option<FilterResult>> {
-        Ok(Some(FilterResult::PageChecksum(PageChecksumResult {
-            invalid: std::mem::take(&mut self.verifier.invalid),
-            misaligned: self.pending_len > 0,
-        })))
-    }
-
-    fn observes_only(&self) -> bool {
-        true
-    }
-}
+use crate::storage::Storage;
 
 /// Re-reads each of `blocks` (absolute block numbers from a `PageChecksumFilter` over `path`,
 /// whose first page is block `first_block`) and returns those still invalid for a backup that
@@ -136,6 +56,40 @@ pub fn recheck(path: &Path, blocks: &[u32], first_block: u32, start_lsn: Lsn) ->
     Ok(still_invalid)
 }
 
+/// [`recheck`] through a storage driver, for a data directory that may be on another host:
+/// each suspicious page of `rel` is read again with `Storage::read_range`.
+pub fn recheck_in(
+    storage: &dyn Storage,
+    rel: &str,
+    blocks: &[u32],
+    first_block: u32,
+    start_lsn: Lsn,
+) -> Result<Vec<u32>> {
+    let mut still_invalid = Vec::new();
+    for &block in blocks {
+        let Some(index) = block.checked_sub(first_block) else {
+            return Err(Error::new(
+                ErrorKind::Assert,
+                format!(
+                    "block {block} is before block {first_block}, the first of '{}'",
+                    storage.describe(rel)
+                ),
+            ));
+        };
+        let offset = u64::from(index) * PAGE_SIZE as u64;
+        let Some(bytes) = storage.read_range(rel, offset, PAGE_SIZE)? else {
+            return Ok(Vec::new());
+        };
+        // A page no longer whole in the file is not invalid (see `recheck`).
+        if let Ok(page) = <&[u8; PAGE_SIZE]>::try_from(bytes.as_slice())
+            && page_is_invalid(page, block, start_lsn)
+        {
+            still_invalid.push(block);
+        }
+    }
+    Ok(still_invalid)
+}
+
 /// Reads the page at `offset` into `page`; false when the file ends before the page does.
 fn read_page(file: &File, offset: u64, page: &mut [u8; PAGE_SIZE]) -> std::io::Result<bool> {
     let mut filled = 0;
@@ -152,8 +106,10 @@ fn read_page(file: &File, offset: u64, page: &mut [u8; PAGE_SIZE]) -> std::io::R
 
 #[cfg(test)]
 mod tests {
+    use super::super::PageChecksumFilter;
     use super::super::test_pages::valid_page;
     use super::*;
+    use crate::io::filter::{Filter, FilterResult, PageChecksumResult};
 
     const START: Lsn = Lsn(0x1_0000_0000);
 

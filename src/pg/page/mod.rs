@@ -10,57 +10,30 @@
 //! defaults, which pgkeep requires. What to do about invalid pages (warn, record in the
 //! manifest) is the backup command's business, not this module's.
 
-mod checksum;
 mod filter;
 mod path;
 
-pub use checksum::pg_checksum_page;
-pub use filter::{PageChecksumFilter, recheck};
+pub use crate::io::page_checksum::{
+    PAGE_SIZE, PageChecksumFilter, page_checksum, page_upper, pg_checksum_page,
+};
+pub use filter::{recheck, recheck_in};
 pub use path::checked_file;
 
 use crate::pg::wal::Lsn;
-
-/// `BLCKSZ`: bytes in a data page.
-pub const PAGE_SIZE: usize = 8192;
 
 /// `RELSEG_SIZE`: pages in one segment file of a relation (1 GiB of 8 KiB pages). Block numbers
 /// count across segments, so `<relfilenode>.<N>` starts at block `N * RELSEG_SIZE`.
 pub const RELSEG_SIZE: u32 = 131_072;
 
-/// `pd_lsn`: the LSN of the last WAL record that changed the page, stored as two native-endian
-/// `u32` halves (`xlogid`, then `xrecoff`).
+/// `pd_lsn`: the LSN of the last WAL record that changed the page.
 pub fn page_lsn(page: &[u8; PAGE_SIZE]) -> Lsn {
-    let high = u32::from_ne_bytes([page[0], page[1], page[2], page[3]]);
-    let low = u32::from_ne_bytes([page[4], page[5], page[6], page[7]]);
-    Lsn((u64::from(high) << 32) | u64::from(low))
-}
-
-/// `pd_checksum`: the checksum PostgreSQL stored when it last wrote the page.
-pub fn page_checksum(page: &[u8; PAGE_SIZE]) -> u16 {
-    u16::from_ne_bytes([page[8], page[9]])
-}
-
-/// `pd_upper`: the start of the page's tuple space; zero only on a page never initialised.
-pub fn page_upper(page: &[u8; PAGE_SIZE]) -> u16 {
-    u16::from_ne_bytes([page[14], page[15]])
+    Lsn(crate::io::page_checksum::page_lsn(page))
 }
 
 /// Whether a page fails verification for a backup that started at `start_lsn`, as block
-/// `blkno` of its relation.
-///
-/// A page whose LSN is at or after `start_lsn` is never invalid: it may be being written while
-/// it is read (a torn page), and the backup's WAL replaces it on recovery. Otherwise a new page
-/// (`pd_upper` zero, PostgreSQL's `PageIsNew`) is valid only when it is all zeros, as
-/// PostgreSQL's own `PageIsVerifiedExtended` requires, and any other page is valid when its
-/// stored checksum equals [`pg_checksum_page`].
+/// `blkno` of its relation (see `io::page_checksum::page_is_invalid`).
 pub fn page_is_invalid(page: &[u8; PAGE_SIZE], blkno: u32, start_lsn: Lsn) -> bool {
-    if page_lsn(page) >= start_lsn {
-        return false;
-    }
-    if page_upper(page) == 0 {
-        return page.iter().any(|&byte| byte != 0);
-    }
-    page_checksum(page) != pg_checksum_page(page, blkno)
+    crate::io::page_checksum::page_is_invalid(page, blkno, start_lsn.0)
 }
 
 /// Block numbers as ranges for log lines: `[1, 2, 3, 7, 9, 10]` gives `1-3, 7, 9-10`. The

@@ -188,6 +188,41 @@ impl Storage for PosixStorage {
         Ok(Some(Box::new(PosixRead::new(file, full))))
     }
 
+    /// With `pread`: no reading of the bytes before `offset`.
+    fn read_range(&self, path: &str, offset: u64, len: usize) -> Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        let full = self.resolve(path)?;
+        let file = match fs::File::open(&full) {
+            Ok(file) => file,
+            Err(err) if is_missing(&err) => return Ok(None),
+            Err(err) => {
+                return Err(os_error(
+                    ErrorKind::FileOpen,
+                    format!("unable to open '{}' for read", full.display()),
+                    &err,
+                ));
+            }
+        };
+        let mut content = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match file.read_at(&mut content[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    return Err(os_error(
+                        ErrorKind::FileRead,
+                        format!("unable to read '{}'", full.display()),
+                        &err,
+                    ));
+                }
+            }
+        }
+        content.truncate(filled);
+        Ok(Some(content))
+    }
+
     fn open_write(&self, path: &str, options: &WriteOptions) -> Result<Box<dyn StorageWrite>> {
         let full = self.resolve(path)?;
         Ok(Box::new(PosixWrite::open(full, options)?))
