@@ -278,3 +278,22 @@ fn passwords_come_from_the_pgpass_file() {
         "password authentication failed",
     );
 }
+
+#[test]
+fn db_timeout_becomes_the_session_statement_timeout() {
+    let cluster = started(ClusterOptions::default());
+    let options = ConnectOptions {
+        statement_timeout_ms: Some(1500),
+        ..cluster.connect_options()
+    };
+    let mut session = DbSession::connect(&options).unwrap();
+    assert_eq!(
+        session.setting("statement_timeout").unwrap().as_deref(),
+        Some("1500ms")
+    );
+    let mut plain = connect(&cluster);
+    assert_eq!(
+        plain.setting("statement_timeout").unwrap().as_deref(),
+        Some("0")
+    );
+}

@@ -146,6 +146,7 @@ pub fn local_db_session(cfg: &Config) -> Result<DbSession> {
         database: cfg.str(Opt::PgDatabase).unwrap_or("postgres").to_string(),
         application_name: format!("pgkeep [{}]", cfg.command().name()),
         pgpass_file: crate::pg::pgpass::default_path(),
+        statement_timeout_ms: cfg.time_ms(Opt::DbTimeout),
     };
     DbSession::connect(&options)
 }

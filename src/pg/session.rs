@@ -35,6 +35,9 @@ pub struct ConnectOptions {
     pub database: String,
     /// Shown in `pg_stat_activity`.
     pub application_name: String,
+    /// `statement_timeout` for every query of the session (`db-timeout`), and the connect
+    /// timeout; `None` leaves the server's setting.
+    pub statement_timeout_ms: Option<u64>,
     /// The `.pgpass` file to take a password from (the command layer finds it as libpq does,
     /// see `pgpass::default_path`); `None` means no password file.
     pub pgpass_file: Option<PathBuf>,
@@ -49,6 +52,7 @@ impl Default for ConnectOptions {
             user: None,
             database: "postgres".to_string(),
             application_name: "pgkeep".to_string(),
+            statement_timeout_ms: None,
             pgpass_file: None,
         }
     }
@@ -142,6 +146,9 @@ impl DbSession {
             .user(&user)
             .dbname(&options.database)
             .application_name(&options.application_name);
+        if let Some(ms) = options.statement_timeout_ms {
+            config.connect_timeout(std::time::Duration::from_millis(ms));
+        }
         let host = match (&options.socket_path, &options.host) {
             (Some(socket), _) => {
                 config.host_path(socket);
@@ -182,6 +189,12 @@ impl DbSession {
         client
             .batch_execute(sql::SESSION_SETUP)
             .map_err(|err| query_error(sql::SESSION_SETUP, &err))?;
+        if let Some(ms) = options.statement_timeout_ms {
+            let set = format!("set statement_timeout = {ms}");
+            client
+                .batch_execute(&set)
+                .map_err(|err| query_error(&set, &err))?;
+        }
         let row = client
             .query_one(sql::IDENTIFY, &[])
             .map_err(|err| query_error(sql::IDENTIFY, &err))?;

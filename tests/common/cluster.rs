@@ -317,6 +317,7 @@ impl PgCluster {
             database: "postgres".to_string(),
             application_name: "pgkeep-test".to_string(),
             pgpass_file: None,
+            statement_timeout_ms: None,
         }
     }
 }
