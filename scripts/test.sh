@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a Debian 12 machine as root: installs what is missing
-# (PostgreSQL 15 from Debian's packages; 11, 12 and 17 from npm for the cross-version
+# (PostgreSQL 15 from Debian's packages; 11, 12, 13, 14, 16, 17, 18 from npm for the version
 # tests), then unit and integration tests against real clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # openssh-server for the remote tests (tests/common/sshd.rs runs its own sshd on loopback).
 [ -x /usr/sbin/sshd ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null
-for major in 15 11 12 17; do
+for major in 15 11 12 13 14 16 17 18; do
   scripts/install-pg.sh "$major" >/dev/null
 done
 cargo build --quiet

@@ -100,6 +100,8 @@ fn pitr_and_standby(major: u32) {
     );
 }
 
+// One test per supported major: `scripts/test.sh` installs them all (15 from Debian, the
+// others from npm with scripts/install-pg.sh).
 #[test]
 fn postgresql_11_recovery_conf() {
     pitr_and_standby(11);
@@ -111,6 +113,31 @@ fn postgresql_12_signal_files() {
 }
 
 #[test]
+fn postgresql_13_signal_files() {
+    pitr_and_standby(13);
+}
+
+#[test]
+fn postgresql_14_signal_files() {
+    pitr_and_standby(14);
+}
+
+#[test]
+fn postgresql_15_signal_files() {
+    pitr_and_standby(15);
+}
+
+#[test]
+fn postgresql_16_signal_files() {
+    pitr_and_standby(16);
+}
+
+#[test]
 fn postgresql_17_signal_files() {
     pitr_and_standby(17);
+}
+
+#[test]
+fn postgresql_18_signal_files() {
+    pitr_and_standby(18);
 }

@@ -1,6 +1,7 @@
-//! The quick-start cycle on other PostgreSQL majors: the version-specific parts (backup
-//! functions, recovery.conf before 12, signal files from 12) against real servers. The full
-//! version matrix is issue 6; these are the majors `scripts/test.sh` installs.
+//! The quick-start cycle on every other supported PostgreSQL major (15 is the default of every
+//! other test): the version-specific parts (backup functions, recovery.conf before 12, signal
+//! files from 12) against real servers. tests/restore_versions.rs adds a time-target restore and
+//! a standby per major. `scripts/test.sh` installs every major (scripts/install-pg.sh).
 
 mod common;
 
@@ -53,6 +54,26 @@ fn postgresql_12() {
 }
 
 #[test]
+fn postgresql_13() {
+    backup_and_restore_cycle(13);
+}
+
+#[test]
+fn postgresql_14() {
+    backup_and_restore_cycle(14);
+}
+
+#[test]
+fn postgresql_16() {
+    backup_and_restore_cycle(16);
+}
+
+#[test]
 fn postgresql_17() {
     backup_and_restore_cycle(17);
+}
+
+#[test]
+fn postgresql_18() {
+    backup_and_restore_cycle(18);
 }
