@@ -96,12 +96,15 @@ fn split_placeholders(pattern: &str) -> Vec<&str> {
     parts.into_iter().filter(|p| !p.is_empty()).collect()
 }
 
-/// Stops the guide's cluster if a failed block left it running.
-struct ClusterGuard(PathBuf);
+/// Stops the guide's clusters (primary and standby) if a failed block left them running.
+struct ClusterGuard(Vec<PathBuf>);
 
 impl Drop for ClusterGuard {
     fn drop(&mut self) {
-        if self.0.join("postmaster.pid").exists() {
+        for data in &self.0 {
+            if !data.join("postmaster.pid").exists() {
+                continue;
+            }
             let _ = Command::new("runuser")
                 .args([
                     "-u",
@@ -110,7 +113,7 @@ impl Drop for ClusterGuard {
                     "/usr/lib/postgresql/15/bin/pg_ctl",
                     "-D",
                 ])
-                .arg(&self.0)
+                .arg(data)
                 .args(["-m", "immediate", "-w", "stop"])
                 .output();
         }
@@ -129,20 +132,26 @@ fn the_user_guide_runs_as_written() {
         blocks.len()
     );
 
+    // The dedicated-backup-host section reaches 127.0.0.2 and 127.0.0.3 over this sshd.
+    let sshd = common::sshd::Sshd::start();
     let dir = TempDir::new();
     let demo = dir.path().join("demo-root");
     std::fs::create_dir(&demo).unwrap();
     common::give_to_postgres(&demo);
-    let _guard = ClusterGuard(demo.join("demo"));
+    let _guard = ClusterGuard(vec![demo.join("demo"), demo.join("standby")]);
     let state = dir.path().join("env.sh");
     let bin_dir = pgkeep_bin().parent().unwrap().to_path_buf();
     std::fs::write(
         &state,
         format!(
-            "export DEMO={}\nexport PGPORT={}\nexport PATH={}:/usr/bin:/bin\n",
+            "export DEMO={}\nexport PGPORT={}\nexport PATH={}:/usr/bin:/bin\n\
+             export SSH={}\nexport SSH_PORT={}\nexport STANDBY_PORT={}\n",
             demo.display(),
             common::free_port(),
-            bin_dir.display()
+            bin_dir.display(),
+            sshd.ssh().display(),
+            sshd.port(),
+            common::free_port(),
         ),
     )
     .unwrap();
