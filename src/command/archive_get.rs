@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
+use crate::pg::control::ControlData;
 use crate::pg::wal::WalFileKind;
-use crate::repo::{ArchiveInfo, archive, layout};
+use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
 use crate::storage::Storage;
 use crate::{log_debug, log_info};
 
@@ -42,8 +43,21 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let repo = open::repo(cfg)?;
     let info = ArchiveInfo::load_required(&repo, stanza)?;
 
-    // Newest cluster first: after an upgrade the new archive id holds the current timelines.
-    for db in info.db_history.iter().rev() {
+    // After an upgrade two clusters' WAL can share segment names: look only under the archive
+    // ids of the cluster being recovered (its pg_control is in the current directory, the data
+    // directory PostgreSQL runs restore_command in), newest first; without pg_control, every id.
+    let recovering = ControlData::read(Path::new("global/pg_control")).ok();
+    let candidates: Vec<&DbHistory> = info
+        .db_history
+        .iter()
+        .rev()
+        .filter(|db| {
+            recovering.as_ref().is_none_or(|control| {
+                db.system_id == control.system_id && db.version == control.version.to_string()
+            })
+        })
+        .collect();
+    for db in candidates {
         let archive_id = db.archive_id();
         let found = if kind == WalFileKind::History {
             let path = layout::history_file(stanza, &archive_id, name);

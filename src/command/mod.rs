@@ -15,6 +15,7 @@ pub mod remote;
 pub mod restore;
 pub mod stanza_create;
 pub mod stanza_delete;
+pub mod stanza_upgrade;
 pub mod start;
 pub mod stop;
 pub mod verify;
@@ -51,6 +52,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Command::Restore => restore::run(cfg),
         Command::StanzaCreate => stanza_create::run(cfg),
         Command::StanzaDelete => stanza_delete::run(cfg),
+        Command::StanzaUpgrade => stanza_upgrade::run(cfg),
         Command::Start => start::run(cfg),
         Command::Stop => stop::run(cfg),
         Command::Verify => verify::run(cfg),

@@ -334,6 +334,7 @@ pub fn check_hosts(cfg: &Config) -> Result<()> {
         | Command::Expire
         | Command::StanzaCreate
         | Command::StanzaDelete
+        | Command::StanzaUpgrade
         | Command::Verify
             if repo_remote =>
         {

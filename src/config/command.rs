@@ -19,6 +19,7 @@ pub enum Command {
     Restore,
     StanzaCreate,
     StanzaDelete,
+    StanzaUpgrade,
     Start,
     Stop,
     Verify,
@@ -141,6 +142,17 @@ pub static COMMANDS: &[CommandDef] = &[
             kept: run start before creating the stanza again.",
     },
     CommandDef {
+        command: Command::StanzaUpgrade,
+        name: "stanza-upgrade",
+        params: "",
+        summary: "Upgrade a stanza.",
+        description: "After a major-version upgrade of the cluster (pg_upgrade), records the \
+            new version and system identifier in the stanza: new WAL is archived under a new \
+            archive id (e.g. 17-2), the next backup is a full one, and backups of the old \
+            version stay listed and restorable with the old version's binaries. Running it \
+            again when the stanza is up to date succeeds.",
+    },
+    CommandDef {
         command: Command::Start,
         name: "start",
         params: "",
@@ -239,6 +251,7 @@ mod tests {
             Command::Restore,
             Command::StanzaCreate,
             Command::StanzaDelete,
+            Command::StanzaUpgrade,
             Command::Start,
             Command::Stop,
             Command::Verify,

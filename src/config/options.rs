@@ -107,6 +107,7 @@ const ALL: &[CommandRule] = &rules([
     Restore,
     StanzaCreate,
     StanzaDelete,
+    StanzaUpgrade,
     Start,
     Stop,
     Verify,
@@ -123,6 +124,7 @@ const LOGGING: &[CommandRule] = &rules([
     Restore,
     StanzaCreate,
     StanzaDelete,
+    StanzaUpgrade,
     Start,
     Stop,
     Verify,
@@ -137,6 +139,7 @@ const LOCKING: &[CommandRule] = &rules([
     Restore,
     StanzaCreate,
     StanzaDelete,
+    StanzaUpgrade,
     Start,
     Stop,
 ]);
@@ -151,6 +154,7 @@ const REPOSITORY: &[CommandRule] = &rules([
     Restore,
     StanzaCreate,
     StanzaDelete,
+    StanzaUpgrade,
     Verify,
 ]);
 /// Commands that may reach another host over ssh (and run as `<command>:remote` there).
@@ -164,6 +168,7 @@ const REMOTE: &[CommandRule] = &rules([
     Restore,
     StanzaCreate,
     StanzaDelete,
+    StanzaUpgrade,
     Verify,
 ]);
 /// Commands that move file content through the filter chain.
@@ -171,7 +176,7 @@ const COPYING: &[CommandRule] = &rules([ArchiveGet, ArchivePush, Backup, Restore
 /// Commands that compress.
 const COMPRESSING: &[CommandRule] = &rules([ArchivePush, Backup]);
 /// Commands that connect to PostgreSQL.
-const CONNECTING: &[CommandRule] = &rules([Backup, Check, StanzaCreate]);
+const CONNECTING: &[CommandRule] = &rules([Backup, Check, StanzaCreate, StanzaUpgrade]);
 const BACKUP: &[CommandRule] = &rules([Backup]);
 const RESTORE: &[CommandRule] = &rules([Restore]);
 /// Commands that apply retention (backup expires when it is done).
@@ -683,6 +688,7 @@ pub static OPTIONS: &[OptionDef] = &[
             required(Restore),
             required(StanzaCreate),
             required(StanzaDelete),
+            required(StanzaUpgrade),
         ],
         summary: "PostgreSQL data directory.",
         help: "The data directory of the cluster. For backup it must equal the cluster's \
@@ -968,6 +974,7 @@ pub static OPTIONS: &[OptionDef] = &[
             required(Restore),
             required(StanzaCreate),
             required(StanzaDelete),
+            required(StanzaUpgrade),
             on(Start),
             on(Stop),
             required(Verify),
