@@ -79,7 +79,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
 }
 
 /// The server pgkeep connected to must be the cluster at pg1-path.
-fn check_cluster(session: &mut dyn Db, pg_path: &Path, control: &ControlData) -> Result<()> {
+pub fn check_cluster(session: &mut dyn Db, pg_path: &Path, control: &ControlData) -> Result<()> {
     let data_directory = session.data_directory()?;
     // Compare real paths: a symlinked pg1-path names the same directory.
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -110,7 +110,7 @@ fn check_cluster(session: &mut dyn Db, pg_path: &Path, control: &ControlData) ->
 /// archive_mode must be on and archive_command set; returns archive_command. A command that
 /// does not look like pgkeep's archive-push only warns: it may be a wrapper script, and the
 /// WAL switch below shows whether segments really arrive.
-fn check_archiving(session: &mut dyn Db, stanza: &str) -> Result<String> {
+pub fn check_archiving(session: &mut dyn Db, stanza: &str) -> Result<String> {
     let mode = session.setting("archive_mode")?.unwrap_or_default();
     if mode == "off" {
         return Err(

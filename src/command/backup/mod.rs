@@ -109,7 +109,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
             open::db_session(cfg)?,
             &pg_path,
             &control,
-            options.archive_check,
+            options.archive_check.then_some(stanza),
         )?
     } else {
         Source::offline(&pg, options.force)?

@@ -12,6 +12,8 @@ use crate::repo::manifest::DatabaseEntry;
 use crate::storage::Storage;
 use crate::{log_info, log_warn};
 
+use super::super::check;
+
 /// Where the backup starts.
 #[derive(Debug, Clone, Copy)]
 pub struct Start {
@@ -28,49 +30,16 @@ pub enum Source {
 
 impl Source {
     /// A running cluster: checks that the server is the one at `pg_path` and, with
-    /// `archive_check`, that it archives WAL.
+    /// `archive_check`, that it archives WAL (the same checks as the check command).
     pub fn online(
         mut session: Box<dyn Db>,
         pg_path: &Path,
         control: &ControlData,
-        archive_check: bool,
+        archive_check: Option<&str>,
     ) -> Result<Source> {
-        let data_directory = session.data_directory()?;
-        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        if canonical(Path::new(&data_directory)) != canonical(pg_path) {
-            return Err(Error::new(
-                ErrorKind::DbMismatch,
-                format!(
-                    "pg1-path '{}' does not match the server's data_directory '{data_directory}'",
-                    pg_path.display()
-                ),
-            )
-            .with_hint("set pg1-path to the data directory of the cluster pgkeep connects to"));
-        }
-        let system_id = session.system_id()?;
-        if system_id != control.system_id {
-            return Err(Error::new(
-                ErrorKind::DbMismatch,
-                format!(
-                    "server system id {system_id} does not match pg_control system id {}",
-                    control.system_id
-                ),
-            ));
-        }
-        if archive_check {
-            let mode = session.setting("archive_mode")?.unwrap_or_default();
-            if mode == "off" {
-                return Err(Error::new(ErrorKind::DbMismatch, "archive_mode must be enabled")
-                    .with_hint("set archive_mode = on and restart, or use --no-archive-check for a backup that needs no WAL"));
-            }
-            let command = session.setting("archive_command")?.unwrap_or_default();
-            if command.is_empty() || command == "(disabled)" {
-                return Err(
-                    Error::new(ErrorKind::DbMismatch, "archive_command is not set").with_hint(
-                        "set archive_command = 'pgkeep --stanza=<stanza> archive-push %p'",
-                    ),
-                );
-            }
+        check::check_cluster(session.as_mut(), pg_path, control)?;
+        if let Some(stanza) = archive_check {
+            check::check_archiving(session.as_mut(), stanza)?;
         }
         Ok(Source::Online(session))
     }
