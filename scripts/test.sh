@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # openssh-server for the remote tests (tests/common/sshd.rs runs its own sshd on loopback).
-[ -x /usr/sbin/sshd ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null
+if [ ! -x /usr/sbin/sshd ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q openssh-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -q openssh-server >/dev/null; }
+fi
 for major in 15 11 12 13 14 16 17 18; do
   scripts/install-pg.sh "$major" >/dev/null
 done
