@@ -437,3 +437,60 @@ fn a_lost_database_connection_fails_the_backup_and_the_next_one_succeeds() {
     s.pgkeep(&["--type=full", "backup"]).ok();
     assert_eq!(s.labels().len(), 1);
 }
+
+#[test]
+fn a_linked_directory_in_the_data_directory_is_backed_up_with_its_contents() {
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    let outside = common::TempDir::new();
+    std::fs::write(
+        outside.path().join("notes.txt"),
+        "kept outside the data directory",
+    )
+    .unwrap();
+    common::pgkeep::chown_postgres(outside.path());
+    std::os::unix::fs::symlink(outside.path(), s.data_dir().join("extra")).unwrap();
+    s.pgkeep(&["--type=full", "backup"]).ok();
+    let label = s.labels()[0].clone();
+    assert!(
+        s.repo
+            .join(format!("backup/demo/{label}/pg_data/extra/notes.txt.zst"))
+            .exists()
+    );
+    // Restored as a directory inside the data directory (pgBackRest's default for links).
+    s.cluster.stop();
+    empty_dir(s.data_dir());
+    s.pgkeep(&["restore"]).ok();
+    let restored = s.data_dir().join("extra/notes.txt");
+    assert_eq!(
+        std::fs::read_to_string(restored).unwrap(),
+        "kept outside the data directory"
+    );
+    s.cluster.start();
+}
+
+#[test]
+fn a_linked_directory_is_restored_as_a_link_with_link_all() {
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    let outside = common::TempDir::new();
+    let target = outside.path().join("logs");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("notes.txt"), "linked").unwrap();
+    common::pgkeep::chown_postgres(outside.path());
+    std::os::unix::fs::symlink(&target, s.data_dir().join("extra")).unwrap();
+    s.pgkeep(&["--type=full", "backup"]).ok();
+    s.cluster.stop();
+    empty_dir(s.data_dir());
+    std::fs::remove_dir_all(&target).unwrap();
+    s.pgkeep(&["--link-all", "restore"]).ok();
+    assert_eq!(
+        std::fs::read_link(s.data_dir().join("extra")).unwrap(),
+        target
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("notes.txt")).unwrap(),
+        "linked"
+    );
+    s.cluster.start();
+}

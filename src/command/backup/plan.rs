@@ -99,8 +99,13 @@ pub fn list_data_dir(
             } else {
                 format!("{dir}/{}", entry.name)
             };
-            let is_dir = entry.file_type == FileType::Path
-                || (entry.file_type == FileType::Link && dir == "pg_tblspc");
+            // A link to a directory (a tablespace, a relocated pg_wal or log directory) is
+            // followed: its contents are part of the cluster.
+            let linked_dir = entry.file_type == FileType::Link
+                && pg
+                    .info(&format!("{rel}/"))?
+                    .is_some_and(|i| i.file_type == FileType::Path);
+            let is_dir = entry.file_type == FileType::Path || linked_dir;
             let exclusion = match user_exclusion(&rel, is_dir, exclude) {
                 Some(exclusion) => exclusion,
                 None => exclude::classify(&rel, is_dir, version),
@@ -123,8 +128,13 @@ pub fn list_data_dir(
                         name: format!("{PG_DATA}/{rel}"),
                         target,
                     });
-                    if is_dir {
-                        // A tablespace: its directory's own mode, then its contents.
+                    if !is_dir {
+                        crate::log_warn!(
+                            "'{rel}' is a link to a file: the link is recorded, the file it points to is not backed up"
+                        );
+                    }
+                    if is_dir && contents {
+                        // The directory's own mode, then its contents.
                         if let Some(info) = pg.info(&format!("{rel}/"))? {
                             listing.paths.push(path_entry(&rel, &info, owners));
                         }
