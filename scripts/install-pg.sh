@@ -8,6 +8,11 @@
 # into <cache-dir>/pg<major> (default cache: ${PGKEEP_PG_CACHE:-/var/cache/pgkeep-pg}). Those
 # builds ship initdb, pg_ctl and postgres only. The script is idempotent: a cached install is
 # reused. The files are made readable and executable by the postgres user, which runs them.
+#
+# `16-full` installs a complete PostgreSQL 16 (pg_upgrade, pg_controldata, pg_resetwal, pg_dump,
+# psql, ...) from PyPI's pgserver wheel into <cache-dir>/pg16-full: the target of the real
+# pg_upgrade 15 -> 16 in tests/stanza_upgrade.rs (Debian 12 has only 15; the npm builds have no
+# pg_upgrade).
 set -euo pipefail
 
 major="${1:-}"
@@ -28,6 +33,37 @@ if [[ "$major" == "15" ]]; then
     exit 0
 fi
 
+# The postgres user runs the binaries: every directory on the way must be searchable and the
+# files readable (and the binaries executable) by others.
+open_to_postgres() {
+    chmod -R a+rX "$1"
+    local path="$1"
+    while [[ "$path" != "/" && -n "$path" ]]; do
+        chmod a+x "$path" 2>/dev/null || true
+        path="$(dirname "$path")"
+    done
+}
+
+if [[ "$major" == "16-full" ]]; then
+    wheel_version=0.1.4 # PostgreSQL 16.2
+    dir="$cache/pg16-full"
+    bin="$dir/pgserver/pginstall/bin"
+    if [[ ! -x "$bin/pg_upgrade" || ! -f "$dir/.installed-$wheel_version" ]]; then
+        rm -rf "$dir"
+        mkdir -p "$dir/download"
+        python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$dir/download" \
+            "pgserver==$wheel_version" >&2
+        # A wheel is a zip archive; its binaries find their libraries by a relative rpath.
+        python3 -m zipfile -e "$dir"/download/pgserver-*.whl "$dir"
+        chmod a+x "$bin"/*
+        rm -rf "$dir/download"
+        touch "$dir/.installed-$wheel_version"
+    fi
+    open_to_postgres "$dir"
+    echo "$bin"
+    exit 0
+fi
+
 case "$major" in
     10) version=10.23.0-beta.6 ;;
     11) version=11.22.1-beta.11 ;;
@@ -38,7 +74,7 @@ case "$major" in
     17) version=17.10.0-beta.17 ;;
     18) version=18.4.0-beta.17 ;;
     *)
-        echo "unsupported PostgreSQL major version '$major' (10..18)" >&2
+        echo "unsupported PostgreSQL major version '$major' (10..18, or 16-full)" >&2
         exit 2
         ;;
 esac
@@ -56,13 +92,5 @@ if [[ ! -x "$bin/postgres" || ! -f "$dir/.installed-$version" ]]; then
     touch "$dir/.installed-$version"
 fi
 
-# The postgres user runs these binaries: every directory on the way must be searchable and
-# the files readable (and the binaries executable) by others.
-chmod -R a+rX "$dir"
-path="$dir"
-while [[ "$path" != "/" && -n "$path" ]]; do
-    chmod a+x "$path" 2>/dev/null || true
-    path="$(dirname "$path")"
-done
-
+open_to_postgres "$dir"
 echo "$bin"

@@ -1,19 +1,133 @@
-//! stanza-upgrade after a major-version upgrade: PostgreSQL 14 → 15.
+//! stanza-upgrade after a major-version upgrade.
 //!
-//! A real pg_upgrade cannot run here (the npm builds of the other majors ship no pg_upgrade or
-//! pg_controldata), so the upgrade is done the other supported way: a new PostgreSQL 15 cluster
-//! takes over the stanza, with the same data loaded. What the stanza sees is the same: another
-//! major version and another system identifier at pg1-path.
+//! Two ways a cluster changes major version under a stanza: a real `pg_upgrade` from
+//! PostgreSQL 15 (Debian) to 16 (the complete build of `scripts/install-pg.sh 16-full`), and a
+//! new PostgreSQL 15 cluster taking over the stanza of a 14 one (dump and reload). What the
+//! stanza sees is the same: another major version and another system identifier at pg1-path.
 
 mod common;
 
 use std::time::Duration;
 
 use common::pgkeep::{Stanza, empty_dir, pgkeep_bin};
-use common::{ClusterOptions, PgCluster};
+use common::{ClusterOptions, PgCluster, free_port, pg16_full_bin, run_as_postgres};
 
 const LOAD: &str =
     "create table kept as select g as id, md5(g::text) as v from generate_series(1, 3000) g";
+
+/// Points the stanza's `[demo]` section at `cluster`.
+fn point_stanza_at(s: &Stanza, cluster: &PgCluster) {
+    let conf = std::fs::read_to_string(&s.conf).unwrap();
+    let global = conf.split("[demo]").next().unwrap();
+    std::fs::write(
+        &s.conf,
+        format!(
+            "{global}[demo]\npg1-path={}\npg1-port={}\npg1-socket-path={}\n",
+            cluster.data_dir().display(),
+            cluster.port(),
+            cluster.socket_dir().display()
+        ),
+    )
+    .unwrap();
+}
+
+/// The pgBackRest user guide's upgrade, step by step: pg_upgrade with the old cluster stopped,
+/// point the configuration at the new cluster, stanza-upgrade before starting it, start, check,
+/// back up. The data pg_upgrade carried over is in the new backup; the old backup restores with
+/// the old binaries.
+#[test]
+fn stanza_upgrade_after_a_real_pg_upgrade_from_15_to_16() {
+    let new_bin = pg16_full_bin();
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    s.cluster.psql(LOAD);
+    s.pgkeep(&["--type=full", "backup"]).ok();
+    let old_label = s.labels()[0].clone();
+    let expected = s.table_digest("kept");
+    s.cluster.stop();
+
+    let new = PgCluster::init(ClusterOptions::major(16).bin(new_bin.clone()));
+    // pg_upgrade writes its scripts to the current directory: one postgres may write to.
+    let upgrade = format!(
+        "cd '{}' && exec '{}' -b '{}' -B '{}' -d '{}' -D '{}' -p {} -P {} -s '{}'",
+        new.socket_dir().display(),
+        new_bin.join("pg_upgrade").display(),
+        s.cluster.bin_dir().display(),
+        new_bin.display(),
+        s.data_dir().display(),
+        new.data_dir().display(),
+        free_port(),
+        free_port(),
+        new.socket_dir().display(),
+    );
+    let output = run_as_postgres("sh", &["-c", &upgrade], &[]);
+    assert!(
+        output.status.success(),
+        "pg_upgrade failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    new.set(
+        "archive_command",
+        &format!(
+            "'{} --config={} --stanza=demo archive-push %p'",
+            pgkeep_bin().display(),
+            s.conf.display()
+        ),
+    );
+    new.set("archive_mode", "on");
+    new.set("wal_level", "replica");
+    point_stanza_at(&s, &new);
+
+    // stanza-upgrade reads pg_control only: it runs before the new cluster first starts, so
+    // the new cluster's first archived segment already finds its archive id.
+    s.pgkeep(&["--log-level-console=info", "stanza-upgrade"])
+        .ok()
+        .contains("stanza 'demo' upgraded to version 16");
+    new.start();
+    assert!(new.psql("select version()").contains("PostgreSQL 16"));
+    assert_eq!(
+        new.psql("select count(*) || ':' || coalesce(md5(string_agg(t::text, ',' order by t::text)), '') from kept t"),
+        expected
+    );
+    s.pgkeep(&["check"]).ok();
+    s.pgkeep(&["--log-level-console=info", "backup"])
+        .ok()
+        .contains("no prior backup exists, incr backup has been changed to full");
+    assert!(s.repo.join("archive/demo/16-2").is_dir());
+    let info = s.pgkeep(&["info"]).ok().stdout;
+    assert!(info.contains("wal archive min/max (16)"), "{info}");
+    assert!(
+        info.contains(&format!("full backup: {old_label}")),
+        "{info}"
+    );
+
+    // The new backup restores with the new binaries and has the upgraded data.
+    new.stop();
+    empty_dir(new.data_dir());
+    s.pgkeep(&["restore"]).ok();
+    new.start();
+    new.wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(60));
+    assert_eq!(
+        new.psql("select count(*) || ':' || coalesce(md5(string_agg(t::text, ',' order by t::text)), '') from kept t"),
+        expected
+    );
+    new.stop();
+
+    // The old backup restores with the old binaries from its own archive id.
+    empty_dir(s.data_dir());
+    s.pgkeep(&[
+        &format!("--set={old_label}"),
+        &format!("--pg1-path={}", s.data_dir().display()),
+        "restore",
+    ])
+    .ok();
+    s.cluster.start();
+    s.cluster
+        .wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(60));
+    assert_eq!(s.table_digest("kept"), expected);
+    assert!(s.cluster.psql("select version()").contains("PostgreSQL 15"));
+}
 
 #[test]
 fn stanza_upgrade_records_the_new_cluster_and_old_backups_stay_restorable() {

@@ -25,6 +25,8 @@ pub struct ClusterOptions {
     /// Extra postgresql.conf settings, each written as `key = value` with the value as given:
     /// quote strings the way postgresql.conf wants them (`'/bin/false'`).
     pub settings: Vec<(String, String)>,
+    /// Another bin directory of that major than the installed default (see `pg_bin`).
+    pub bin: Option<PathBuf>,
 }
 
 impl Default for ClusterOptions {
@@ -33,6 +35,7 @@ impl Default for ClusterOptions {
             major: 15,
             checksums: true,
             settings: Vec::new(),
+            bin: None,
         }
     }
 }
@@ -44,6 +47,12 @@ impl ClusterOptions {
             major,
             ..ClusterOptions::default()
         }
+    }
+
+    /// Runs the binaries in `bin` (which must be of `major`).
+    pub fn bin(mut self, bin: PathBuf) -> ClusterOptions {
+        self.bin = Some(bin);
+        self
     }
 
     /// Adds a postgresql.conf setting (value as given, see `settings`).
@@ -89,7 +98,7 @@ fn check(what: &str, output: &std::process::Output) {
 impl PgCluster {
     /// Runs initdb and writes the settings; the server is not started.
     pub fn init(options: ClusterOptions) -> PgCluster {
-        let bin = pg_bin(options.major);
+        let bin = options.bin.clone().unwrap_or_else(|| pg_bin(options.major));
         let root = TempDir::new();
         let data = root.path().join("data");
         let socket = root.path().join("socket");

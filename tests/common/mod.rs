@@ -65,6 +65,20 @@ pub fn pg_bin(major: u32) -> PathBuf {
     pg_bin_dir(major)
 }
 
+/// The complete PostgreSQL 16 (with pg_upgrade) of `scripts/install-pg.sh 16-full`; panics
+/// with how to install it when it is missing.
+pub fn pg16_full_bin() -> PathBuf {
+    let bin = pg_cache_dir().join("pg16-full/pgserver/pginstall/bin");
+    if !bin.join("pg_upgrade").is_file() {
+        panic!(
+            "PostgreSQL 16 with pg_upgrade not found in '{}': run 'scripts/install-pg.sh 16-full' \
+             (as root)",
+            bin.display()
+        );
+    }
+    bin
+}
+
 /// Debian's psql 15, used against servers of every version.
 pub fn psql_bin() -> PathBuf {
     let psql = Path::new(DEBIAN_PG15_BIN).join("psql");
