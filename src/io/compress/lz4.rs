@@ -39,12 +39,15 @@ pub(super) struct Lz4Compress {
 
 impl Lz4Compress {
     pub(super) fn new() -> Lz4Compress {
-        // Independent blocks so each block decodes alone; the content checksum catches
-        // corruption at restore time, as the `lz4` tool does by default.
+        // Independent blocks so each block decodes alone. 256 KiB blocks keep the encoder's
+        // buffers (allocated per file) small; 4 MiB blocks cost a 8 MiB allocation per file,
+        // page faults included, for under 1% better ratio. No XXH32 content checksum: every
+        // reader of the repository checks the content's SHA-256 (manifest or WAL name) anyway,
+        // and the second checksum cost a quarter of lz4's CPU time.
         let info = FrameInfo::new()
-            .block_size(BlockSize::Max4MB)
+            .block_size(BlockSize::Max256KB)
             .block_mode(BlockMode::Independent)
-            .content_checksum(true);
+            .content_checksum(false);
         Lz4Compress {
             encoder: FrameEncoder::with_frame_info(info, Vec::new()),
         }

@@ -276,12 +276,21 @@ fn corrupt_input_is_an_error_or_decodes_exactly() {
             let mut bad = packed.clone();
             bad[at] ^= 0x5a;
             // A flipped byte in a field nobody checks (gzip's MTIME, say) may still decode,
-            // but then it must decode to exactly the original data.
+            // but then it must decode to exactly the original data. pgkeep writes lz4 frames
+            // without a content checksum (the SHA-256 every reader checks covers the content),
+            // so a flipped literal may decode to other bytes: there only no panic is required.
+            let exact = kind != CompressType::Lz4;
             if let Ok(out) = decompress(kind, &bad, 7000) {
-                assert!(out == data, "{kind:?}: byte {at} flipped gave wrong output");
+                assert!(
+                    !exact || out == data,
+                    "{kind:?}: byte {at} flipped gave wrong output"
+                );
             }
             if let Ok(out) = decompress_limited(kind, &bad, 7000) {
-                assert!(out == data, "{kind:?}: byte {at} flipped gave wrong output");
+                assert!(
+                    !exact || out == data,
+                    "{kind:?}: byte {at} flipped gave wrong output"
+                );
             }
         }
         assert_format_error(
