@@ -8,23 +8,66 @@
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::{CompressType, compress_failed, corrupt, reserve_step};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::io::filter::{Filter, FilterResult};
 
 /// zlib's largest window; the gzip variant is selected inside flate2.
 const WINDOW_BITS: u8 = 15;
 
+thread_local! {
+    /// Compression states given back on this thread, with their level: a deflate state is
+    /// about 270 KiB to allocate and initialise, per file otherwise.
+    static IDLE: std::cell::RefCell<Vec<(u32, Compress)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 pub(super) struct GzCompress {
-    zlib: Compress,
+    level: u32,
+    /// Always Some until dropped.
+    zlib: Option<Compress>,
 }
 
 impl GzCompress {
     /// `level` must be in 0..=9 (checked by the caller).
     pub(super) fn new(level: i32) -> GzCompress {
         let level = u32::try_from(level).unwrap_or(6);
+        let idle = IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let at = idle.iter().position(|(l, _)| *l == level)?;
+            Some(idle.swap_remove(at).1)
+        });
+        let zlib = match idle {
+            // reset() starts a new gzip member with the same level and window.
+            Some(mut zlib) => {
+                zlib.reset();
+                zlib
+            }
+            None => Compress::new_gzip(Compression::new(level), WINDOW_BITS),
+        };
         GzCompress {
-            zlib: Compress::new_gzip(Compression::new(level), WINDOW_BITS),
+            level,
+            zlib: Some(zlib),
         }
+    }
+
+    fn zlib(&mut self) -> Result<&mut Compress> {
+        self.zlib
+            .as_mut()
+            .ok_or_else(|| Error::new(ErrorKind::Assert, "gz compressor used after it was dropped"))
+    }
+}
+
+impl Drop for GzCompress {
+    fn drop(&mut self) {
+        let Some(zlib) = self.zlib.take() else {
+            return;
+        };
+        let level = self.level;
+        let _ = IDLE.try_with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() < 2 {
+                idle.push((level, zlib));
+            }
+        });
     }
 }
 
@@ -33,11 +76,11 @@ impl Filter for GzCompress {
         let mut pos = 0;
         while pos < input.len() {
             reserve_step(out);
-            let before = self.zlib.total_in();
-            self.zlib
-                .compress_vec(&input[pos..], out, FlushCompress::None)
+            let zlib = self.zlib()?;
+            let before = zlib.total_in();
+            zlib.compress_vec(&input[pos..], out, FlushCompress::None)
                 .map_err(|err| compress_failed(CompressType::Gz, err))?;
-            pos += (self.zlib.total_in() - before) as usize;
+            pos += (zlib.total_in() - before) as usize;
         }
         Ok(())
     }
@@ -46,7 +89,7 @@ impl Filter for GzCompress {
         loop {
             reserve_step(out);
             let status = self
-                .zlib
+                .zlib()?
                 .compress_vec(&[], out, FlushCompress::Finish)
                 .map_err(|err| compress_failed(CompressType::Gz, err))?;
             if status == Status::StreamEnd {

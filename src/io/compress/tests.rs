@@ -381,46 +381,41 @@ fn fifty_mib_of_mixed_data_round_trips_through_lz4() {
     assert_eq!(back[1], FilterResult::Size(data.len() as u64));
 }
 
-/// zstd contexts are reused per thread: a context given back in the middle of a stream (an
-/// abandoned file) must not leak state into the next file, and the level must be the asked one.
+/// zstd and gzip contexts are reused per thread: a context given back in the middle of a
+/// stream (an abandoned file) must not leak state into the next file, and the level must be
+/// the asked one.
 #[test]
-fn reused_zst_contexts_start_clean() {
+fn reused_contexts_start_clean() {
     let first = mixed(300_000);
     let second = mixed(120_000);
-    {
-        let mut chain = FilterChain::from_specs(&[FilterSpec::Compress {
-            kind: CompressType::Zst,
-            level: 3,
-        }])
-        .unwrap();
-        chain.process(&first[..100_000]).unwrap();
+    for kind in [CompressType::Gz, CompressType::Zst] {
+        let level = kind.default_level();
+        {
+            let mut chain =
+                FilterChain::from_specs(&[FilterSpec::Compress { kind, level }]).unwrap();
+            chain.process(&first[..100_000]).unwrap();
+        }
+        let mut decoder = FilterChain::from_specs(&[FilterSpec::Decompress { kind }]).unwrap();
+        decoder
+            .process(&compress(kind, &first, 4096)[..50])
+            .unwrap();
+        drop(decoder);
+        for _ in 0..3 {
+            let packed = compress(kind, &second, 4096);
+            assert_eq!(decompress(kind, &packed, 999).unwrap(), second, "{kind:?}");
+        }
+        let fast = {
+            let mut chain =
+                FilterChain::from_specs(&[FilterSpec::Compress { kind, level: 1 }]).unwrap();
+            let mut out = chain.process(&second).unwrap().to_vec();
+            out.extend_from_slice(chain.finish().unwrap().0);
+            out
+        };
+        assert_eq!(decompress(kind, &fast, 999).unwrap(), second, "{kind:?}");
+        assert_ne!(
+            fast,
+            compress(kind, &second, 4096),
+            "{kind:?}: level 1 differs"
+        );
     }
-    let mut decoder = FilterChain::from_specs(&[FilterSpec::Decompress {
-        kind: CompressType::Zst,
-    }])
-    .unwrap();
-    decoder
-        .process(&compress(CompressType::Zst, &first, 4096)[..50])
-        .unwrap();
-    drop(decoder);
-    for _ in 0..3 {
-        let packed = compress(CompressType::Zst, &second, 4096);
-        assert_eq!(decompress(CompressType::Zst, &packed, 999).unwrap(), second);
-    }
-    let fast = {
-        let mut chain = FilterChain::from_specs(&[FilterSpec::Compress {
-            kind: CompressType::Zst,
-            level: 1,
-        }])
-        .unwrap();
-        let mut out = chain.process(&second).unwrap().to_vec();
-        out.extend_from_slice(chain.finish().unwrap().0);
-        out
-    };
-    assert_eq!(decompress(CompressType::Zst, &fast, 999).unwrap(), second);
-    assert_ne!(
-        fast,
-        compress(CompressType::Zst, &second, 4096),
-        "level 1 differs from 3"
-    );
 }
