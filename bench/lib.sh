@@ -1,10 +1,11 @@
 # Shared set-up for the benchmark scripts: sourced, not run.
 #
-# bench_setup <scale> [archive_command] creates a throwaway PostgreSQL 15 cluster (data
-# checksums on) in $TMP with a pgbench database of the given scale, and config files for
-# pgkeep ($TMP/keep.conf) and pgBackRest ($TMP/brest.conf) sharing one repository disk, stanza
-# `bench`. By default both tools archive every segment, so backups of either can complete.
-# Everything runs as postgres; the cluster is stopped and $TMP removed on exit.
+# bench_setup <scale> [both|keep] creates a throwaway PostgreSQL 15 cluster (data checksums
+# on) in $TMP with a pgbench database of the given scale, and config files for pgkeep
+# ($TMP/keep.conf) and pgBackRest ($TMP/brest.conf) sharing one repository disk, stanza
+# `bench`. With `both` (the default) both tools archive every segment, so backups of either can
+# complete; with `keep` only pgkeep does. Everything runs as postgres; the cluster is stopped,
+# bench_extra_cleanup called (when a script defines it) and $TMP removed on exit.
 #
 # measure <prepare function> <command...> runs the command RUNS times (calling prepare before
 # each) under GNU time and prints the medians "wall_s cpu_s rss_mib".
@@ -26,6 +27,7 @@ bench_cleanup() {
   for data in "$TMP"/pg "$TMP"/restore; do
     [ -f "$data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
   done
+  if declare -F bench_extra_cleanup >/dev/null; then bench_extra_cleanup; fi
   rm -rf "$TMP"
 }
 
@@ -61,7 +63,10 @@ bench_setup() {
   write_conf keep
   write_conf brest
   chown -R postgres:postgres "$TMP"
-  local archive=${2:-"$TMP/bin/pgkeep --config=$TMP/keep.conf --stanza=bench archive-push %p && pgbackrest --config=$TMP/brest.conf --stanza=bench archive-push %p"}
+  local archive="$TMP/bin/pgkeep --config=$TMP/keep.conf --stanza=bench archive-push %p"
+  if [ "${2:-both}" = both ]; then
+    archive="$archive && pgbackrest --config=$TMP/brest.conf --stanza=bench archive-push %p"
+  fi
   as_pg "$PGBIN/initdb" -D "$PGDATA" -k -A trust -U postgres >/dev/null
   cat >> "$PGDATA/postgresql.conf" <<PGCONF
 listen_addresses = ''

@@ -8,23 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-10}
 RUNS=${2:-3}
-PGBIN=/usr/lib/postgresql/15/bin
+. bench/lib.sh
 [ -x /usr/sbin/sshd ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null
-cargo build --release --quiet
-
-TMP=$(mktemp -d /tmp/pgkeep-bench-remote.XXXXXX)
+bench_tools
+bench_extra_cleanup() { [ -f "$TMP/ssh/sshd.pid" ] && kill "$(cat "$TMP/ssh/sshd.pid")"; }
+bench_setup "$SCALE" keep
 chmod 755 "$TMP"
-PORT=$((50000 + RANDOM % 9000))
 SSH_PORT=$((PORT + 1))
-PGDATA=$TMP/pg
-cleanup() {
-  [ -f "$PGDATA/postmaster.pid" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
-  [ -f "$TMP/ssh/sshd.pid" ] && kill "$(cat "$TMP/ssh/sshd.pid")"
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-mkdir -p "$TMP/bin" "$TMP/repo" "$TMP/socket" "$TMP/log" "$TMP/ssh" /run/sshd
-install -m 0755 target/release/pgkeep "$TMP/bin/pgkeep"
+mkdir -p "$TMP/ssh" /run/sshd
 
 # sshd with its own host key, key login for postgres, a cmd-ssh wrapper with known_hosts.
 ssh-keygen -q -t ed25519 -N '' -f "$TMP/ssh/host_key"
@@ -53,56 +44,27 @@ chmod 755 "$TMP/ssh/ssh"
 /usr/sbin/sshd -t -f "$TMP/ssh/sshd_config"
 /usr/sbin/sshd -f "$TMP/ssh/sshd_config" -E "$TMP/ssh/sshd.log"
 
-LOCAL=$TMP/local.conf
+# The local configuration is lib.sh's keep.conf; the database host's has only the cluster.
+LOCAL=$TMP/keep.conf
 DBHOST=$TMP/db-host.conf
 BACKUPHOST=$TMP/backup-host.conf
-common="repo1-path=$TMP/repo
-lock-path=$TMP/lock
-log-path=$TMP/log
-log-level-file=off
-start-fast=y
-cmd-ssh=$TMP/ssh/ssh"
 cluster="pg1-path=$PGDATA
 pg1-port=$PORT
 pg1-socket-path=$TMP/socket"
-printf '[global]\n%s\n[bench]\n%s\n' "$common" "$cluster" > "$LOCAL"
 printf '[global]\nlog-path=%s\nlog-level-file=off\n[bench]\n%s\n' "$TMP/log" "$cluster" > "$DBHOST"
-printf '[global]\n%s\n[bench]\n%s\npg1-host=127.0.0.3\npg1-host-port=%s\npg1-host-config=%s\n' \
-  "$common" "$cluster" "$SSH_PORT" "$DBHOST" > "$BACKUPHOST"
+sed -e "s|^\[bench\]|cmd-ssh=$TMP/ssh/ssh\n[bench]\npg1-host=127.0.0.3\npg1-host-port=$SSH_PORT\npg1-host-config=$DBHOST|" "$LOCAL" > "$BACKUPHOST"
 chown -R postgres:postgres "$TMP"
 chown root "$TMP/ssh/host_key"
-as_pg() { runuser -u postgres -- "$@"; }
-pgkeep() { local conf=$1; shift; as_pg "$TMP/bin/pgkeep" --config="$conf" --stanza=bench "$@"; }
+AT_LOCAL=(runuser -u postgres -- "$TMP/bin/pgkeep" --config="$LOCAL" --stanza=bench)
+AT_BACKUP_HOST=(runuser -u postgres -- "$TMP/bin/pgkeep" --config="$BACKUPHOST" --stanza=bench)
+"${AT_LOCAL[@]}" stanza-create
+echo "pgbench scale $SCALE: $(data_mib) MiB of data; $(nproc) cores; median of $RUNS runs"
 
-as_pg "$PGBIN/initdb" -D "$PGDATA" -k -A trust >/dev/null
-cat >> "$PGDATA/postgresql.conf" <<PGCONF
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$TMP/socket'
-wal_level = replica
-archive_mode = on
-archive_command = '$TMP/bin/pgkeep --config=$LOCAL --stanza=bench archive-push %p'
-PGCONF
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/log/pg.log" -w start >/dev/null
-as_pg "$PGBIN/pgbench" -i -q -s "$SCALE" -h "$TMP/socket" -p "$PORT" postgres >/dev/null 2>&1
-pgkeep "$LOCAL" stanza-create
-SIZE=$(du -sm "$PGDATA" | cut -f1)
-echo "pgbench scale $SCALE: data directory ${SIZE} MiB; $(nproc) cores; median of $RUNS runs"
-
-median() {
-  local times=()
-  for _ in $(seq "$RUNS"); do
-    local start end
-    start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N)
-    times+=("$(echo "$end - $start" | bc)")
-  done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
-}
 for pm in 1 2; do
-  t=$(median pgkeep "$LOCAL" --type=full --process-max="$pm" backup)
+  read -r t _ < <(measure nothing "${AT_LOCAL[@]}" --type=full --process-max="$pm" backup)
   echo "full backup, local             process-max=$pm: ${t}s"
-  t=$(median pgkeep "$BACKUPHOST" --type=full --process-max="$pm" backup)
+  read -r t _ < <(measure nothing "${AT_BACKUP_HOST[@]}" --type=full --process-max="$pm" backup)
   echo "full backup, over ssh (pg1-host) process-max=$pm: ${t}s"
 done
-t=$(median pgkeep "$BACKUPHOST" --type=full --compress-type=none --process-max=2 backup)
+read -r t _ < <(measure nothing "${AT_BACKUP_HOST[@]}" --type=full --compress-type=none --process-max=2 backup)
 echo "full backup, over ssh, compress-type=none (network gz level 3) process-max=2: ${t}s"
