@@ -17,6 +17,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::log_detail;
+use crate::repo::block_read::{ReassembledRead, Reassembler};
 use crate::repo::manifest::FileEntry;
 use crate::repo::{Manifest, layout};
 use crate::storage::{FileType, PosixStorage, Storage, WriteOptions};
@@ -78,6 +79,35 @@ pub fn restore(
         log_detail!("restore zeroed file {path} ({})", progress());
         return Ok(Outcome::Zeroed);
     }
+    // A block-incremental file is compared block by block instead (`restore::block`).
+    if settings.delta
+        && !settings.force
+        && file.block.is_some()
+        && let Some(info) = root.info(rel)?
+        && info.file_type == FileType::File
+    {
+        let rewritten = super::block::delta(settings, root, rel, file)?;
+        if checksum_of(root, rel, settings.buffer_size)? != file.checksum {
+            return Err(mismatch(root, rel, file, "after a block delta restore"));
+        }
+        if settings.set_owner {
+            chown(
+                Path::new(&path),
+                file.user.as_deref(),
+                file.group.as_deref(),
+            )?;
+        }
+        if rewritten == 0 {
+            log_detail!("restore file {path} ({}) - exists and matches backup", progress());
+            return Ok(Outcome::Matched);
+        }
+        log_detail!(
+            "restore file {path} ({}) - {rewritten} block(s) rewritten, checksum {}",
+            progress(),
+            file.checksum
+        );
+        return Ok(Outcome::Restored);
+    }
     if settings.delta
         && let Some(info) = root.info(rel)?
         && info.file_type == FileType::File
@@ -121,6 +151,20 @@ pub fn restore(
     Ok(Outcome::Restored)
 }
 
+/// The error for a restored file whose content is not the backup's.
+fn mismatch(root: &PosixStorage, rel: &str, file: &FileEntry, how: &str) -> Error {
+    Error::new(
+        ErrorKind::Checksum,
+        format!(
+            "restored file '{}' does not match the backup {how}: expected size {} checksum {}",
+            root.describe(rel),
+            file.size,
+            file.checksum
+        ),
+    )
+    .with_hint("the repository is damaged; run verify")
+}
+
 /// SHA-256 of a file on disk.
 fn checksum_of(root: &PosixStorage, rel: &str, buffer_size: usize) -> Result<String> {
     let Some(mut reader) = root.open_read(rel)? else {
@@ -152,13 +196,30 @@ fn copy_from_repo(
         &file.name,
         manifest.compress_type.extension(),
     );
-    let mut reader = repo.open_read(&source)?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::FileMissing,
-            format!("backup file '{}' is missing", repo.describe(&source)),
-        )
-        .with_hint("the repository is damaged; run verify or restore another set with --set")
-    })?;
+    let mut specs = Vec::new();
+    // A block-incremental file is reassembled from its map's holders, decompressed there.
+    let mut reader: Box<dyn Read + '_> = if file.block.is_some() {
+        Box::new(ReassembledRead::new(Reassembler::open(
+            repo,
+            settings.stanza,
+            manifest.holder(file),
+            manifest.compress_type,
+            file,
+        )?))
+    } else {
+        if manifest.compress_type != CompressType::None {
+            specs.push(FilterSpec::Decompress {
+                kind: manifest.compress_type,
+            });
+        }
+        repo.open_read(&source)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::FileMissing,
+                format!("backup file '{}' is missing", repo.describe(&source)),
+            )
+            .with_hint("the repository is damaged; run verify or restore another set with --set")
+        })?
+    };
     let options = WriteOptions {
         mode: file.mode,
         mtime: Some(file.mtime),
@@ -168,16 +229,10 @@ fn copy_from_repo(
         sync_path: false,
     };
     let mut writer = root.open_write(rel, &options)?;
-    let mut specs = Vec::new();
-    if manifest.compress_type != CompressType::None {
-        specs.push(FilterSpec::Decompress {
-            kind: manifest.compress_type,
-        });
-    }
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
     let results = stream::copy_through(
-        &mut reader as &mut dyn Read,
+        &mut reader,
         &mut FilterChain::from_specs(&specs)?,
         &mut writer,
         settings.buffer_size,
@@ -293,22 +348,32 @@ pub fn read_backup_file(
         &file.name,
         manifest.compress_type.extension(),
     );
-    let mut reader = repo.open_read(&source)?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::FileMissing,
-            format!("backup file '{}' is missing", repo.describe(&source)),
-        )
-    })?;
     let mut specs = Vec::new();
-    if manifest.compress_type != CompressType::None {
-        specs.push(FilterSpec::Decompress {
-            kind: manifest.compress_type,
-        });
-    }
+    let mut reader: Box<dyn Read + '_> = if file.block.is_some() {
+        Box::new(ReassembledRead::new(Reassembler::open(
+            repo,
+            stanza,
+            manifest.holder(file),
+            manifest.compress_type,
+            file,
+        )?))
+    } else {
+        if manifest.compress_type != CompressType::None {
+            specs.push(FilterSpec::Decompress {
+                kind: manifest.compress_type,
+            });
+        }
+        repo.open_read(&source)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::FileMissing,
+                format!("backup file '{}' is missing", repo.describe(&source)),
+            )
+        })?
+    };
     specs.push(FilterSpec::Hash);
     let mut content = Vec::new();
     let results = stream::copy_through(
-        &mut reader as &mut dyn Read,
+        &mut reader,
         &mut FilterChain::from_specs(&specs)?,
         &mut content,
         buffer_size,

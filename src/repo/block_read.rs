@@ -1,0 +1,220 @@
+//! Reading a block-incremental file back: its blocks in order, from the sets its map names.
+//!
+//! A [`Reassembler`] loads the file's map from the set holding the entry, then hands out
+//! blocks in ascending order. Each holder's data object is opened (and decompressed) the first
+//! time one of its blocks is wanted and only ever read forward, because a holder's positions
+//! grow with the block number: every object is streamed at most once, with one buffer per
+//! holder, whatever the file's size. Blocks not asked for are skipped over (a delta restore
+//! asks only for the blocks it must rewrite; a holder none of whose blocks is wanted is never
+//! opened). Every block read is checked against its hash in the map, so damage is found at the
+//! block it hits. [`ReassembledRead`] turns the whole file into a `Read` for restore and verify.
+
+use std::io::Read;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::block_incr::block_hash;
+use crate::io::stream::{from_io_error, to_io_error};
+use crate::io::{CompressType, FilterSpec};
+use crate::repo::block_map::{BlockMap, MAP_EXT};
+use crate::repo::manifest::FileEntry;
+use crate::repo::layout;
+use crate::storage::{ChainReader, Storage};
+
+struct Holder {
+    path: String,
+    reader: Option<Box<dyn Read + Send>>,
+    /// The position of the next block the reader yields.
+    next: u32,
+}
+
+/// The blocks of one block-incremental file, in order.
+pub struct Reassembler<'a> {
+    repo: &'a dyn Storage,
+    compress: CompressType,
+    map: BlockMap,
+    size: u64,
+    holders: Vec<Holder>,
+    block: Vec<u8>,
+}
+
+impl<'a> Reassembler<'a> {
+    /// Loads the map of `file` (which must have one) from `holder`, the set holding the entry,
+    /// and checks it against the manifest entry; objects are compressed with `compress`.
+    pub fn open(
+        repo: &'a dyn Storage,
+        stanza: &str,
+        holder: &str,
+        compress: CompressType,
+        file: &FileEntry,
+    ) -> Result<Reassembler<'a>> {
+        let Some(block) = &file.block else {
+            return Err(Error::new(
+                ErrorKind::Assert,
+                format!("'{}' is not stored block-incrementally", file.name),
+            ));
+        };
+        let map_path = layout::backup_file(stanza, holder, &file.name, MAP_EXT);
+        let map = BlockMap::load(repo, &map_path, Some(&block.map_checksum))?;
+        let expected = file.size.div_ceil(u64::from(map.block_size.max(1)));
+        if map.blocks.len() as u64 != expected {
+            return Err(Error::new(
+                ErrorKind::Format,
+                format!(
+                    "block map '{}' has {} blocks, the manifest's size {} needs {expected}",
+                    repo.describe(&map_path),
+                    map.blocks.len(),
+                    file.size
+                ),
+            )
+            .with_hint("the repository is damaged; run verify"));
+        }
+        let ext = compress.extension();
+        let holders = map
+            .labels
+            .iter()
+            .map(|label| Holder {
+                path: layout::backup_file(stanza, label, &file.name, ext),
+                reader: None,
+                next: 0,
+            })
+            .collect();
+        Ok(Reassembler {
+            repo,
+            compress,
+            block: Vec::with_capacity(map.block_size as usize),
+            map,
+            size: file.size,
+            holders,
+        })
+    }
+
+    /// How many blocks the file has.
+    pub fn blocks(&self) -> usize {
+        self.map.blocks.len()
+    }
+
+    /// The hash the map records for block `n`.
+    pub fn hash(&self, n: usize) -> u128 {
+        self.map.blocks[n].hash
+    }
+
+    /// The length of block `n`: the block size, less for a partial last block.
+    pub fn block_len(&self, n: usize) -> usize {
+        let block_size = u64::from(self.map.block_size);
+        block_size.min(self.size.saturating_sub(n as u64 * block_size)) as usize
+    }
+
+    /// The block size of the file.
+    pub fn block_size(&self) -> u32 {
+        self.map.block_size
+    }
+
+    /// Reads block `n`, checked against its hash. Blocks must be asked for in ascending order.
+    pub fn read(&mut self, n: usize) -> Result<&[u8]> {
+        let entry = self.map.blocks[n];
+        let len = self.block_len(n);
+        let label = self.map.labels[entry.holder as usize].clone();
+        let holder = &mut self.holders[entry.holder as usize];
+        if holder.next > entry.pos {
+            return Err(Error::new(
+                ErrorKind::Assert,
+                format!("block {n} asked for after a later block of its holder"),
+            ));
+        }
+        let describe = self.repo.describe(&holder.path);
+        if holder.reader.is_none() {
+            let raw = self.repo.open_read(&holder.path)?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::FileMissing,
+                    format!("backup file '{describe}' is missing"),
+                )
+                .with_hint(
+                    "the repository is damaged; run verify or restore another set with --set",
+                )
+            })?;
+            let reader: Box<dyn Read + Send> = match self.compress {
+                CompressType::None => raw,
+                kind => Box::new(ChainReader::new(raw, &[FilterSpec::Decompress { kind }])?),
+            };
+            holder.reader = Some(reader);
+        }
+        let Some(reader) = holder.reader.as_mut() else {
+            return Err(Error::new(ErrorKind::Assert, "holder reader not open"));
+        };
+        let block_size = self.map.block_size as usize;
+        let io_fail = |err| from_io_error(err, ErrorKind::FileRead, &format!("read '{describe}'"));
+        let short = || {
+            Error::new(
+                ErrorKind::Format,
+                format!("backup file '{describe}' of backup set '{label}' ends before block {n}"),
+            )
+            .with_hint("the repository is damaged; run verify or restore another set with --set")
+        };
+        // Skip the holder's blocks that are not wanted (changed again in a later set, or
+        // already right on disk for a delta restore).
+        let skip = u64::from(entry.pos - holder.next) * block_size as u64;
+        if skip > 0 {
+            let skipped =
+                std::io::copy(&mut reader.take(skip), &mut std::io::sink()).map_err(io_fail)?;
+            if skipped != skip {
+                return Err(short());
+            }
+        }
+        self.block.resize(len, 0);
+        reader.read_exact(&mut self.block).map_err(|err| {
+            if err.kind() == std::io::ErrorKind::UnexpectedEof {
+                short()
+            } else {
+                io_fail(err)
+            }
+        })?;
+        holder.next = entry.pos + 1;
+        if block_hash(&self.block) != entry.hash {
+            return Err(Error::new(
+                ErrorKind::Checksum,
+                format!(
+                    "block {n} in backup file '{describe}' does not match its hash in the block map"
+                ),
+            )
+            .with_hint("the repository is damaged; run verify or restore another set with --set"));
+        }
+        Ok(&self.block)
+    }
+}
+
+/// The whole content of a block-incremental file as a reader.
+pub struct ReassembledRead<'a> {
+    inner: Reassembler<'a>,
+    next_block: usize,
+    /// Bytes of the current block already handed out.
+    at: usize,
+    len: usize,
+}
+
+impl<'a> ReassembledRead<'a> {
+    pub fn new(inner: Reassembler<'a>) -> ReassembledRead<'a> {
+        ReassembledRead {
+            inner,
+            next_block: 0,
+            at: 0,
+            len: 0,
+        }
+    }
+}
+
+impl Read for ReassembledRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.len {
+            if self.next_block == self.inner.blocks() {
+                return Ok(0);
+            }
+            self.len = self.inner.read(self.next_block).map_err(to_io_error)?.len();
+            self.next_block += 1;
+            self.at = 0;
+        }
+        let n = buf.len().min(self.len - self.at);
+        buf[..n].copy_from_slice(&self.inner.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
