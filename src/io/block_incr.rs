@@ -40,7 +40,9 @@ impl<'de> Deserialize<'de> for BlockHashes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         if text.len() % 32 != 0 || !text.is_ascii() {
-            return Err(serde::de::Error::custom("block hash list is not 32 hex digits a block"));
+            return Err(serde::de::Error::custom(
+                "block hash list is not 32 hex digits a block",
+            ));
         }
         text.as_bytes()
             .chunks(32)

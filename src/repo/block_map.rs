@@ -132,8 +132,11 @@ impl BlockMap {
     /// SHA-256 is `expected` (hex, from the manifest). `what` names the map in errors.
     pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<BlockMap> {
         let corrupt = |why: &str| {
-            Error::new(ErrorKind::Format, format!("block map '{what}' is corrupt: {why}"))
-                .with_hint("the repository is damaged; run verify")
+            Error::new(
+                ErrorKind::Format,
+                format!("block map '{what}' is corrupt: {why}"),
+            )
+            .with_hint("the repository is damaged; run verify")
         };
         if bytes.len() < MAGIC.len() + 2 + TRAILER || &bytes[..MAGIC.len()] != MAGIC {
             return Err(corrupt("bad header"));
@@ -166,9 +169,8 @@ impl BlockMap {
         for _ in 0..count {
             let len = cursor.u16().ok_or_else(too_short)?;
             let text = cursor.take(len.into()).ok_or_else(too_short)?;
-            labels.push(
-                String::from_utf8(text.to_vec()).map_err(|_| corrupt("label is not UTF-8"))?,
-            );
+            labels
+                .push(String::from_utf8(text.to_vec()).map_err(|_| corrupt("label is not UTF-8"))?);
         }
         let blocks = cursor.u32().ok_or_else(too_short)? as usize;
         if body.len() - cursor.at != blocks * 22 {
@@ -216,10 +218,7 @@ impl BlockMap {
             sync_path: false,
         };
         repo.put(path, &bytes, &options)?;
-        Ok((
-            bytes.len() as u64,
-            to_hex(&bytes[bytes.len() - TRAILER..]),
-        ))
+        Ok((bytes.len() as u64, to_hex(&bytes[bytes.len() - TRAILER..])))
     }
 }
 
@@ -269,10 +268,9 @@ mod tests {
         let full = BlockMap::next(None, "F", &result(&[1, 2, 3, 4], &[0, 1, 2, 3]), 8192).unwrap();
         assert_eq!(full.labels, vec!["F"]);
         assert_eq!(full.blocks[3].pos, 3);
-        let incr1 = BlockMap::next(Some(&full), "I1", &result(&[1, 9, 3, 4, 5], &[1, 4]), 8192)
-            .unwrap();
-        let incr2 =
-            BlockMap::next(Some(&incr1), "I2", &result(&[1, 9, 7], &[2]), 8192).unwrap();
+        let incr1 =
+            BlockMap::next(Some(&full), "I1", &result(&[1, 9, 3, 4, 5], &[1, 4]), 8192).unwrap();
+        let incr2 = BlockMap::next(Some(&incr1), "I2", &result(&[1, 9, 7], &[2]), 8192).unwrap();
         let placed: Vec<(&str, u32)> = incr2
             .blocks
             .iter()
@@ -292,8 +290,13 @@ mod tests {
 
     #[test]
     fn maps_round_trip_and_corruption_is_detected() {
-        let map = BlockMap::next(None, "20261124-100000F", &result(&[7, u128::MAX], &[0, 1]), 8192)
-            .unwrap();
+        let map = BlockMap::next(
+            None,
+            "20261124-100000F",
+            &result(&[7, u128::MAX], &[0, 1]),
+            8192,
+        )
+        .unwrap();
         let bytes = map.encode().unwrap();
         let digest = to_hex(&bytes[bytes.len() - 32..]);
         assert_eq!(BlockMap::decode(&bytes, Some(&digest), "m").unwrap(), map);
@@ -303,7 +306,10 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Format);
         assert_eq!(err.message(), "block map 'm' is corrupt: checksum mismatch");
         let err = BlockMap::decode(&bytes, Some("00"), "m").unwrap_err();
-        assert!(err.message().contains("does not match '00' in the manifest"));
+        assert!(
+            err.message()
+                .contains("does not match '00' in the manifest")
+        );
         assert!(BlockMap::decode(&bytes[..20], None, "m").is_err());
     }
 }

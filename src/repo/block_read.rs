@@ -16,8 +16,8 @@ use crate::io::block_incr::block_hash;
 use crate::io::stream::{from_io_error, to_io_error};
 use crate::io::{CompressType, FilterSpec};
 use crate::repo::block_map::{BlockMap, MAP_EXT};
-use crate::repo::manifest::FileEntry;
 use crate::repo::layout;
+use crate::repo::manifest::FileEntry;
 use crate::storage::{ChainReader, Storage};
 
 struct Holder {

@@ -102,8 +102,10 @@ pub fn finish(
     size: u64,
 ) -> Result<BlockRef> {
     let map = BlockMap::next(job.prior.as_ref(), settings.label, result, job.block_size)?;
-    let (map_size, map_checksum) =
-        map.save(settings.repo, &map_path(settings.stanza, settings.label, name))?;
+    let (map_size, map_checksum) = map.save(
+        settings.repo,
+        &map_path(settings.stanza, settings.label, name),
+    )?;
     let block_size = u64::from(job.block_size);
     let stored_size = result
         .stored

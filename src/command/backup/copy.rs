@@ -97,7 +97,9 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
         _ => None,
     };
     let block = match (&block_job, &stored.block) {
-        (Some(job), Some(result)) => Some(block::finish(settings, &name, job, result, stored.size)?),
+        (Some(job), Some(result)) => {
+            Some(block::finish(settings, &name, job, result, stored.size)?)
+        }
         _ => None,
     };
     Ok(Copied::Stored(FileEntry {

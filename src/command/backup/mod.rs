@@ -176,7 +176,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         level: options.level,
         buffer_size: open::buffer_size(cfg),
         checksum_page: checksum_page.then_some(start.lsn),
-        block: options.block.then(|| block::BlockSettings {
+        block: options.block.then_some(block::BlockSettings {
             block_size: control.page_size,
             prior: prior.as_ref(),
         }),
@@ -487,7 +487,10 @@ fn remove_strays(
         .filter(|f| f.reference.is_none())
         .flat_map(|f| {
             let data = layout::backup_file(stanza, label, &f.name, compress.extension());
-            let map = f.block.as_ref().map(|_| block::map_path(stanza, label, &f.name));
+            let map = f
+                .block
+                .as_ref()
+                .map(|_| block::map_path(stanza, label, &f.name));
             std::iter::once(data).chain(map)
         })
         .collect();

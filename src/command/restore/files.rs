@@ -98,7 +98,10 @@ pub fn restore(
             )?;
         }
         if rewritten == 0 {
-            log_detail!("restore file {path} ({}) - exists and matches backup", progress());
+            log_detail!(
+                "restore file {path} ({}) - exists and matches backup",
+                progress()
+            );
             return Ok(Outcome::Matched);
         }
         log_detail!(

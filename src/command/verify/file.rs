@@ -10,9 +10,9 @@
 use std::io::Read;
 
 use crate::error::Result;
+use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::repo::block_read::{ReassembledRead, Reassembler};
 use crate::repo::manifest::FileEntry;
-use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::storage::Storage;
 
 /// One file to check.
