@@ -198,3 +198,54 @@ fn block_incremental_chain_stores_changed_blocks_and_restores() {
         run.output()
     );
 }
+
+/// Repository growth of a diff after `pgbench -T 30` on a scale-10 cluster, with and without
+/// block-level incremental, both against the same full backup. A measurement, not a check:
+/// `cargo test --release --test block_incr -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_pgbench_growth_with_and_without_blocks() {
+    let scale = std::env::var("PGKEEP_BENCH_SCALE").unwrap_or_else(|_| "10".into());
+    let seconds = std::env::var("PGKEEP_BENCH_SECONDS").unwrap_or_else(|_| "30".into());
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    let pgbench = common::pg_bin(15).join("pgbench");
+    let port = s.cluster.port().to_string();
+    let socket = s.cluster.socket_dir().display().to_string();
+    let bench = |args: &[&str]| {
+        let mut all = vec!["-h", &socket, "-p", &port];
+        all.extend_from_slice(args);
+        all.push("postgres");
+        let out = common::run_as_postgres(&pgbench, &all, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    bench(&["-i", "-q", "-s", &scale]);
+    s.cluster.psql("vacuum (freeze); checkpoint");
+    let full = backup(&s, &["--type=full"]);
+    bench(&["-c", "4", "-T", &seconds]);
+    s.cluster.psql("checkpoint");
+    let mut rows = Vec::new();
+    for block in ["n", "y"] {
+        let started = std::time::Instant::now();
+        let label = backup(&s, &["--type=diff", &format!("--repo1-block={block}")]);
+        let elapsed = started.elapsed();
+        let m = manifest(&s, &label);
+        rows.push((block, m.repo_delta(), m.delta(), elapsed));
+    }
+    let total = manifest(&s, &full).repo_size();
+    println!("pgbench scale {scale}, -T {seconds}; full backup repository size {total} bytes");
+    for (block, repo_delta, delta, elapsed) in &rows {
+        println!(
+            "diff repo1-block={block}: repository growth {repo_delta} bytes, content stored {delta} bytes, {:.1}s",
+            elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "ratio block/file-level: {:.3}",
+        rows[1].1 as f64 / rows[0].1 as f64
+    );
+}
