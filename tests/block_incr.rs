@@ -226,7 +226,13 @@ fn measure_pgbench_growth_with_and_without_blocks() {
     bench(&["-i", "-q", "-s", &scale]);
     s.cluster.psql("vacuum (freeze); checkpoint");
     let full = backup(&s, &["--type=full"]);
-    bench(&["-c", "4", "-T", &seconds]);
+    // PGKEEP_BENCH_RATE limits the transactions per second (pgbench -R) for a lighter load.
+    let rate = std::env::var("PGKEEP_BENCH_RATE").ok();
+    let mut run = vec!["-c", "4", "-T", &seconds];
+    if let Some(rate) = &rate {
+        run.extend(["-R", rate]);
+    }
+    bench(&run);
     s.cluster.psql("checkpoint");
     let mut rows = Vec::new();
     for block in ["n", "y"] {
@@ -235,9 +241,28 @@ fn measure_pgbench_growth_with_and_without_blocks() {
         let elapsed = started.elapsed();
         let m = manifest(&s, &label);
         rows.push((block, m.repo_delta(), m.delta(), elapsed));
+        let mut files: Vec<&FileEntry> = m.files.iter().filter(|f| f.reference.is_none()).collect();
+        files.sort_by_key(|f| std::cmp::Reverse(f.repo_size));
+        let maps: u64 = files
+            .iter()
+            .filter_map(|f| f.block.as_ref())
+            .map(|b| b.map_size)
+            .sum();
+        println!("repo1-block={block}: maps {maps} bytes; largest stored files:");
+        for f in files.iter().take(6) {
+            println!(
+                "  {} size {} stored content {} repository {}",
+                f.name,
+                f.size,
+                f.block.as_ref().map_or(f.size, |b| b.stored_size),
+                f.repo_size
+            );
+        }
     }
     let total = manifest(&s, &full).repo_size();
-    println!("pgbench scale {scale}, -T {seconds}; full backup repository size {total} bytes");
+    println!(
+        "pgbench scale {scale}, -T {seconds}, -R {rate:?}; full backup repository size {total} bytes"
+    );
     for (block, repo_delta, delta, elapsed) in &rows {
         println!(
             "diff repo1-block={block}: repository growth {repo_delta} bytes, content stored {delta} bytes, {:.1}s",
