@@ -788,6 +788,7 @@ pub static OPTIONS: &[OptionDef] = &[
         id: Opt::RepoBlock,
         name: "repo-block",
         group: Some(Group::Repo),
+        aliases: &["repo-block"],
         kind: Kind::Boolean,
         default: Some("y"),
         commands: BACKUP,
