@@ -17,7 +17,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::log_detail;
-use crate::repo::block_read::{ReassembledRead, Reassembler};
 use crate::repo::manifest::FileEntry;
 use crate::repo::{Manifest, layout};
 use crate::storage::{FileType, PosixStorage, Storage, WriteOptions};
@@ -82,34 +81,9 @@ pub fn restore(
     // A block-incremental file is compared block by block instead (`restore::block`).
     if settings.delta
         && !settings.force
-        && file.block.is_some()
-        && let Some(info) = root.info(rel)?
-        && info.file_type == FileType::File
+        && let Some(outcome) = super::block::delta(settings, root, rel, file, &progress)?
     {
-        let rewritten = super::block::delta(settings, root, rel, file)?;
-        if checksum_of(root, rel, settings.buffer_size)? != file.checksum {
-            return Err(mismatch(root, rel, file, "after a block delta restore"));
-        }
-        if settings.set_owner {
-            chown(
-                Path::new(&path),
-                file.user.as_deref(),
-                file.group.as_deref(),
-            )?;
-        }
-        if rewritten == 0 {
-            log_detail!(
-                "restore file {path} ({}) - exists and matches backup",
-                progress()
-            );
-            return Ok(Outcome::Matched);
-        }
-        log_detail!(
-            "restore file {path} ({}) - {rewritten} block(s) rewritten, checksum {}",
-            progress(),
-            file.checksum
-        );
-        return Ok(Outcome::Restored);
+        return Ok(outcome);
     }
     if settings.delta
         && let Some(info) = root.info(rel)?
@@ -154,22 +128,8 @@ pub fn restore(
     Ok(Outcome::Restored)
 }
 
-/// The error for a restored file whose content is not the backup's.
-fn mismatch(root: &PosixStorage, rel: &str, file: &FileEntry, how: &str) -> Error {
-    Error::new(
-        ErrorKind::Checksum,
-        format!(
-            "restored file '{}' does not match the backup {how}: expected size {} checksum {}",
-            root.describe(rel),
-            file.size,
-            file.checksum
-        ),
-    )
-    .with_hint("the repository is damaged; run verify")
-}
-
 /// SHA-256 of a file on disk.
-fn checksum_of(root: &PosixStorage, rel: &str, buffer_size: usize) -> Result<String> {
+pub(super) fn checksum_of(root: &PosixStorage, rel: &str, buffer_size: usize) -> Result<String> {
     let Some(mut reader) = root.open_read(rel)? else {
         return Ok(String::new());
     };
@@ -191,6 +151,9 @@ fn copy_from_repo(
     rel: &str,
     file: &FileEntry,
 ) -> Result<()> {
+    if file.block.is_some() {
+        return super::block::copy_from_repo(settings, root, rel, file);
+    }
     let manifest = settings.manifest;
     let repo = settings.repo;
     let source = layout::backup_file(
@@ -199,30 +162,13 @@ fn copy_from_repo(
         &file.name,
         manifest.compress_type.extension(),
     );
-    let mut specs = Vec::new();
-    // A block-incremental file is reassembled from its map's holders, decompressed there.
-    let mut reader: Box<dyn Read + '_> = if file.block.is_some() {
-        Box::new(ReassembledRead::new(Reassembler::open(
-            repo,
-            settings.stanza,
-            manifest.holder(file),
-            manifest.compress_type,
-            file,
-        )?))
-    } else {
-        if manifest.compress_type != CompressType::None {
-            specs.push(FilterSpec::Decompress {
-                kind: manifest.compress_type,
-            });
-        }
-        repo.open_read(&source)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::FileMissing,
-                format!("backup file '{}' is missing", repo.describe(&source)),
-            )
-            .with_hint("the repository is damaged; run verify or restore another set with --set")
-        })?
-    };
+    let mut reader = repo.open_read(&source)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::FileMissing,
+            format!("backup file '{}' is missing", repo.describe(&source)),
+        )
+        .with_hint("the repository is damaged; run verify or restore another set with --set")
+    })?;
     let options = WriteOptions {
         mode: file.mode,
         mtime: Some(file.mtime),
@@ -232,10 +178,16 @@ fn copy_from_repo(
         sync_path: false,
     };
     let mut writer = root.open_write(rel, &options)?;
+    let mut specs = Vec::new();
+    if manifest.compress_type != CompressType::None {
+        specs.push(FilterSpec::Decompress {
+            kind: manifest.compress_type,
+        });
+    }
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
     let results = stream::copy_through(
-        &mut reader,
+        &mut reader as &mut dyn Read,
         &mut FilterChain::from_specs(&specs)?,
         &mut writer,
         settings.buffer_size,
@@ -345,38 +297,31 @@ pub fn read_backup_file(
             format!("backup set '{}' has no '{name}'", manifest.label),
         )
     })?;
+    if file.block.is_some() {
+        return super::block::read_whole(repo, stanza, manifest, file, buffer_size);
+    }
     let source = layout::backup_file(
         stanza,
         manifest.holder(file),
         &file.name,
         manifest.compress_type.extension(),
     );
+    let mut reader = repo.open_read(&source)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::FileMissing,
+            format!("backup file '{}' is missing", repo.describe(&source)),
+        )
+    })?;
     let mut specs = Vec::new();
-    let mut reader: Box<dyn Read + '_> = if file.block.is_some() {
-        Box::new(ReassembledRead::new(Reassembler::open(
-            repo,
-            stanza,
-            manifest.holder(file),
-            manifest.compress_type,
-            file,
-        )?))
-    } else {
-        if manifest.compress_type != CompressType::None {
-            specs.push(FilterSpec::Decompress {
-                kind: manifest.compress_type,
-            });
-        }
-        repo.open_read(&source)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::FileMissing,
-                format!("backup file '{}' is missing", repo.describe(&source)),
-            )
-        })?
-    };
+    if manifest.compress_type != CompressType::None {
+        specs.push(FilterSpec::Decompress {
+            kind: manifest.compress_type,
+        });
+    }
     specs.push(FilterSpec::Hash);
     let mut content = Vec::new();
     let results = stream::copy_through(
-        &mut reader,
+        &mut reader as &mut dyn Read,
         &mut FilterChain::from_specs(&specs)?,
         &mut content,
         buffer_size,
