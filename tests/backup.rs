@@ -77,6 +77,8 @@ fn a_backup_killed_mid_copy_is_resumed_and_restores() {
         "--type=full",
         "--compress-level=15",
         "--process-max=1",
+        // Block-incremental files are copied again on resume, never reused.
+        "--repo1-block=n",
         "backup",
     ]);
     // Kill -9 as soon as progress records a stored file.
@@ -103,6 +105,7 @@ fn a_backup_killed_mid_copy_is_resumed_and_restores() {
             "--log-level-console=info",
             "--type=full",
             "--process-max=2",
+            "--repo1-block=n",
             "backup",
         ])
         .ok();

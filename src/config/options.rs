@@ -60,6 +60,7 @@ pub enum Opt {
     ProtocolTimeout,
     RecoveryOption,
     RemoteType,
+    RepoBlock,
     RepoHost,
     RepoHostCmd,
     RepoHostConfig,
@@ -781,6 +782,22 @@ pub static OPTIONS: &[OptionDef] = &[
         help: "Set by pgkeep itself on the command line of <command>:remote, the far side of an \
             ssh connection: 'pg' serves the data directory and the database, 'repo' the \
             repository. Not meant to be set by hand.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoBlock,
+        name: "repo-block",
+        group: Some(Group::Repo),
+        aliases: &["repo-block"],
+        kind: Kind::Boolean,
+        default: Some("y"),
+        commands: BACKUP,
+        summary: "Enable block incremental backup.",
+        help: "Relation files (tables and indexes, under base/, global/ and pg_tblspc/) of 2MiB \
+            or more are stored block by block: the backup hashes each page and stores only the \
+            pages that changed since the prior backup, with a block map that says which backup \
+            holds every page. Restore reassembles the file from the map. With 'n' a changed \
+            file is stored whole.",
         ..OptionDef::BASE
     },
     OptionDef {

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::io::block_incr::{BlockHashes, BlockIncrFilter, BlockIncrResult};
 use crate::io::compress::{self, CompressType};
 use crate::io::hash::{HashFilter, SizeFilter};
 use crate::io::page_checksum::PageChecksumFilter;
@@ -21,6 +22,8 @@ pub enum FilterResult {
     Hash(String),
     /// Data page verification of a relation file (`io::page_checksum::PageChecksumFilter`).
     PageChecksum(PageChecksumResult),
+    /// Block hashes and the blocks passed on by a `BlockIncr` filter.
+    BlockIncr(BlockIncrResult),
 }
 
 /// What page checksum verification found in one relation file. Generic data so it can cross
@@ -85,6 +88,12 @@ pub enum FilterSpec {
         first_block: u32,
         start_lsn: u64,
     },
+    /// Passes on only the blocks of `block_size` bytes whose hash differs from `prior` at the
+    /// same block number (`io::block_incr`).
+    BlockIncr {
+        prior: Option<BlockHashes>,
+        block_size: u32,
+    },
 }
 
 impl FilterSpec {
@@ -100,6 +109,9 @@ impl FilterSpec {
                 first_block,
                 start_lsn,
             } => Box::new(PageChecksumFilter::new(*first_block, *start_lsn)),
+            FilterSpec::BlockIncr { prior, block_size } => {
+                Box::new(BlockIncrFilter::new(prior.clone(), *block_size))
+            }
         })
     }
 }
@@ -124,6 +136,10 @@ mod tests {
             FilterSpec::PageChecksum {
                 first_block: 131_072,
                 start_lsn: 0x1_0000_0028,
+            },
+            FilterSpec::BlockIncr {
+                prior: Some(BlockHashes(vec![1, 2])),
+                block_size: 8192,
             },
         ];
         let json = serde_json::to_string(&specs).unwrap();

@@ -6,6 +6,7 @@
 //! stays bounded by the buffer size whatever the file size. [`FilterSpec`] is the serialisable
 //! description of a filter, so a chain can be rebuilt on another host.
 
+pub mod block_incr;
 pub mod chain;
 pub mod compress;
 pub mod filter;

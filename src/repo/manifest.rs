@@ -92,6 +92,23 @@ pub struct FileEntry {
     /// and some failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_errors: Option<Vec<u32>>,
+    /// Set when the file is stored block-incrementally (`repo::block_map`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<BlockRef>,
+}
+
+/// The block map of a block-incremental file, held by the same backup set as the entry
+/// (`reference`, else this one) as `<name>.map`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRef {
+    /// Size of the map file.
+    pub map_size: u64,
+    /// SHA-256 (hex) of the map's content before its trailer, which the trailer repeats.
+    pub map_checksum: String,
+    /// Every backup set the map takes blocks from: they must stay while this entry does.
+    pub holders: Vec<String>,
+    /// Bytes of the file's content the holding set stored itself (its changed blocks).
+    pub stored_size: u64,
 }
 
 /// A database of the cluster.
@@ -135,13 +152,31 @@ impl Manifest {
         self.files.iter().map(|f| f.size).sum()
     }
 
-    /// Size of the files this backup copied itself.
+    /// Size of the content this backup copied itself (for a block-incremental file, the
+    /// blocks it stored).
     pub fn delta(&self) -> u64 {
         self.files
             .iter()
             .filter(|f| f.reference.is_none())
-            .map(|f| f.size)
+            .map(|f| f.block.as_ref().map_or(f.size, |b| b.stored_size))
             .sum()
+    }
+
+    /// Every backup set this manifest's files need: references and block map holders.
+    pub fn needed_sets(files: &[FileEntry], label: &str) -> Vec<String> {
+        let mut sets: Vec<String> = files
+            .iter()
+            .flat_map(|f| {
+                f.reference
+                    .iter()
+                    .chain(f.block.iter().flat_map(|b| b.holders.iter()))
+            })
+            .filter(|l| *l != label)
+            .cloned()
+            .collect();
+        sets.sort();
+        sets.dedup();
+        sets
     }
 
     pub fn repo_size(&self) -> u64 {

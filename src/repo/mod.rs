@@ -7,6 +7,8 @@
 pub mod archive;
 pub mod archive_info;
 pub mod backup_info;
+pub mod block_map;
+pub mod block_read;
 pub mod info_file;
 pub mod label;
 pub mod layout;

@@ -6,6 +6,7 @@
 //! (a dropped table) is skipped: WAL replay recreates the state the backup ends at.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::io::block_incr::BlockIncrResult;
 use crate::io::filter::PageChecksumResult;
 use crate::io::{CompressType, Filter, FilterChain, FilterResult, FilterSpec, stream};
 use crate::log_warn;
@@ -15,6 +16,7 @@ use crate::repo::layout;
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::storage::{FilteredRead, Storage, WriteOptions};
 
+use super::block::{self, BlockSettings};
 use super::plan::SourceFile;
 
 /// The owner names recorded for a file: user and group.
@@ -31,6 +33,8 @@ pub struct CopySettings<'a> {
     pub buffer_size: usize,
     /// The backup's start LSN when page checksums are verified.
     pub checksum_page: Option<Lsn>,
+    /// Set when relation files are stored block-incrementally (`repo1-block`).
+    pub block: Option<BlockSettings<'a>>,
 }
 
 /// The outcome for one file.
@@ -50,6 +54,7 @@ pub struct Stored {
     pub checksum: String,
     pub repo_size: u64,
     pub pages: Option<PageChecksumResult>,
+    pub block: Option<BlockIncrResult>,
 }
 
 /// Copies `file` into the backup set.
@@ -65,6 +70,8 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
             start_lsn: start_lsn.into(),
         });
     }
+    let block_job = block::prepare(settings, &file.rel, &name, file.info.size)?;
+    specs.extend(block_job.as_ref().map(block::BlockJob::spec));
     if settings.compress != CompressType::None {
         specs.push(FilterSpec::Compress {
             kind: settings.compress,
@@ -89,6 +96,12 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
         }
         _ => None,
     };
+    let block = match (&block_job, &stored.block) {
+        (Some(job), Some(result)) => {
+            Some(block::finish(settings, &name, job, result, stored.size)?)
+        }
+        _ => None,
+    };
     Ok(Copied::Stored(FileEntry {
         name,
         size: stored.size,
@@ -97,9 +110,10 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
         user: owner.0,
         group: owner.1,
         checksum: stored.checksum,
-        repo_size: stored.repo_size,
+        repo_size: stored.repo_size + block.as_ref().map_or(0, |b| b.map_size),
         reference: None,
         page_errors,
+        block,
     }))
 }
 
@@ -221,6 +235,10 @@ fn stored_from(results: &[FilterResult]) -> Result<Stored> {
             repo_size: *repo_size,
             pages: middle.iter().find_map(|r| match r {
                 FilterResult::PageChecksum(pages) => Some(pages.clone()),
+                _ => None,
+            }),
+            block: middle.iter().find_map(|r| match r {
+                FilterResult::BlockIncr(result) => Some(result.clone()),
                 _ => None,
             }),
         }),

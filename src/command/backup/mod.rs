@@ -8,6 +8,7 @@
 //! very end, so a failed or killed run never leaves a listed backup with missing files; its
 //! directory is resumed or removed by the next backup.
 
+mod block;
 mod copy;
 mod plan;
 mod resume;
@@ -45,6 +46,8 @@ struct BackupOptions {
     compress: CompressType,
     level: i32,
     resume: bool,
+    /// `repo1-block`: store relation files block-incrementally.
+    block: bool,
     /// `checksum-page` when given; otherwise decided from pg_control.
     checksum_page: Option<bool>,
     exclude: Vec<String>,
@@ -68,6 +71,7 @@ impl BackupOptions {
             compress,
             level,
             resume: cfg.bool(Opt::Resume),
+            block: cfg.bool(Opt::RepoBlock),
             checksum_page: (cfg.source(Opt::ChecksumPage) != crate::config::Source::Default)
                 .then(|| cfg.bool(Opt::ChecksumPage)),
             exclude: cfg.list(Opt::Exclude).to_vec(),
@@ -172,6 +176,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
         level: options.level,
         buffer_size: open::buffer_size(cfg),
         checksum_page: checksum_page.then_some(start.lsn),
+        block: options.block.then_some(block::BlockSettings {
+            block_size: control.page_size,
+            prior: prior.as_ref(),
+        }),
     };
     let now = jiff::Timestamp::now().as_second();
     let mut jobs: Vec<(plan::SourceFile, Action, copy::Owner)> = listing
@@ -317,12 +325,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     for dir in dirs.iter().rev() {
         repo.sync_dir(dir)?;
     }
-    let references: Vec<String> = files
-        .iter()
-        .filter_map(|f| f.reference.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let references = Manifest::needed_sets(&files, &label);
     let manifest = Manifest {
         label: label.clone(),
         backup_type,
@@ -465,6 +468,7 @@ fn store_text(
         repo_size: stored.repo_size,
         reference: None,
         page_errors: None,
+        block: None,
     })
 }
 
@@ -481,7 +485,14 @@ fn remove_strays(
     let wanted: BTreeSet<String> = files
         .iter()
         .filter(|f| f.reference.is_none())
-        .map(|f| layout::backup_file(stanza, label, &f.name, compress.extension()))
+        .flat_map(|f| {
+            let data = layout::backup_file(stanza, label, &f.name, compress.extension());
+            let map = f
+                .block
+                .as_ref()
+                .map(|_| block::map_path(stanza, label, &f.name));
+            std::iter::once(data).chain(map)
+        })
         .collect();
     let mut pending = vec![format!("{set_dir}/{PG_DATA}")];
     while let Some(dir) = pending.pop() {

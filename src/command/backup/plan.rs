@@ -298,6 +298,7 @@ mod tests {
                     repo_size: size / 2,
                     reference: reference.map(str::to_string),
                     page_errors: None,
+                    block: None,
                 })
                 .collect(),
         }

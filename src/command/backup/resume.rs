@@ -62,7 +62,9 @@ impl Resumable {
         let entry = self.files.get(&format!("{PG_DATA}/{}", file.rel))?;
         (entry.size == file.info.size
             && entry.mtime == file.info.mtime
-            && entry.reference.is_none())
+            && entry.reference.is_none()
+            // A block-incremental file is copied again: its map depends on the prior backup.
+            && entry.block.is_none())
         .then_some(entry)
     }
 }

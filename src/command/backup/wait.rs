@@ -105,6 +105,7 @@ pub fn copy_into_backup(
             repo_size,
             reference: None,
             page_errors: None,
+            block: None,
         });
     }
     log_info!(

@@ -78,6 +78,13 @@ pub fn restore(
         log_detail!("restore zeroed file {path} ({})", progress());
         return Ok(Outcome::Zeroed);
     }
+    // A block-incremental file is compared block by block instead (`restore::block`).
+    if settings.delta
+        && !settings.force
+        && let Some(outcome) = super::block::delta(settings, root, rel, file, &progress)?
+    {
+        return Ok(outcome);
+    }
     if settings.delta
         && let Some(info) = root.info(rel)?
         && info.file_type == FileType::File
@@ -122,7 +129,7 @@ pub fn restore(
 }
 
 /// SHA-256 of a file on disk.
-fn checksum_of(root: &PosixStorage, rel: &str, buffer_size: usize) -> Result<String> {
+pub(super) fn checksum_of(root: &PosixStorage, rel: &str, buffer_size: usize) -> Result<String> {
     let Some(mut reader) = root.open_read(rel)? else {
         return Ok(String::new());
     };
@@ -144,6 +151,9 @@ fn copy_from_repo(
     rel: &str,
     file: &FileEntry,
 ) -> Result<()> {
+    if file.block.is_some() {
+        return super::block::copy_from_repo(settings, root, rel, file);
+    }
     let manifest = settings.manifest;
     let repo = settings.repo;
     let source = layout::backup_file(
@@ -287,6 +297,9 @@ pub fn read_backup_file(
             format!("backup set '{}' has no '{name}'", manifest.label),
         )
     })?;
+    if file.block.is_some() {
+        return super::block::read_whole(repo, stanza, manifest, file, buffer_size);
+    }
     let source = layout::backup_file(
         stanza,
         manifest.holder(file),

@@ -56,6 +56,7 @@ pub fn file(name: &str, size: u64) -> FileEntry {
         repo_size: size,
         reference: None,
         page_errors: None,
+        block: None,
     }
 }
 

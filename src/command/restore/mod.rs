@@ -11,6 +11,7 @@
 //! last, so that a restore that stops half-way, delta or not, leaves a directory PostgreSQL
 //! refuses to start (rerun the restore, with --delta, to finish it) → sync.
 
+mod block;
 mod catalog;
 mod clean;
 mod files;

@@ -7,8 +7,12 @@
 //! instead of stopping at the first. Only a failure of the storage itself (other than reading
 //! the file) ends the run.
 
+use std::io::Read;
+
 use crate::error::Result;
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
+use crate::repo::block_read::{ReassembledRead, Reassembler};
+use crate::repo::manifest::FileEntry;
 use crate::storage::Storage;
 
 /// One file to check.
@@ -23,6 +27,17 @@ pub struct FileCheck {
     pub size: Option<u64>,
     /// Size of the stored file, when recorded.
     pub repo_size: Option<u64>,
+    /// Set for a block-incremental file: checked by reassembling it from its map.
+    pub block: Option<BlockCheck>,
+}
+
+/// What reassembling a block-incremental file needs.
+#[derive(Debug, Clone)]
+pub struct BlockCheck {
+    pub stanza: String,
+    /// The backup set holding the entry (and its map).
+    pub holder: String,
+    pub entry: FileEntry,
 }
 
 /// What checking one file found.
@@ -49,14 +64,29 @@ pub fn check(repo: &dyn Storage, file: &FileCheck, buffer_size: usize) -> Result
             info.size
         )));
     }
-    let mut reader = match repo.open_read(&file.path) {
-        Ok(Some(reader)) => reader,
-        // Removed between the listing and now: for WAL, expire may have taken it.
-        Ok(None) => return Ok(Outcome::Missing),
-        Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
-    };
     let mut specs = Vec::new();
-    if file.compress != CompressType::None {
+    let mut reader: Box<dyn Read + Send + '_> = if let Some(block) = &file.block {
+        // The map and every holder's blocks, each checked against the map's hashes; the whole
+        // content then against the manifest's size and SHA-256 below.
+        match Reassembler::open(
+            repo,
+            &block.stanza,
+            &block.holder,
+            file.compress,
+            &block.entry,
+        ) {
+            Ok(blocks) => Box::new(ReassembledRead::new(blocks)),
+            Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+        }
+    } else {
+        match repo.open_read(&file.path) {
+            Ok(Some(reader)) => reader,
+            // Removed between the listing and now: for WAL, expire may have taken it.
+            Ok(None) => return Ok(Outcome::Missing),
+            Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+        }
+    };
+    if file.compress != CompressType::None && file.block.is_none() {
         specs.push(FilterSpec::Decompress {
             kind: file.compress,
         });
@@ -121,6 +151,7 @@ mod tests {
             checksum: sha256_hex(&data),
             size: Some(data.len() as u64),
             repo_size: Some(bytes.len() as u64),
+            block: None,
         };
         (dir, repo, check)
     }

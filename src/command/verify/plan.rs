@@ -14,7 +14,7 @@ use crate::repo::{BackupInfo, BackupLabel, BackupRecord, DbHistory, Manifest, la
 use crate::storage::{FileType, Storage};
 use crate::{log_info, log_warn};
 
-use super::file::FileCheck;
+use super::file::{BlockCheck, FileCheck};
 use super::info::{self, Pair};
 use super::{BackupCheck, Job};
 
@@ -96,7 +96,17 @@ pub fn plan_backup(
                         compress: manifest.compress_type,
                         checksum: entry.checksum.clone(),
                         size: Some(entry.size),
-                        repo_size: Some(entry.repo_size),
+                        // A block-incremental entry's repo_size counts its map too.
+                        repo_size: Some(
+                            entry
+                                .repo_size
+                                .saturating_sub(entry.block.as_ref().map_or(0, |b| b.map_size)),
+                        ),
+                        block: entry.block.as_ref().map(|_| BlockCheck {
+                            stanza: stanza.to_string(),
+                            holder: holder.clone(),
+                            entry: entry.clone(),
+                        }),
                     },
                     size_hint: entry.repo_size,
                     wal: None,

@@ -1,0 +1,121 @@
+//! Block-incremental backup of one relation file (`repo1-block`).
+//!
+//! A relation file of at least [`BLOCK_INCR_MIN_SIZE`] is copied through the `BlockIncr`
+//! filter, given the block hashes of the prior backup's map of the same file: only changed
+//! blocks reach the compressor and the data object, and a new complete map is written beside
+//! it (`repo::block_map`). Full backups write maps too, so the next backup can compare with
+//! them. Smaller files, and every file when the option is off, are copied whole as before.
+
+use crate::error::Result;
+use crate::io::FilterSpec;
+use crate::io::block_incr::BlockIncrResult;
+use crate::log_warn;
+use crate::pg::page;
+use crate::repo::block_map::{BlockMap, MAP_EXT};
+use crate::repo::manifest::BlockRef;
+use crate::repo::{Manifest, layout};
+
+use super::copy::CopySettings;
+
+/// Relation files smaller than this are copied whole: a map and a second object would cost
+/// more than the blocks they save.
+pub const BLOCK_INCR_MIN_SIZE: u64 = 2 * 1024 * 1024;
+
+/// How a backup stores relation files block-incrementally.
+pub struct BlockSettings<'a> {
+    /// The cluster's page size (from pg_control).
+    pub block_size: u32,
+    /// The manifest the backup compares with: the latest backup for incr, the full for diff.
+    pub prior: Option<&'a Manifest>,
+}
+
+/// A file about to be copied block-incrementally.
+pub struct BlockJob {
+    prior: Option<BlockMap>,
+    block_size: u32,
+}
+
+impl BlockJob {
+    /// The filter to put in the file's chain, before compression.
+    pub fn spec(&self) -> FilterSpec {
+        FilterSpec::BlockIncr {
+            prior: self.prior.as_ref().map(BlockMap::hashes),
+            block_size: self.block_size,
+        }
+    }
+}
+
+/// Where the map of manifest name `name` is in backup set `label`.
+pub fn map_path(stanza: &str, label: &str, name: &str) -> String {
+    layout::backup_file(stanza, label, name, MAP_EXT)
+}
+
+/// Whether the relation file `rel` of `size` bytes is stored block-incrementally.
+pub fn eligible(rel: &str, size: u64) -> bool {
+    size >= BLOCK_INCR_MIN_SIZE && page::checked_file(rel).is_some()
+}
+
+/// The block job for `rel` (manifest name `name`), or `None` when it is copied whole. Reads
+/// the prior backup's map of the file when there is one; a damaged or unreadable prior map is
+/// reported and the file's blocks are all stored again.
+pub fn prepare(
+    settings: &CopySettings,
+    rel: &str,
+    name: &str,
+    size: u64,
+) -> Result<Option<BlockJob>> {
+    let Some(block) = settings.block.as_ref().filter(|_| eligible(rel, size)) else {
+        return Ok(None);
+    };
+    let prior = block
+        .prior
+        .and_then(|manifest| Some((manifest, manifest.file(name)?)))
+        .and_then(|(manifest, entry)| Some((manifest.holder(entry), entry.block.as_ref()?)))
+        .map(|(holder, block_ref)| {
+            let path = map_path(settings.stanza, holder, name);
+            BlockMap::load(settings.repo, &path, Some(&block_ref.map_checksum))
+        })
+        .transpose();
+    let prior = match prior {
+        Ok(map) => map.filter(|m| m.block_size == block.block_size),
+        Err(err) => {
+            log_warn!(
+                "unable to use the prior block map of '{name}', all its blocks are stored: {}",
+                err.message()
+            );
+            None
+        }
+    };
+    Ok(Some(BlockJob {
+        prior,
+        block_size: block.block_size,
+    }))
+}
+
+/// Writes the map of a file the filter has been through, and returns the manifest's record of
+/// it. `repo_size` is the data object's size; the map's is added by the caller from the record.
+pub fn finish(
+    settings: &CopySettings,
+    name: &str,
+    job: &BlockJob,
+    result: &BlockIncrResult,
+    size: u64,
+) -> Result<BlockRef> {
+    let map = BlockMap::next(job.prior.as_ref(), settings.label, result, job.block_size)?;
+    let (map_size, map_checksum) = map.save(
+        settings.repo,
+        &map_path(settings.stanza, settings.label, name),
+    )?;
+    let block_size = u64::from(job.block_size);
+    let stored_size = result
+        .stored
+        .iter()
+        .map(|n| block_size.min(size.saturating_sub(u64::from(*n) * block_size)))
+        .sum();
+    Ok(BlockRef {
+        map_size,
+        map_checksum,
+        holders: map.labels.clone(),
+        stored_size,
+    })
+}
