@@ -211,19 +211,25 @@ impl<'a> ReassembledRead<'a> {
 }
 
 impl Read for ReassembledRead<'_> {
+    /// Fills as much of `buf` as the file has left, block after block: one read of a 1 MiB
+    /// buffer means one 1 MiB write of the restored file, not 128 writes of 8 KiB.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.at == self.len {
-            if self.next_block == self.inner.blocks() {
-                return Ok(0);
+        let mut filled = 0;
+        while filled < buf.len() {
+            if self.at == self.len {
+                if self.next_block == self.inner.blocks() {
+                    break;
+                }
+                self.len = self.inner.read(self.next_block).map_err(to_io_error)?.len();
+                self.next_block += 1;
+                self.at = 0;
             }
-            self.len = self.inner.read(self.next_block).map_err(to_io_error)?.len();
-            self.next_block += 1;
-            self.at = 0;
+            let n = (buf.len() - filled).min(self.len - self.at);
+            buf[filled..filled + n].copy_from_slice(&self.inner.block[self.at..self.at + n]);
+            self.at += n;
+            filled += n;
         }
-        let n = buf.len().min(self.len - self.at);
-        buf[..n].copy_from_slice(&self.inner.block[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+        Ok(filled)
     }
 }
 
