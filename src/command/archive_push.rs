@@ -7,30 +7,61 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{FilterChain, FilterResult, FilterSpec, stream};
+use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::{WalFileKind, WalHeader};
 use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
 use crate::storage::{Storage, WriteOptions};
 use crate::{log_info, log_warn};
 
-use super::{open, stanza_create};
+use super::{archive_async, open, stanza_create};
 
 /// How long archive-push waits for another archive-push of the same stanza.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Files up to this size (every WAL segment of a default cluster) are read once into memory:
+/// one read and one hash instead of a checksum pass and a copy pass.
+const IN_MEMORY_MAX: u64 = 64 << 20;
+
+/// The WAL file PostgreSQL asked to push (`%p`), checked.
+pub struct WalParam {
+    pub path: PathBuf,
+    pub name: String,
+    pub kind: WalFileKind,
+}
+
 pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
+    let wal = wal_param(cfg)?;
+    if cfg.bool(Opt::ArchiveAsync) {
+        return archive_async::push::run(cfg, stanza, &wal);
+    }
+    if archive_async::queue::check(cfg, stanza, &wal)? == archive_async::queue::Verdict::Dropped {
+        return Ok(0);
+    }
+
+    let lock_path = open::lock_path(cfg);
+    lock::check_stop(&lock_path, Some(stanza))?;
+    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Archive, LOCK_WAIT)?;
+    let repo = open::repo(cfg)?;
+    let info = load_or_create(cfg, &repo, stanza)?;
+    let pusher = Pusher::new(cfg, &repo, stanza, info.current()?)?;
+    pusher.push(&wal.path, &wal.name, wal.kind)?;
+    Ok(0)
+}
+
+/// The WAL file parameter: its path (relative to pg1-path when relative), name and kind.
+pub fn wal_param(cfg: &Config) -> Result<WalParam> {
     let given = cfg.params().first().ok_or_else(|| {
         Error::new(ErrorKind::OptionRequired, "WAL segment to push required")
             .with_hint("archive_command = 'pgkeep --stanza=<stanza> archive-push %p'")
     })?;
-    let source = open::wal_path(cfg, given);
-    let name = source
+    let path = open::wal_path(cfg, given);
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .ok_or_else(|| {
@@ -45,77 +76,136 @@ pub fn run(cfg: &Config) -> Result<i32> {
             format!("'{name}' is not a WAL segment, history, partial or backup file"),
         )
     })?;
+    Ok(WalParam { path, name, kind })
+}
 
-    let lock_path = open::lock_path(cfg);
-    lock::check_stop(&lock_path, Some(stanza))?;
-    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Archive, LOCK_WAIT)?;
-    let repo = open::repo(cfg)?;
-    let info = load_or_create(cfg, &repo, stanza)?;
-    let db = info.current()?;
+/// What pushing a file needs, loaded once: the async process's workers share one.
+pub struct Pusher<'a> {
+    repo: &'a dyn Storage,
+    stanza: &'a str,
+    db: &'a DbHistory,
+    compress: CompressType,
+    level: i32,
+    buffer_size: usize,
+}
 
-    let checksum = checksum_and_check(&source, &name, kind, db)?;
-    let archive_id = db.archive_id();
-    if kind == WalFileKind::History {
-        return push_history(&repo, stanza, &archive_id, &source, &name, &checksum);
-    }
-    let existing = archive::find_wal(&repo, stanza, &archive_id, &name)?;
-    if let Some(found) = existing.first() {
-        if found.checksum == checksum {
-            log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
-            log_info!(
-                "HINT: this is valid in some recovery scenarios but may also indicate a problem"
-            );
-            return Ok(0);
-        }
-        return Err(Error::new(
-            ErrorKind::ArchiveDuplicate,
-            format!("WAL file '{name}' already exists in the archive with a different checksum"),
-        )
-        .with_hint(
-            "is another cluster archiving to this stanza? the archived file was left as it is",
-        ));
-    }
+/// How a push ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Stored now, durably.
+    Stored,
+    /// Already in the archive with the same checksum (a retry after a crash).
+    AlreadyArchived,
+}
 
-    let (compress, level) = open::compression(cfg)?;
-    let target = format!(
-        "{}/{}",
-        layout::wal_dir(stanza, &archive_id, &name),
-        layout::wal_file_name(&name, &checksum, compress.extension())
-    );
-    let specs = [
-        FilterSpec::Hash,
-        FilterSpec::Compress {
-            kind: compress,
+impl<'a> Pusher<'a> {
+    pub fn new(
+        cfg: &Config,
+        repo: &'a dyn Storage,
+        stanza: &'a str,
+        db: &'a DbHistory,
+    ) -> Result<Pusher<'a>> {
+        let (compress, level) = open::compression(cfg)?;
+        Ok(Pusher {
+            repo,
+            stanza,
+            db,
+            compress,
             level,
-        },
-    ];
-    let mut reader = open_source(&source)?;
-    let mut writer = repo.open_write(&target, &WriteOptions::default())?;
-    let results = stream::copy_through(
-        &mut reader,
-        &mut FilterChain::from_specs(&specs)?,
-        &mut writer,
-        open::buffer_size(cfg),
-    )
-    .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
-    // The file may not change between the checksum pass and the copy pass: PostgreSQL only
-    // archives completed files, so a difference means something else is writing to it.
-    if results.first() != Some(&FilterResult::Hash(checksum.clone())) {
-        return Err(Error::new(
-            ErrorKind::Checksum,
-            format!(
-                "WAL file '{}' changed while it was being archived",
-                source.display()
-            ),
-        ));
+            buffer_size: open::buffer_size(cfg),
+        })
     }
-    writer.commit()?;
-    log_info!("pushed WAL file '{name}' to the archive");
-    Ok(0)
+
+    /// Stores `source` (named `name`) in the archive; returns only once it is durable.
+    pub fn push(&self, source: &Path, name: &str, kind: WalFileKind) -> Result<Pushed> {
+        let (repo, stanza, db) = (self.repo, self.stanza, self.db);
+        let size = std::fs::metadata(source)
+            .map_err(|e| Error::io(ErrorKind::FileOpen, "open WAL file", source.display(), &e))?
+            .len();
+        let content = if size <= IN_MEMORY_MAX {
+            Some(read_source(source, size)?)
+        } else {
+            None
+        };
+        let checksum = match &content {
+            Some(bytes) => checksum_in_memory(bytes, name, kind, db)?,
+            None => checksum_and_check(source, name, kind, db)?,
+        };
+        let archive_id = db.archive_id();
+        if kind == WalFileKind::History {
+            return push_history(repo, stanza, &archive_id, source, name, &checksum);
+        }
+        let existing = archive::find_wal(repo, stanza, &archive_id, name)?;
+        if let Some(found) = existing.first() {
+            if found.checksum == checksum {
+                log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
+                log_info!(
+                    "HINT: this is valid in some recovery scenarios but may also indicate a problem"
+                );
+                return Ok(Pushed::AlreadyArchived);
+            }
+            return Err(Error::new(
+                ErrorKind::ArchiveDuplicate,
+                format!(
+                    "WAL file '{name}' already exists in the archive with a different checksum"
+                ),
+            )
+            .with_hint(
+                "is another cluster archiving to this stanza? the archived file was left as it is",
+            ));
+        }
+
+        let target = format!(
+            "{}/{}",
+            layout::wal_dir(stanza, &archive_id, name),
+            layout::wal_file_name(name, &checksum, self.compress.extension())
+        );
+        let compress = FilterSpec::Compress {
+            kind: self.compress,
+            level: self.level,
+        };
+        let mut writer = repo.open_write(&target, &WriteOptions::default())?;
+        match &content {
+            // In memory the content cannot change between the checksum and the copy.
+            Some(bytes) => {
+                stream::copy_through(
+                    &mut bytes.as_slice(),
+                    &mut FilterChain::from_specs(&[compress])?,
+                    &mut writer,
+                    self.buffer_size,
+                )
+                .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
+            }
+            None => {
+                let results = stream::copy_through(
+                    &mut open_source(source)?,
+                    &mut FilterChain::from_specs(&[FilterSpec::Hash, compress])?,
+                    &mut writer,
+                    self.buffer_size,
+                )
+                .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
+                // The file may not change between the checksum pass and the copy pass:
+                // PostgreSQL only archives completed files, so a difference means something
+                // else is writing to it.
+                if results.first() != Some(&FilterResult::Hash(checksum.clone())) {
+                    return Err(Error::new(
+                        ErrorKind::Checksum,
+                        format!(
+                            "WAL file '{}' changed while it was being archived",
+                            source.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        writer.commit()?;
+        log_info!("pushed WAL file '{name}' to the archive");
+        Ok(Pushed::Stored)
+    }
 }
 
 /// archive.info, creating the stanza on first use when the data directory is known.
-fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<ArchiveInfo> {
+pub fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<ArchiveInfo> {
     if let Some(info) = ArchiveInfo::load(repo, stanza)? {
         return Ok(info);
     }
@@ -125,6 +215,36 @@ fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<Arch
         log_info!("stanza '{stanza}' created by its first archive-push");
     }
     ArchiveInfo::load_required(repo, stanza)
+}
+
+fn read_source(path: &Path, size: u64) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
+    open_source(path)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(ErrorKind::FileRead, "read WAL file", path.display(), &e))?;
+    Ok(bytes)
+}
+
+/// Checks a segment's header against the stanza and returns the SHA-256 of `bytes`.
+fn checksum_in_memory(
+    bytes: &[u8],
+    name: &str,
+    kind: WalFileKind,
+    db: &DbHistory,
+) -> Result<String> {
+    if matches!(kind, WalFileKind::Segment | WalFileKind::Partial) {
+        check_header(bytes, name, db)?;
+    }
+    let mut chain = FilterChain::from_specs(&[FilterSpec::Hash])?;
+    chain.process(bytes)?;
+    let (_, results) = chain.finish()?;
+    match results.first() {
+        Some(FilterResult::Hash(hash)) => Ok(hash.clone()),
+        _ => Err(Error::new(
+            ErrorKind::Assert,
+            "hash filter returned no result",
+        )),
+    }
 }
 
 fn open_source(path: &Path) -> Result<File> {
@@ -194,7 +314,7 @@ fn push_history(
     source: &Path,
     name: &str,
     checksum: &str,
-) -> Result<i32> {
+) -> Result<Pushed> {
     let target = layout::history_file(stanza, archive_id, name);
     let content = std::fs::read(source)
         .map_err(|e| Error::io(ErrorKind::FileRead, "read", source.display(), &e))?;
@@ -205,7 +325,7 @@ fn push_history(
             .map_err(|e| Error::io(ErrorKind::FileRead, "read", repo.describe(&target), &e))?;
         if stored == content {
             log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
-            return Ok(0);
+            return Ok(Pushed::AlreadyArchived);
         }
         return Err(Error::new(
             ErrorKind::ArchiveDuplicate,
@@ -217,5 +337,5 @@ fn push_history(
         .map_err(|e| Error::io(ErrorKind::FileWrite, "write", repo.describe(&target), &e))?;
     writer.commit()?;
     log_info!("pushed WAL file '{name}' to the archive (checksum {checksum})");
-    Ok(0)
+    Ok(Pushed::Stored)
 }
