@@ -77,8 +77,27 @@ fn async_push_archives_every_segment_and_async_get_replays_them() {
     let (s, spool) = stanza("archive-async=y\nprocess-max=2\narchive-get-queue-max=64MiB\n");
     s.pgkeep(&["stanza-create"]).ok();
     s.pgkeep(&["backup"]).ok();
-    let last = switch_segments(&s, 12);
-    wait_archived(&s, &last);
+    // The .ok files live while PostgreSQL still has the segment ready: watch them appear.
+    let out = spool.join("archive/demo/out");
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let last = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+                    let name = entry.file_name().to_string_lossy().to_string();
+                    if name.ends_with(".ok") {
+                        seen.lock().unwrap().insert(name);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let last = switch_segments(&s, 12);
+        wait_archived(&s, &last);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        last
+    });
     let expected = s.table_digest("t");
 
     // Every switched segment is in the repository; the spool acknowledged what it pushed.
@@ -91,12 +110,7 @@ fn async_push_archives_every_segment_and_async_get_replays_them() {
             "{segment} not archived: {names:?}"
         );
     }
-    let out = spool.join("archive/demo/out");
-    let acknowledged: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".ok"))
-        .collect();
+    let acknowledged = seen.into_inner().unwrap();
     assert!(!acknowledged.is_empty(), "no .ok in {}", out.display());
     for ok in &acknowledged {
         let segment = ok.trim_end_matches(".ok");
@@ -191,6 +205,15 @@ fn full_queue_is_an_error_and_drops_only_when_asked() {
     );
     assert!(status.lines().any(|l| l == "dropped=1"), "{status}");
     assert!(!archived(&s).iter().any(|n| n.starts_with(&segment)));
+
+    // check, on the database host, reports the counters.
+    with("");
+    s.pgkeep(&["check"])
+        .ok()
+        .contains(&format!(
+            "archive-push dropped 1 WAL file(s), the last '{segment}'"
+        ))
+        .contains("archive-push refused WAL ");
     std::fs::remove_dir_all(&spool).unwrap();
 }
 

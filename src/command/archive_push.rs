@@ -119,89 +119,116 @@ impl<'a> Pusher<'a> {
     /// Stores `source` (named `name`) in the archive; returns only once it is durable.
     pub fn push(&self, source: &Path, name: &str, kind: WalFileKind) -> Result<Pushed> {
         let (repo, stanza, db) = (self.repo, self.stanza, self.db);
+        let archive_id = db.archive_id();
+        if kind == WalFileKind::History {
+            let checksum = checksum_and_check(source, name, kind, db)?;
+            return push_history(repo, stanza, &archive_id, source, name, &checksum);
+        }
         let size = std::fs::metadata(source)
             .map_err(|e| Error::io(ErrorKind::FileOpen, "open WAL file", source.display(), &e))?
             .len();
-        let content = if size <= IN_MEMORY_MAX {
-            Some(read_source(source, size)?)
-        } else {
-            None
-        };
-        let checksum = match &content {
-            Some(bytes) => checksum_in_memory(bytes, name, kind, db)?,
-            None => checksum_and_check(source, name, kind, db)?,
-        };
-        let archive_id = db.archive_id();
-        if kind == WalFileKind::History {
-            return push_history(repo, stanza, &archive_id, source, name, &checksum);
-        }
-        let existing = archive::find_wal(repo, stanza, &archive_id, name)?;
-        if let Some(found) = existing.first() {
-            if found.checksum == checksum {
-                log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
-                log_info!(
-                    "HINT: this is valid in some recovery scenarios but may also indicate a problem"
-                );
-                return Ok(Pushed::AlreadyArchived);
-            }
-            return Err(Error::new(
-                ErrorKind::ArchiveDuplicate,
-                format!(
-                    "WAL file '{name}' already exists in the archive with a different checksum"
-                ),
-            )
-            .with_hint(
-                "is another cluster archiving to this stanza? the archived file was left as it is",
-            ));
-        }
-
-        let target = format!(
-            "{}/{}",
-            layout::wal_dir(stanza, &archive_id, name),
-            layout::wal_file_name(name, &checksum, self.compress.extension())
-        );
         let compress = FilterSpec::Compress {
             kind: self.compress,
             level: self.level,
         };
+        if size <= IN_MEMORY_MAX {
+            let bytes = read_source(source, size)?;
+            // Hash and compress at the same time, on two cores: PostgreSQL waits for each
+            // segment, so its latency is what counts. The compressed copy is thrown away when
+            // the segment turns out to be archived already.
+            let (checksum, compressed) = std::thread::scope(|scope| {
+                let compressing = scope.spawn(|| compress_all(&bytes, &compress));
+                let checksum = checksum_in_memory(&bytes, name, kind, db);
+                let compressed = compressing.join().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Execute,
+                        "compression thread panicked",
+                    ))
+                });
+                checksum.and_then(|checksum| compressed.map(|compressed| (checksum, compressed)))
+            })?;
+            if let Some(pushed) = self.existing(&archive_id, name, &checksum)? {
+                return Ok(pushed);
+            }
+            let target = self.target(&archive_id, name, &checksum);
+            let mut writer = repo.open_write(&target, &WriteOptions::default())?;
+            std::io::Write::write_all(&mut writer, &compressed).map_err(|e| {
+                Error::io(ErrorKind::FileWrite, "write", repo.describe(&target), &e)
+            })?;
+            writer.commit()?;
+            log_info!("pushed WAL file '{name}' to the archive");
+            return Ok(Pushed::Stored);
+        }
+
+        let checksum = checksum_and_check(source, name, kind, db)?;
+        if let Some(pushed) = self.existing(&archive_id, name, &checksum)? {
+            return Ok(pushed);
+        }
+        let target = self.target(&archive_id, name, &checksum);
         let mut writer = repo.open_write(&target, &WriteOptions::default())?;
-        match &content {
-            // In memory the content cannot change between the checksum and the copy.
-            Some(bytes) => {
-                stream::copy_through(
-                    &mut bytes.as_slice(),
-                    &mut FilterChain::from_specs(&[compress])?,
-                    &mut writer,
-                    self.buffer_size,
-                )
-                .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
-            }
-            None => {
-                let results = stream::copy_through(
-                    &mut open_source(source)?,
-                    &mut FilterChain::from_specs(&[FilterSpec::Hash, compress])?,
-                    &mut writer,
-                    self.buffer_size,
-                )
-                .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
-                // The file may not change between the checksum pass and the copy pass:
-                // PostgreSQL only archives completed files, so a difference means something
-                // else is writing to it.
-                if results.first() != Some(&FilterResult::Hash(checksum.clone())) {
-                    return Err(Error::new(
-                        ErrorKind::Checksum,
-                        format!(
-                            "WAL file '{}' changed while it was being archived",
-                            source.display()
-                        ),
-                    ));
-                }
-            }
+        let results = stream::copy_through(
+            &mut open_source(source)?,
+            &mut FilterChain::from_specs(&[FilterSpec::Hash, compress])?,
+            &mut writer,
+            self.buffer_size,
+        )
+        .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
+        // The file may not change between the checksum pass and the copy pass: PostgreSQL only
+        // archives completed files, so a difference means something else is writing to it.
+        if results.first() != Some(&FilterResult::Hash(checksum.clone())) {
+            return Err(Error::new(
+                ErrorKind::Checksum,
+                format!(
+                    "WAL file '{}' changed while it was being archived",
+                    source.display()
+                ),
+            ));
         }
         writer.commit()?;
         log_info!("pushed WAL file '{name}' to the archive");
         Ok(Pushed::Stored)
     }
+
+    /// The outcome when `name` is archived already: accepted with the same checksum (a retry
+    /// after a crash), refused with another.
+    fn existing(&self, archive_id: &str, name: &str, checksum: &str) -> Result<Option<Pushed>> {
+        let existing = archive::find_wal(self.repo, self.stanza, archive_id, name)?;
+        let Some(found) = existing.first() else {
+            return Ok(None);
+        };
+        if found.checksum == checksum {
+            log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
+            log_info!(
+                "HINT: this is valid in some recovery scenarios but may also indicate a problem"
+            );
+            return Ok(Some(Pushed::AlreadyArchived));
+        }
+        Err(Error::new(
+            ErrorKind::ArchiveDuplicate,
+            format!("WAL file '{name}' already exists in the archive with a different checksum"),
+        )
+        .with_hint(
+            "is another cluster archiving to this stanza? the archived file was left as it is",
+        ))
+    }
+
+    fn target(&self, archive_id: &str, name: &str, checksum: &str) -> String {
+        format!(
+            "{}/{}",
+            layout::wal_dir(self.stanza, archive_id, name),
+            layout::wal_file_name(name, checksum, self.compress.extension())
+        )
+    }
+}
+
+/// `bytes` compressed whole, in memory.
+fn compress_all(bytes: &[u8], spec: &FilterSpec) -> Result<Vec<u8>> {
+    let mut chain = FilterChain::from_specs(std::slice::from_ref(spec))?;
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    out.extend_from_slice(chain.process(bytes)?);
+    let (tail, _) = chain.finish()?;
+    out.extend_from_slice(tail);
+    Ok(out)
 }
 
 /// archive.info, creating the stanza on first use when the data directory is known.

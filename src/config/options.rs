@@ -1032,7 +1032,7 @@ pub static OPTIONS: &[OptionDef] = &[
         name: "spool-path",
         kind: Kind::Path,
         default: Some("/var/spool/pgkeep"),
-        commands: ARCHIVING,
+        commands: &rules([ArchiveGet, ArchivePush, Check]),
         summary: "Path where transient data is stored.",
         help: "With archive-async, the queues of archive-push (archive/<stanza>/out: one \
             <segment>.ok per segment durable in the repository, <segment>.error when it \

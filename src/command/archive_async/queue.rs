@@ -69,6 +69,28 @@ pub fn read_status(cfg: &Config, stanza: &str) -> Option<QueueStatus> {
         .map(|text| QueueStatus::parse(&text))
 }
 
+/// Logs, at warn level, what the status file counts: `check` shows it on the database host.
+pub fn warn_status(cfg: &Config, stanza: &str) {
+    let Some(status) = read_status(cfg, stanza) else {
+        return;
+    };
+    if status.queue_full > 0 {
+        log_warn!(
+            "archive-push refused WAL {} time(s) because the archive queue exceeded \
+             archive-push-queue-max",
+            status.queue_full
+        );
+    }
+    if status.dropped > 0 {
+        log_warn!(
+            "archive-push dropped {} WAL file(s), the last '{}', because the archive queue \
+             exceeded archive-push-queue-max: point-in-time recovery cannot cross them",
+            status.dropped,
+            status.last_dropped.as_deref().unwrap_or("unknown")
+        );
+    }
+}
+
 /// Decides whether `wal` may be pushed: `Push` when there is no limit or the queue is within
 /// it, `Dropped` when it is full and dropping is allowed, an `ArchiveQueueFull` error otherwise.
 pub fn check(cfg: &Config, stanza: &str, wal: &WalParam) -> Result<Verdict> {
