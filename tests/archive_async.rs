@@ -250,3 +250,64 @@ fn failing_background_push_is_reported_by_the_foreground_and_recovers() {
     assert!(archived(&s).iter().any(|n| n.starts_with(&segment)));
     std::fs::remove_dir_all(&spool).unwrap();
 }
+
+#[test]
+fn segments_compressed_in_parallel_frames_read_back_with_pgkeep_and_the_tools() {
+    let (s, spool) = stanza("");
+    s.pgkeep(&["stanza-create"]).ok();
+    let segment = switch_segments(&s, 1);
+    wait_archived(&s, &segment);
+    let wal = s.dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    chown_postgres(&wal);
+    let original = wal.join(&segment);
+    s.pgkeep(&["archive-get", &segment, &original.display().to_string()])
+        .ok();
+    let bytes = std::fs::read(&original).unwrap();
+    assert_eq!(bytes.len(), 16 << 20);
+    for (kind, tool) in [
+        ("gz", "gzip"),
+        ("lz4", "lz4"),
+        ("zst", "zstd"),
+        ("none", ""),
+    ] {
+        let repo = s.dir.path().join(format!("repo-{kind}"));
+        std::fs::create_dir_all(&repo).unwrap();
+        chown_postgres(&repo);
+        let repo_option = format!("--repo1-path={}", repo.display());
+        s.pgkeep(&[
+            &repo_option,
+            &format!("--compress-type={kind}"),
+            "archive-push",
+            &original.display().to_string(),
+        ])
+        .ok();
+        let back = s.dir.path().join(format!("back-{kind}"));
+        s.pgkeep(&[
+            &repo_option,
+            "archive-get",
+            &segment,
+            &back.display().to_string(),
+        ])
+        .ok();
+        assert!(std::fs::read(&back).unwrap() == bytes, "{kind}");
+        if tool.is_empty() {
+            continue;
+        }
+        let dir = repo.join("archive/demo/15-1/0000000100000000");
+        let stored = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let output = std::process::Command::new(tool)
+            .args(["-d", "-c"])
+            .arg(&stored)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{tool}: {output:?}");
+        assert!(output.stdout == bytes, "{tool} output differs");
+    }
+    std::fs::remove_dir_all(&spool).unwrap();
+}

@@ -221,8 +221,46 @@ impl<'a> Pusher<'a> {
     }
 }
 
-/// `bytes` compressed whole, in memory.
+/// `bytes` compressed in memory, as one frame (gzip member) per core compressed in parallel and
+/// concatenated. Every decompressor reads concatenated frames as one stream (gzip, zstd and lz4
+/// define it; pgkeep's filters and the command-line tools implement it); splitting a 16 MiB
+/// segment in two costs a few bytes of frame header and a negligible loss of ratio.
 fn compress_all(bytes: &[u8], spec: &FilterSpec) -> Result<Vec<u8>> {
+    let parts = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 4);
+    // Small files are not worth a thread.
+    if parts == 1 || bytes.len() < 2 << 20 {
+        return compress_frame(bytes, spec);
+    }
+    let chunk = bytes.len().div_ceil(parts);
+    let frames: Vec<Result<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bytes
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || compress_frame(part, spec)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Execute,
+                        "compression thread panicked",
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    for frame in frames {
+        out.extend_from_slice(&frame?);
+    }
+    Ok(out)
+}
+
+/// `bytes` compressed as one frame.
+fn compress_frame(bytes: &[u8], spec: &FilterSpec) -> Result<Vec<u8>> {
     let mut chain = FilterChain::from_specs(std::slice::from_ref(spec))?;
     let mut out = Vec::with_capacity(bytes.len() / 2);
     out.extend_from_slice(chain.process(bytes)?);

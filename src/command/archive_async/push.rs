@@ -118,22 +118,37 @@ pub fn run_background(cfg: &Config) -> Result<i32> {
         return Ok(0);
     };
     remove_errors(&out);
-    let result = push_ready(cfg, stanza, &wal_dir, &out);
+    let result = push_ready(cfg, stanza, &wal_dir, &wal.name, &out);
     if let Err(err) = &result {
         super::write_status(&out, GLOBAL_ERROR, &super::error_text(err))?;
     }
     result.map(|()| 0)
 }
 
-fn push_ready(cfg: &Config, stanza: &str, wal_dir: &Path, out: &Path) -> Result<()> {
+/// Pushes what PostgreSQL has ready, and `requested` (the file the foreground waits for, which
+/// may have no `.ready` when archive-push is run by hand), until nothing is left.
+fn push_ready(
+    cfg: &Config,
+    stanza: &str,
+    wal_dir: &Path,
+    requested: &str,
+    out: &Path,
+) -> Result<()> {
     lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
     let repo = open::repo(cfg)?;
     let info = archive_push::load_or_create(cfg, &repo, stanza)?;
     let pusher = Pusher::new(cfg, &repo, stanza, info.current()?)?;
     let failed = Mutex::new(HashSet::new());
+    let mut first = true;
     loop {
-        let ready = ready_files(wal_dir)?;
-        forget_done(out, &ready);
+        let mut ready = ready_files(wal_dir)?;
+        forget_done(out, &ready, requested);
+        if std::mem::take(&mut first)
+            && !ready.iter().any(|name| name == requested)
+            && wal_dir.join(requested).exists()
+        {
+            ready.insert(0, requested.to_string());
+        }
         let todo: Vec<String> = {
             let failed = failed.lock().map_err(|_| poisoned())?;
             ready
@@ -191,12 +206,14 @@ pub fn ready_files(wal_dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Removes the `.ok` of files PostgreSQL no longer has ready (it archived them).
-fn forget_done(out: &Path, ready: &[String]) {
+/// Removes the `.ok` of files PostgreSQL no longer has ready (it archived them), except the
+/// one the foreground waits for.
+fn forget_done(out: &Path, ready: &[String], requested: &str) {
     let ready: HashSet<&str> = ready.iter().map(String::as_str).collect();
     for (name, path) in spool_entries(out) {
         if let Some(wal) = name.strip_suffix(".ok")
             && !ready.contains(wal)
+            && wal != requested
         {
             super::remove_quietly(&path);
         }
