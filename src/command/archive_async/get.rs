@@ -1,13 +1,12 @@
 //! archive-get with archive-async: the foreground that PostgreSQL runs for one segment, and the
 //! background process that prefetches it and the segments after it into the spool.
 //!
-//! The in queue holds `<segment>-<checksum>` files, each complete (temp name, then rename) and
-//! verified against the checksum in its archived name when fetched; `<segment>.missing` when the
-//! archive does not have the segment the background process was started for; `<segment>.error`
-//! or `global.error` when fetching failed. The foreground hashes a queued segment again before
-//! it moves it to PostgreSQL's destination, so a damaged spool file is fetched again instead of
-//! being replayed. Queued segments before the one PostgreSQL asks for are removed: recovery has
-//! passed them.
+//! The in queue holds `<segment>-<checksum>` files, each verified against the checksum in its
+//! archived name while it is fetched, fsynced, and only then renamed to that name, so a queued
+//! segment is complete and right even after a crash; `<segment>.missing` when the archive does
+//! not have the segment the background process was started for; `<segment>.error` or
+//! `global.error` when fetching failed. Queued segments before the one PostgreSQL asks for are
+//! removed: recovery has passed them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,12 +16,11 @@ use crate::command::open;
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::run_parallel;
-use crate::io::{FilterChain, FilterResult, FilterSpec};
 use crate::lock::{Lock, LockKind};
 use crate::pg::control::ControlData;
 use crate::pg::wal::{WalFileKind, WalSegment};
 use crate::repo::ArchiveInfo;
-use crate::{log_debug, log_info, log_warn};
+use crate::{log_debug, log_info};
 
 use super::{Queue, Status};
 
@@ -76,15 +74,8 @@ fn take(in_dir: &Path, name: &str, destination: &Path) -> Result<Option<i32>> {
         let Some(checksum) = entry.strip_prefix(&prefix) else {
             continue;
         };
+        // Temp files of a fetch in progress carry an extension.
         if checksum.contains('.') {
-            continue;
-        }
-        if sha256(&path)?.as_deref() != Some(checksum) {
-            log_warn!(
-                "'{}' does not match its checksum: removed, to be fetched again",
-                path.display()
-            );
-            super::remove_quietly(&path);
             continue;
         }
         move_file(&path, destination)?;
@@ -147,7 +138,8 @@ pub fn run_background(cfg: &Config) -> Result<i32> {
     // Left by an earlier run: errors are retried, missing segments looked for again, temp
     // files of a killed run removed.
     for (entry, path) in entries(&in_dir) {
-        if entry.ends_with(".error") || entry.ends_with(".missing") || entry.ends_with(".tmp") {
+        let stale = [".error", ".missing", ".tmp", ".fetched"];
+        if stale.iter().any(|suffix| entry.ends_with(suffix)) {
             super::remove_quietly(&path);
         }
     }
@@ -207,14 +199,22 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
                 return Ok(false);
             };
             let checksum = found.checksum.clone().unwrap_or_default();
+            let fetched = in_dir.join(format!("{name}-{checksum}.fetched"));
             archive_get::fetch(
                 &repo,
                 &found.path,
                 found.checksum.as_deref(),
                 found.compress,
-                &in_dir.join(format!("{name}-{checksum}")),
+                &fetched,
                 buffer_size,
             )?;
+            // Durable before it gets the name the foreground trusts.
+            std::fs::File::open(&fetched)
+                .and_then(|file| file.sync_all())
+                .map_err(|e| Error::io(ErrorKind::FileSync, "sync", fetched.display(), &e))?;
+            let queued = in_dir.join(format!("{name}-{checksum}"));
+            std::fs::rename(&fetched, &queued)
+                .map_err(|e| Error::io(ErrorKind::FileWrite, "rename to", queued.display(), &e))?;
             log_debug!("fetched {name} into the spool");
             Ok(true)
         })();
@@ -290,22 +290,6 @@ fn move_file(from: &Path, to: &Path) -> Result<()> {
             &e,
         )),
     }
-}
-
-/// SHA-256 of a file, `None` when it disappeared.
-fn sha256(path: &Path) -> Result<Option<String>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(ErrorKind::FileRead, "read", path.display(), &e)),
-    };
-    let mut chain = FilterChain::from_specs(&[FilterSpec::Hash])?;
-    chain.process(&bytes)?;
-    let (_, results) = chain.finish()?;
-    Ok(match results.first() {
-        Some(FilterResult::Hash(hash)) => Some(hash.clone()),
-        _ => None,
-    })
 }
 
 fn entries(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
