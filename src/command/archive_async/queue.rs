@@ -131,8 +131,12 @@ pub fn check(cfg: &Config, stanza: &str, wal: &WalParam) -> Result<Verdict> {
     ))
 }
 
-/// Bytes of WAL PostgreSQL has ready to archive.
+/// Bytes of WAL PostgreSQL has ready to archive; none when the file pushed is not in a pg_wal
+/// directory (no archive_status beside it: archive-push run by hand on a copy).
 pub fn queue_size(wal_dir: &Path) -> Result<u64> {
+    if !wal_dir.join("archive_status").is_dir() {
+        return Ok(0);
+    }
     Ok(super::push::ready_files(wal_dir)?
         .iter()
         .filter_map(|name| std::fs::metadata(wal_dir.join(name)).ok())
