@@ -96,6 +96,11 @@ brest() { as_pg pgbackrest --config="$TMP/brest.conf" --stanza=bench "$@"; }
 create() { keep --pg1-path="$PGDATA" stanza-create >/dev/null; brest --pg1-path="$PGDATA" stanza-create >/dev/null; }
 now() { date +%s%N; }
 row() { echo "| $1 | $2 | $3 | $(echo "scale=2; $2 / $3" | bc) |"; }
+# A run counts only when every call succeeded: a failing call is fast.
+FAILS=$TMP/fails
+fail() { echo "$1" >> "$FAILS"; }
+check_fails() { if [ -s "$FAILS" ]; then echo "FAILED calls: $(sort "$FAILS" | uniq -c | tr '\n' ' ')"; fi; rm -f "$FAILS"; }
+archived() { find "$TMP/$1-repo/archive" -name '0000000100000000*-*' -type f | wc -l; }
 rate() { echo "scale=1; $COUNT * 1000000000 / $1" | bc; }
 
 # Sync, alternating: time each tool's call for each segment. PostgreSQL renames .ready to .done.
@@ -106,12 +111,12 @@ sync_pair() {
   reset_wal
   for s in $SEGS; do
     if [ "$what" = push ]; then
-      t=$(now); keep "$@" archive-push "$FAKE/pg_wal/$s" >/dev/null; tk=$((tk + $(now) - t))
-      t=$(now); brest "$@" archive-push "$FAKE/pg_wal/$s" >/dev/null; tb=$((tb + $(now) - t))
+      t=$(now); keep "$@" archive-push "$FAKE/pg_wal/$s" >/dev/null || fail keep; tk=$((tk + $(now) - t))
+      t=$(now); brest "$@" archive-push "$FAKE/pg_wal/$s" >/dev/null || fail brest; tb=$((tb + $(now) - t))
       mv "$FAKE/pg_wal/archive_status/$s.ready" "$FAKE/pg_wal/archive_status/$s.done"
     else
-      t=$(now); (cd "$FAKE" && keep "$@" archive-get "$s" pg_wal/RECOVERYXLOG >/dev/null); tk=$((tk + $(now) - t))
-      t=$(now); (cd "$FAKE" && brest "$@" archive-get "$s" pg_wal/RECOVERYXLOG >/dev/null); tb=$((tb + $(now) - t))
+      t=$(now); (cd "$FAKE" && keep "$@" archive-get "$s" pg_wal/RECOVERYXLOG >/dev/null) || fail keep; tk=$((tk + $(now) - t))
+      t=$(now); (cd "$FAKE" && brest "$@" archive-get "$s" pg_wal/RECOVERYXLOG >/dev/null) || fail brest; tb=$((tb + $(now) - t))
     fi
   done
   echo "$(rate $tk) $(rate $tb)"
@@ -125,10 +130,10 @@ loop() {
   t=$(now)
   for s in $SEGS; do
     if [ "$what" = push ]; then
-      "$tool" "$@" archive-push "$FAKE/pg_wal/$s" >/dev/null
+      "$tool" "$@" archive-push "$FAKE/pg_wal/$s" >/dev/null || fail "$tool"
       mv "$FAKE/pg_wal/archive_status/$s.ready" "$FAKE/pg_wal/archive_status/$s.done"
     else
-      (cd "$FAKE" && "$tool" "$@" archive-get "$s" pg_wal/RECOVERYXLOG >/dev/null)
+      (cd "$FAKE" && "$tool" "$@" archive-get "$s" pg_wal/RECOVERYXLOG >/dev/null) || fail "$tool"
     fi
   done
   rate $(($(now) - t))
@@ -142,12 +147,14 @@ for spec in gz:6 lz4:1 zst:3; do
   conf keep "$type" "$level"; conf brest "$type" "$level"; create
   read -r k b <<<"$(sync_pair push)"
   row "archive-push $type level $level" "$k" "$b"
+  check_fails; echo "archived: pgkeep $(archived keep), pgBackRest $(archived brest)" >&2
 done
 [ -n "${SYNC_ONLY:-}" ] && exit 0
 read -r k b <<<"$(sync_pair get)"
-row "archive-get zst" "$k" "$b"
+row "archive-get zst" "$k" "$b"; check_fails
 k=$(loop keep get --archive-async --process-max=2); b=$(loop brest get --archive-async --process-max=2)
-row "archive-get zst async process-max=2" "$k" "$b"
+row "archive-get zst async process-max=2" "$k" "$b"; check_fails
 conf keep zst 3; conf brest zst 3; create
 k=$(loop keep push --archive-async --process-max=2); b=$(loop brest push --archive-async --process-max=2)
-row "archive-push zst async process-max=2" "$k" "$b"
+row "archive-push zst async process-max=2" "$k" "$b"; check_fails
+echo "archived: pgkeep $(archived keep), pgBackRest $(archived brest)" >&2

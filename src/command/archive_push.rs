@@ -87,6 +87,9 @@ pub struct Pusher<'a> {
     compress: CompressType,
     level: i32,
     buffer_size: usize,
+    /// Compress a segment as one frame per core (a lone push), or as one frame (the async
+    /// process, whose workers already keep the cores busy).
+    split_frames: bool,
 }
 
 /// How a push ended.
@@ -113,11 +116,30 @@ impl<'a> Pusher<'a> {
             compress,
             level,
             buffer_size: open::buffer_size(cfg),
+            split_frames: true,
         })
+    }
+
+    /// Compresses each segment as one frame, on the calling thread's core alone.
+    pub fn single_frame(mut self) -> Pusher<'a> {
+        self.split_frames = false;
+        self
     }
 
     /// Stores `source` (named `name`) in the archive; returns only once it is durable.
     pub fn push(&self, source: &Path, name: &str, kind: WalFileKind) -> Result<Pushed> {
+        self.push_with(source, name, kind, &mut Vec::new())
+    }
+
+    /// `push`, reading the file into `buffer`: a worker that pushes many segments reuses its
+    /// memory instead of faulting in 16 MiB of fresh pages for each.
+    pub fn push_with(
+        &self,
+        source: &Path,
+        name: &str,
+        kind: WalFileKind,
+        buffer: &mut Vec<u8>,
+    ) -> Result<Pushed> {
         let (repo, stanza, db) = (self.repo, self.stanza, self.db);
         let archive_id = db.archive_id();
         if kind == WalFileKind::History {
@@ -132,13 +154,15 @@ impl<'a> Pusher<'a> {
             level: self.level,
         };
         if size <= IN_MEMORY_MAX {
-            let bytes = read_source(source, size)?;
+            read_source(source, size, buffer)?;
+            let bytes = buffer.as_slice();
+            let split = self.split_frames;
             // Hash and compress at the same time, on two cores: PostgreSQL waits for each
             // segment, so its latency is what counts. The compressed copy is thrown away when
             // the segment turns out to be archived already.
             let (checksum, compressed) = std::thread::scope(|scope| {
-                let compressing = scope.spawn(|| compress_all(&bytes, &compress));
-                let checksum = checksum_in_memory(&bytes, name, kind, db);
+                let compressing = scope.spawn(|| compress_all(bytes, &compress, split));
+                let checksum = checksum_in_memory(bytes, name, kind, db);
                 let compressed = compressing.join().unwrap_or_else(|_| {
                     Err(Error::new(
                         ErrorKind::Execute,
@@ -225,11 +249,15 @@ impl<'a> Pusher<'a> {
 /// concatenated. Every decompressor reads concatenated frames as one stream (gzip, zstd and lz4
 /// define it; pgkeep's filters and the command-line tools implement it); splitting a 16 MiB
 /// segment in two costs a few bytes of frame header and a negligible loss of ratio.
-fn compress_all(bytes: &[u8], spec: &FilterSpec) -> Result<Vec<u8>> {
-    let parts = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
-        .clamp(1, 4);
+fn compress_all(bytes: &[u8], spec: &FilterSpec, split: bool) -> Result<Vec<u8>> {
+    let parts = if !split {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+            .clamp(1, 4)
+    };
     // Small files are not worth a thread.
     if parts == 1 || bytes.len() < 2 << 20 {
         return compress_frame(bytes, spec);
@@ -282,12 +310,13 @@ pub fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<
     ArchiveInfo::load_required(repo, stanza)
 }
 
-fn read_source(path: &Path, size: u64) -> Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
+fn read_source(path: &Path, size: u64, bytes: &mut Vec<u8>) -> Result<()> {
+    bytes.clear();
+    bytes.reserve(usize::try_from(size).unwrap_or(0) + 1);
     open_source(path)?
-        .read_to_end(&mut bytes)
+        .read_to_end(bytes)
         .map_err(|e| Error::io(ErrorKind::FileRead, "read WAL file", path.display(), &e))?;
-    Ok(bytes)
+    Ok(())
 }
 
 /// Checks a segment's header against the stanza and returns the SHA-256 of `bytes`.

@@ -137,7 +137,15 @@ fn push_ready(
     lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
     let repo = open::repo(cfg)?;
     let info = archive_push::load_or_create(cfg, &repo, stanza)?;
+    let workers = open::process_max(cfg);
     let pusher = Pusher::new(cfg, &repo, stanza, info.current()?)?;
+    // Several workers keep the cores busy already: each compresses its segment as one frame.
+    let pusher = if workers > 1 {
+        pusher.single_frame()
+    } else {
+        pusher
+    };
+    let buffers: Vec<Mutex<Vec<u8>>> = (0..workers).map(|_| Mutex::new(Vec::new())).collect();
     let failed = Mutex::new(HashSet::new());
     let mut first = true;
     loop {
@@ -168,11 +176,16 @@ fn push_ready(
                 format!("...{last}")
             }
         );
-        run_parallel(todo, open::process_max(cfg), |_, name: String| {
+        run_parallel(todo, workers, |worker, name: String| {
             let kind = WalFileKind::of(&name).ok_or_else(|| {
                 Error::new(ErrorKind::Assert, format!("'{name}' is not a WAL file"))
             })?;
-            match pusher.push(&wal_dir.join(&name), &name, kind) {
+            let mut buffer = buffers
+                .get(worker)
+                .ok_or_else(poisoned)?
+                .lock()
+                .map_err(|_| poisoned())?;
+            match pusher.push_with(&wal_dir.join(&name), &name, kind, &mut buffer) {
                 // The acknowledgement follows the durable push, never precedes it.
                 Ok(_) => super::write_status(out, &format!("{name}.ok"), ""),
                 Err(err) => {
