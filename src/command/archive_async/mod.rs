@@ -64,6 +64,7 @@ pub fn create_dir(path: &Path) -> Result<()> {
             path.display(),
             &e,
         )
+        .with_hint("create spool-path, owned by the user PostgreSQL runs as, or set spool-path")
     })
 }
 
