@@ -9,21 +9,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::ClusterOptions;
 use common::pgkeep::{Stanza, chown_postgres, empty_dir, wait_until};
+use common::{ClusterOptions, TempDir};
 
-/// A stanza whose config has `extra` and a spool in its temp dir.
-fn stanza(extra: &str) -> (Stanza, PathBuf) {
-    let spool = std::env::temp_dir().join(format!(
-        "pgkeep-spool-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
+/// A stanza whose config has `extra` and a spool of its own (removed with the `TempDir`).
+fn stanza(extra: &str) -> (Stanza, PathBuf, TempDir) {
+    let dir = TempDir::new();
+    let spool = dir.path().join("spool");
     std::fs::create_dir_all(&spool).unwrap();
     chown_postgres(&spool);
     let conf = format!("spool-path={}\n{extra}", spool.display());
     let s = Stanza::with_options("demo", ClusterOptions::default(), &conf);
-    (s, spool)
+    (s, spool, dir)
 }
 
 /// Writes rows and switches WAL `count` times; returns the last segment switched away from.
@@ -74,7 +71,8 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn async_push_archives_every_segment_and_async_get_replays_them() {
-    let (s, spool) = stanza("archive-async=y\nprocess-max=2\narchive-get-queue-max=64MiB\n");
+    let (s, spool, _spool_dir) =
+        stanza("archive-async=y\nprocess-max=2\narchive-get-queue-max=64MiB\n");
     s.pgkeep(&["stanza-create"]).ok();
     s.pgkeep(&["backup"]).ok();
     // The .ok files live while PostgreSQL still has the segment ready: watch them appear.
@@ -152,12 +150,11 @@ fn async_push_archives_every_segment_and_async_get_replays_them() {
         get_async_log.contains("WAL file(s) from archive: "),
         "{get_async_log}"
     );
-    std::fs::remove_dir_all(&spool).unwrap();
 }
 
 #[test]
 fn full_queue_is_an_error_and_drops_only_when_asked() {
-    let (s, spool) = stanza("");
+    let (s, spool, _spool_dir) = stanza("");
     s.pgkeep(&["stanza-create"]).ok();
     let conf = read(&s.conf);
     let with = |extra: &str| {
@@ -214,12 +211,11 @@ fn full_queue_is_an_error_and_drops_only_when_asked() {
             "archive-push dropped 1 WAL file(s), the last '{segment}'"
         ))
         .contains("archive-push refused WAL ");
-    std::fs::remove_dir_all(&spool).unwrap();
 }
 
 #[test]
 fn failing_background_push_is_reported_by_the_foreground_and_recovers() {
-    let (s, spool) = stanza("archive-async=y\nprocess-max=2\n");
+    let (s, spool, _spool_dir) = stanza("archive-async=y\nprocess-max=2\n");
     s.pgkeep(&["stanza-create"]).ok();
     // The archive id's directory does not exist yet: it cannot be created.
     let archive_id = s.repo.join("archive/demo");
@@ -248,12 +244,11 @@ fn failing_background_push_is_reported_by_the_foreground_and_recovers() {
     std::fs::set_permissions(&archive_id, std::fs::Permissions::from_mode(0o750)).unwrap();
     wait_archived(&s, &segment);
     assert!(archived(&s).iter().any(|n| n.starts_with(&segment)));
-    std::fs::remove_dir_all(&spool).unwrap();
 }
 
 #[test]
 fn segments_compressed_in_parallel_frames_read_back_with_pgkeep_and_the_tools() {
-    let (s, spool) = stanza("");
+    let (s, _spool, _spool_dir) = stanza("");
     s.pgkeep(&["stanza-create"]).ok();
     let segment = switch_segments(&s, 1);
     wait_archived(&s, &segment);
@@ -309,5 +304,4 @@ fn segments_compressed_in_parallel_frames_read_back_with_pgkeep_and_the_tools() 
         assert!(output.status.success(), "{tool}: {output:?}");
         assert!(output.stdout == bytes, "{tool} output differs");
     }
-    std::fs::remove_dir_all(&spool).unwrap();
 }
