@@ -90,6 +90,8 @@ pub enum ErrorKind {
     ParamInvalid = 96,
     /// verify found the repository damaged (each problem is logged).
     Verify = 104,
+    /// WAL waiting to be archived exceeds archive-push-queue-max.
+    ArchiveQueueFull = 110,
 }
 
 impl ErrorKind {
@@ -134,6 +136,7 @@ impl ErrorKind {
         ErrorKind::Execute,
         ErrorKind::ParamInvalid,
         ErrorKind::Verify,
+        ErrorKind::ArchiveQueueFull,
     ];
 
     /// The kind whose exit code is `code`.
@@ -191,6 +194,7 @@ impl ErrorKind {
             ErrorKind::Execute => "ExecuteError",
             ErrorKind::ParamInvalid => "ParamInvalidError",
             ErrorKind::Verify => "VerifyError",
+            ErrorKind::ArchiveQueueFull => "ArchiveQueueFullError",
         }
     }
 }
@@ -350,6 +354,7 @@ mod tests {
             Execute,
             ParamInvalid,
             Verify,
+            ArchiveQueueFull,
         ];
         let mut codes: Vec<i32> = all.iter().map(|k| k.exit_code()).collect();
         assert!(codes.iter().all(|c| *c > 1 && *c < 256));

@@ -16,8 +16,11 @@ use crate::error::{Error, ErrorKind, Result};
 pub enum LockKind {
     /// backup, expire, stanza-create: one at a time per stanza.
     Backup,
-    /// archive-push: one at a time per stanza.
+    /// archive-push: one at a time per stanza (the archive-async process holds it while it
+    /// runs).
     Archive,
+    /// The archive-get prefetch process of archive-async: one at a time per stanza.
+    ArchiveGet,
 }
 
 impl LockKind {
@@ -25,6 +28,7 @@ impl LockKind {
         match self {
             LockKind::Backup => "backup",
             LockKind::Archive => "archive",
+            LockKind::ArchiveGet => "archive-get",
         }
     }
 }

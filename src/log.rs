@@ -205,8 +205,23 @@ pub fn log(level: Level, process: usize, message: &str) {
 
 /// Local time with milliseconds, as in `2026-11-24 21:23:45.123`.
 fn timestamp() -> String {
-    let now = jiff::ZonedDateTime::now();
+    let now = jiff::Timestamp::now().to_zoned_datetime(local_zone().clone());
     now.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+/// The local time zone, read once. Without `TZ` it is parsed straight from /etc/localtime:
+/// looking it up by name scans the whole zoneinfo tree, milliseconds that every archive-push
+/// (one process per WAL segment) would pay.
+fn local_zone() -> &'static jiff::tz::TimeZone {
+    static ZONE: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| {
+        std::env::var_os("TZ")
+            .is_none()
+            .then(|| std::fs::read("/etc/localtime").ok())
+            .flatten()
+            .and_then(|bytes| jiff::tz::TimeZone::tzif("Local", &bytes).ok())
+            .unwrap_or_else(jiff::tz::TimeZone::system)
+    })
 }
 
 /// Logs an error with its code, as `ERROR: [055]: message`.

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::pg::control::ControlData;
@@ -16,7 +16,7 @@ use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
 use crate::storage::Storage;
 use crate::{log_debug, log_info};
 
-use super::open;
+use super::{archive_async, open};
 
 /// Exit code when the archive does not hold the requested file.
 pub const NOT_FOUND: i32 = 1;
@@ -40,15 +40,49 @@ pub fn run(cfg: &Config) -> Result<i32> {
             format!("'{name}' is not a WAL file name"),
         )
     })?;
+    if cfg.bool(Opt::ArchiveAsync) && kind == WalFileKind::Segment {
+        return archive_async::get::run(cfg, stanza, name, &destination);
+    }
     let repo = open::repo(cfg)?;
     let info = ArchiveInfo::load_required(&repo, stanza)?;
+    match locate(&repo, stanza, &recovering_dbs(&info), name, kind)? {
+        Some(found) => {
+            fetch(
+                &repo,
+                &found.path,
+                found.checksum.as_deref(),
+                found.compress,
+                &destination,
+                open::buffer_size(cfg),
+            )
+            .map_err(|e| e.context(format!("unable to get WAL file '{name}'")))?;
+            log_info!("found {name} in the archive ({})", found.archive_id);
+            Ok(0)
+        }
+        None => {
+            log_info!("unable to find {name} in the archive");
+            Ok(NOT_FOUND)
+        }
+    }
+}
 
-    // After an upgrade two clusters' WAL can share segment names: look only under the archive
-    // ids of the cluster being recovered (its pg_control is in the current directory, the data
-    // directory PostgreSQL runs restore_command in), newest first; without pg_control, every id.
+/// Where an archived WAL file is.
+pub struct Located {
+    pub path: String,
+    /// The checksum in its name (segments; history files have none).
+    pub checksum: Option<String>,
+    pub compress: CompressType,
+    pub archive_id: String,
+}
+
+/// The db history entries whose archive ids may hold the WAL of the cluster being recovered.
+///
+/// After an upgrade two clusters' WAL can share segment names: look only under the archive ids
+/// of the cluster being recovered (its pg_control is in the current directory, the data
+/// directory PostgreSQL runs restore_command in), newest first; without pg_control, every id.
+pub fn recovering_dbs(info: &ArchiveInfo) -> Vec<&DbHistory> {
     let recovering = ControlData::read(Path::new("global/pg_control")).ok();
-    let candidates: Vec<&DbHistory> = info
-        .db_history
+    info.db_history
         .iter()
         .rev()
         .filter(|db| {
@@ -56,14 +90,24 @@ pub fn run(cfg: &Config) -> Result<i32> {
                 db.system_id == control.system_id && db.version == control.version.to_string()
             })
         })
-        .collect();
-    for db in candidates {
+        .collect()
+}
+
+/// Finds `name` under the archive ids of `dbs`, in order.
+pub fn locate(
+    repo: &dyn Storage,
+    stanza: &str,
+    dbs: &[&DbHistory],
+    name: &str,
+    kind: WalFileKind,
+) -> Result<Option<Located>> {
+    for db in dbs {
         let archive_id = db.archive_id();
         let found = if kind == WalFileKind::History {
             let path = layout::history_file(stanza, &archive_id, name);
             repo.info(&path)?.map(|_| (path, None, CompressType::None))
         } else {
-            archive::find_wal(&repo, stanza, &archive_id, name)?
+            archive::find_wal(repo, stanza, &archive_id, name)?
                 .into_iter()
                 .next()
                 .map(|wal| {
@@ -73,26 +117,20 @@ pub fn run(cfg: &Config) -> Result<i32> {
                 })
         };
         if let Some((path, checksum, compress)) = found {
-            fetch(
-                &repo,
-                &path,
-                checksum.as_deref(),
+            return Ok(Some(Located {
+                path,
+                checksum,
                 compress,
-                &destination,
-                open::buffer_size(cfg),
-            )
-            .map_err(|e| e.context(format!("unable to get WAL file '{name}'")))?;
-            log_info!("found {name} in the archive ({archive_id})");
-            return Ok(0);
+                archive_id,
+            }));
         }
         log_debug!("{name} not found in archive id {archive_id}");
     }
-    log_info!("unable to find {name} in the archive");
-    Ok(NOT_FOUND)
+    Ok(None)
 }
 
 /// Copies an archived file to `destination` through a temp name, verifying its checksum.
-fn fetch(
+pub fn fetch(
     repo: &dyn Storage,
     path: &str,
     checksum: Option<&str>,

@@ -7,30 +7,61 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{FilterChain, FilterResult, FilterSpec, stream};
+use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::{WalFileKind, WalHeader};
 use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
 use crate::storage::{Storage, WriteOptions};
 use crate::{log_info, log_warn};
 
-use super::{open, stanza_create};
+use super::{archive_async, open, stanza_create};
 
 /// How long archive-push waits for another archive-push of the same stanza.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Files up to this size (every WAL segment of a default cluster) are read once into memory:
+/// one read and one hash instead of a checksum pass and a copy pass.
+const IN_MEMORY_MAX: u64 = 64 << 20;
+
+/// The WAL file PostgreSQL asked to push (`%p`), checked.
+pub struct WalParam {
+    pub path: PathBuf,
+    pub name: String,
+    pub kind: WalFileKind,
+}
+
 pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
+    let wal = wal_param(cfg)?;
+    if cfg.bool(Opt::ArchiveAsync) {
+        return archive_async::push::run(cfg, stanza, &wal);
+    }
+    if archive_async::queue::check(cfg, stanza, &wal)? == archive_async::queue::Verdict::Dropped {
+        return Ok(0);
+    }
+
+    let lock_path = open::lock_path(cfg);
+    lock::check_stop(&lock_path, Some(stanza))?;
+    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Archive, LOCK_WAIT)?;
+    let repo = open::repo(cfg)?;
+    let info = load_or_create(cfg, &repo, stanza)?;
+    let pusher = Pusher::new(cfg, &repo, stanza, info.current()?)?;
+    pusher.push(&wal.path, &wal.name, wal.kind)?;
+    Ok(0)
+}
+
+/// The WAL file parameter: its path (relative to pg1-path when relative), name and kind.
+pub fn wal_param(cfg: &Config) -> Result<WalParam> {
     let given = cfg.params().first().ok_or_else(|| {
         Error::new(ErrorKind::OptionRequired, "WAL segment to push required")
             .with_hint("archive_command = 'pgkeep --stanza=<stanza> archive-push %p'")
     })?;
-    let source = open::wal_path(cfg, given);
-    let name = source
+    let path = open::wal_path(cfg, given);
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .ok_or_else(|| {
@@ -45,77 +76,229 @@ pub fn run(cfg: &Config) -> Result<i32> {
             format!("'{name}' is not a WAL segment, history, partial or backup file"),
         )
     })?;
+    Ok(WalParam { path, name, kind })
+}
 
-    let lock_path = open::lock_path(cfg);
-    lock::check_stop(&lock_path, Some(stanza))?;
-    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Archive, LOCK_WAIT)?;
-    let repo = open::repo(cfg)?;
-    let info = load_or_create(cfg, &repo, stanza)?;
-    let db = info.current()?;
+/// What pushing a file needs, loaded once: the async process's workers share one.
+pub struct Pusher<'a> {
+    repo: &'a dyn Storage,
+    stanza: &'a str,
+    db: &'a DbHistory,
+    compress: CompressType,
+    level: i32,
+    buffer_size: usize,
+    /// Compress a segment as one frame per core (a lone push), or as one frame (the async
+    /// process, whose workers already keep the cores busy).
+    split_frames: bool,
+}
 
-    let checksum = checksum_and_check(&source, &name, kind, db)?;
-    let archive_id = db.archive_id();
-    if kind == WalFileKind::History {
-        return push_history(&repo, stanza, &archive_id, &source, &name, &checksum);
+/// How a push ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Stored now, durably.
+    Stored,
+    /// Already in the archive with the same checksum (a retry after a crash).
+    AlreadyArchived,
+}
+
+impl<'a> Pusher<'a> {
+    pub fn new(
+        cfg: &Config,
+        repo: &'a dyn Storage,
+        stanza: &'a str,
+        db: &'a DbHistory,
+    ) -> Result<Pusher<'a>> {
+        let (compress, level) = open::compression(cfg)?;
+        Ok(Pusher {
+            repo,
+            stanza,
+            db,
+            compress,
+            level,
+            buffer_size: open::buffer_size(cfg),
+            split_frames: true,
+        })
     }
-    let existing = archive::find_wal(&repo, stanza, &archive_id, &name)?;
-    if let Some(found) = existing.first() {
+
+    /// Compresses each segment as one frame, on the calling thread's core alone.
+    pub fn single_frame(mut self) -> Pusher<'a> {
+        self.split_frames = false;
+        self
+    }
+
+    /// Stores `source` (named `name`) in the archive; returns only once it is durable.
+    pub fn push(&self, source: &Path, name: &str, kind: WalFileKind) -> Result<Pushed> {
+        self.push_with(source, name, kind, &mut Vec::new())
+    }
+
+    /// `push`, reading the file into `buffer`: a worker that pushes many segments reuses its
+    /// memory instead of faulting in 16 MiB of fresh pages for each.
+    pub fn push_with(
+        &self,
+        source: &Path,
+        name: &str,
+        kind: WalFileKind,
+        buffer: &mut Vec<u8>,
+    ) -> Result<Pushed> {
+        let (repo, stanza, db) = (self.repo, self.stanza, self.db);
+        let archive_id = db.archive_id();
+        if kind == WalFileKind::History {
+            let checksum = checksum_and_check(source, name, kind, db)?;
+            return push_history(repo, stanza, &archive_id, source, name, &checksum);
+        }
+        let size = std::fs::metadata(source)
+            .map_err(|e| Error::io(ErrorKind::FileOpen, "open WAL file", source.display(), &e))?
+            .len();
+        let compress = FilterSpec::Compress {
+            kind: self.compress,
+            level: self.level,
+        };
+        if size <= IN_MEMORY_MAX {
+            read_source(source, size, buffer)?;
+            let bytes = buffer.as_slice();
+            let split = self.split_frames;
+            // Hash and compress at the same time, on two cores: PostgreSQL waits for each
+            // segment, so its latency is what counts. The compressed copy is thrown away when
+            // the segment turns out to be archived already.
+            let (checksum, compressed) = std::thread::scope(|scope| {
+                let compressing = scope.spawn(|| compress_all(bytes, &compress, split));
+                let checksum = checksum_in_memory(bytes, name, kind, db);
+                let compressed = compressing.join().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Execute,
+                        "compression thread panicked",
+                    ))
+                });
+                checksum.and_then(|checksum| compressed.map(|compressed| (checksum, compressed)))
+            })?;
+            if let Some(pushed) = self.existing(&archive_id, name, &checksum)? {
+                return Ok(pushed);
+            }
+            let target = self.target(&archive_id, name, &checksum);
+            let mut writer = repo.open_write(&target, &WriteOptions::default())?;
+            std::io::Write::write_all(&mut writer, &compressed).map_err(|e| {
+                Error::io(ErrorKind::FileWrite, "write", repo.describe(&target), &e)
+            })?;
+            writer.commit()?;
+            log_info!("pushed WAL file '{name}' to the archive");
+            return Ok(Pushed::Stored);
+        }
+
+        let checksum = checksum_and_check(source, name, kind, db)?;
+        if let Some(pushed) = self.existing(&archive_id, name, &checksum)? {
+            return Ok(pushed);
+        }
+        let target = self.target(&archive_id, name, &checksum);
+        let mut writer = repo.open_write(&target, &WriteOptions::default())?;
+        let results = stream::copy_through(
+            &mut open_source(source)?,
+            &mut FilterChain::from_specs(&[FilterSpec::Hash, compress])?,
+            &mut writer,
+            self.buffer_size,
+        )
+        .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
+        // The file may not change between the checksum pass and the copy pass: PostgreSQL only
+        // archives completed files, so a difference means something else is writing to it.
+        if results.first() != Some(&FilterResult::Hash(checksum.clone())) {
+            return Err(Error::new(
+                ErrorKind::Checksum,
+                format!(
+                    "WAL file '{}' changed while it was being archived",
+                    source.display()
+                ),
+            ));
+        }
+        writer.commit()?;
+        log_info!("pushed WAL file '{name}' to the archive");
+        Ok(Pushed::Stored)
+    }
+
+    /// The outcome when `name` is archived already: accepted with the same checksum (a retry
+    /// after a crash), refused with another.
+    fn existing(&self, archive_id: &str, name: &str, checksum: &str) -> Result<Option<Pushed>> {
+        let existing = archive::find_wal(self.repo, self.stanza, archive_id, name)?;
+        let Some(found) = existing.first() else {
+            return Ok(None);
+        };
         if found.checksum == checksum {
             log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
             log_info!(
                 "HINT: this is valid in some recovery scenarios but may also indicate a problem"
             );
-            return Ok(0);
+            return Ok(Some(Pushed::AlreadyArchived));
         }
-        return Err(Error::new(
+        Err(Error::new(
             ErrorKind::ArchiveDuplicate,
             format!("WAL file '{name}' already exists in the archive with a different checksum"),
         )
         .with_hint(
             "is another cluster archiving to this stanza? the archived file was left as it is",
-        ));
+        ))
     }
 
-    let (compress, level) = open::compression(cfg)?;
-    let target = format!(
-        "{}/{}",
-        layout::wal_dir(stanza, &archive_id, &name),
-        layout::wal_file_name(&name, &checksum, compress.extension())
-    );
-    let specs = [
-        FilterSpec::Hash,
-        FilterSpec::Compress {
-            kind: compress,
-            level,
-        },
-    ];
-    let mut reader = open_source(&source)?;
-    let mut writer = repo.open_write(&target, &WriteOptions::default())?;
-    let results = stream::copy_through(
-        &mut reader,
-        &mut FilterChain::from_specs(&specs)?,
-        &mut writer,
-        open::buffer_size(cfg),
-    )
-    .map_err(|e| e.context(format!("unable to push WAL file '{name}'")))?;
-    // The file may not change between the checksum pass and the copy pass: PostgreSQL only
-    // archives completed files, so a difference means something else is writing to it.
-    if results.first() != Some(&FilterResult::Hash(checksum.clone())) {
-        return Err(Error::new(
-            ErrorKind::Checksum,
-            format!(
-                "WAL file '{}' changed while it was being archived",
-                source.display()
-            ),
-        ));
+    fn target(&self, archive_id: &str, name: &str, checksum: &str) -> String {
+        format!(
+            "{}/{}",
+            layout::wal_dir(self.stanza, archive_id, name),
+            layout::wal_file_name(name, checksum, self.compress.extension())
+        )
     }
-    writer.commit()?;
-    log_info!("pushed WAL file '{name}' to the archive");
-    Ok(0)
+}
+
+/// `bytes` compressed in memory, as one frame (gzip member) per core compressed in parallel and
+/// concatenated. Every decompressor reads concatenated frames as one stream (gzip, zstd and lz4
+/// define it; pgkeep's filters and the command-line tools implement it); splitting a 16 MiB
+/// segment in two costs a few bytes of frame header and a negligible loss of ratio.
+fn compress_all(bytes: &[u8], spec: &FilterSpec, split: bool) -> Result<Vec<u8>> {
+    let parts = if !split {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+            .clamp(1, 4)
+    };
+    // Small files are not worth a thread.
+    if parts == 1 || bytes.len() < 2 << 20 {
+        return compress_frame(bytes, spec);
+    }
+    let chunk = bytes.len().div_ceil(parts);
+    let frames: Vec<Result<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bytes
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || compress_frame(part, spec)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Execute,
+                        "compression thread panicked",
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    for frame in frames {
+        out.extend_from_slice(&frame?);
+    }
+    Ok(out)
+}
+
+/// `bytes` compressed as one frame.
+fn compress_frame(bytes: &[u8], spec: &FilterSpec) -> Result<Vec<u8>> {
+    let mut chain = FilterChain::from_specs(std::slice::from_ref(spec))?;
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    out.extend_from_slice(chain.process(bytes)?);
+    let (tail, _) = chain.finish()?;
+    out.extend_from_slice(tail);
+    Ok(out)
 }
 
 /// archive.info, creating the stanza on first use when the data directory is known.
-fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<ArchiveInfo> {
+pub fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<ArchiveInfo> {
     if let Some(info) = ArchiveInfo::load(repo, stanza)? {
         return Ok(info);
     }
@@ -125,6 +308,37 @@ fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<Arch
         log_info!("stanza '{stanza}' created by its first archive-push");
     }
     ArchiveInfo::load_required(repo, stanza)
+}
+
+fn read_source(path: &Path, size: u64, bytes: &mut Vec<u8>) -> Result<()> {
+    bytes.clear();
+    bytes.reserve(usize::try_from(size).unwrap_or(0) + 1);
+    open_source(path)?
+        .read_to_end(bytes)
+        .map_err(|e| Error::io(ErrorKind::FileRead, "read WAL file", path.display(), &e))?;
+    Ok(())
+}
+
+/// Checks a segment's header against the stanza and returns the SHA-256 of `bytes`.
+fn checksum_in_memory(
+    bytes: &[u8],
+    name: &str,
+    kind: WalFileKind,
+    db: &DbHistory,
+) -> Result<String> {
+    if matches!(kind, WalFileKind::Segment | WalFileKind::Partial) {
+        check_header(bytes, name, db)?;
+    }
+    let mut chain = FilterChain::from_specs(&[FilterSpec::Hash])?;
+    chain.process(bytes)?;
+    let (_, results) = chain.finish()?;
+    match results.first() {
+        Some(FilterResult::Hash(hash)) => Ok(hash.clone()),
+        _ => Err(Error::new(
+            ErrorKind::Assert,
+            "hash filter returned no result",
+        )),
+    }
 }
 
 fn open_source(path: &Path) -> Result<File> {
@@ -194,7 +408,7 @@ fn push_history(
     source: &Path,
     name: &str,
     checksum: &str,
-) -> Result<i32> {
+) -> Result<Pushed> {
     let target = layout::history_file(stanza, archive_id, name);
     let content = std::fs::read(source)
         .map_err(|e| Error::io(ErrorKind::FileRead, "read", source.display(), &e))?;
@@ -205,7 +419,7 @@ fn push_history(
             .map_err(|e| Error::io(ErrorKind::FileRead, "read", repo.describe(&target), &e))?;
         if stored == content {
             log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
-            return Ok(0);
+            return Ok(Pushed::AlreadyArchived);
         }
         return Err(Error::new(
             ErrorKind::ArchiveDuplicate,
@@ -217,5 +431,5 @@ fn push_history(
         .map_err(|e| Error::io(ErrorKind::FileWrite, "write", repo.describe(&target), &e))?;
     writer.commit()?;
     log_info!("pushed WAL file '{name}' to the archive (checksum {checksum})");
-    Ok(0)
+    Ok(Pushed::Stored)
 }

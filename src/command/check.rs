@@ -30,6 +30,7 @@ pub const RESTORE_POINT: &str = "pgkeep Archive Check";
 pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
     lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
+    super::archive_async::queue::warn_status(cfg, stanza);
     let pg_path = open::pg_path(cfg)?;
     let pg = open::pg_storage(cfg)?;
     let control = open::pg_control(&pg)?;

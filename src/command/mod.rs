@@ -3,6 +3,7 @@
 //! This is the only layer that reads `Config` (through `open`), prints to stdout, or reads the
 //! clock and environment; the layers below get explicit settings.
 
+pub mod archive_async;
 pub mod archive_get;
 pub mod archive_push;
 pub mod backup;
@@ -37,11 +38,13 @@ pub fn run(cfg: &Config) -> Result<i32> {
         let separator = if options.is_empty() { "" } else { ": " };
         log_info!(
             "{} command begin {}{separator}{options}",
-            cfg.command().name(),
+            command_name(cfg),
             version::VERSION
         );
     }
     let result = open::check_hosts(cfg).and_then(|()| match cfg.command() {
+        Command::ArchiveGet if cfg.is_background() => archive_async::get::run_background(cfg),
+        Command::ArchivePush if cfg.is_background() => archive_async::push::run_background(cfg),
         Command::ArchiveGet => archive_get::run(cfg),
         Command::ArchivePush => archive_push::run(cfg),
         Command::Backup => backup::run(cfg),
@@ -59,12 +62,18 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Command::Version => version::run(),
     });
     if logged && result.is_ok() {
-        log_info!(
-            "{} command end: completed successfully",
-            cfg.command().name()
-        );
+        log_info!("{} command end: completed successfully", command_name(cfg));
     }
     result
+}
+
+/// The command as the log names it: `archive-push:async` for the archive-async process.
+fn command_name(cfg: &Config) -> String {
+    if cfg.is_background() {
+        format!("{}:async", cfg.command().name())
+    } else {
+        cfg.command().name().to_string()
+    }
 }
 
 fn describe_options(cfg: &Config) -> String {

@@ -39,6 +39,8 @@ pub struct Config {
     command: Command,
     /// Run as `<command>:remote`, serving another pgkeep over ssh.
     remote: bool,
+    /// Run as `<command>:async`, the background process of archive-async.
+    background: bool,
     params: Vec<String>,
     help_topic: Option<String>,
     values: BTreeMap<Key, Resolved>,
@@ -108,6 +110,7 @@ pub fn parse(args: &[String], env: &[(String, String)]) -> Result<Config> {
     Ok(Config {
         command,
         remote: raw.remote,
+        background: raw.background,
         params: raw.params,
         help_topic: None,
         values,
@@ -133,6 +136,18 @@ fn check_remote(raw: &parse::Args, command: Command) -> Result<()> {
             format!("option 'remote-type' is only valid for '{command}:remote'"),
         ));
     }
+    if raw.background && !matches!(command, Command::ArchiveGet | Command::ArchivePush) {
+        return Err(Error::new(
+            ErrorKind::CommandInvalid,
+            format!("invalid command '{command}:async'"),
+        ));
+    }
+    if raw.background && raw.remote {
+        return Err(Error::new(
+            ErrorKind::CommandInvalid,
+            format!("invalid command '{command}:async:remote'"),
+        ));
+    }
     Ok(())
 }
 
@@ -141,6 +156,7 @@ impl Config {
         Config {
             command: Command::Help,
             remote: false,
+            background: false,
             params,
             help_topic,
             values: BTreeMap::new(),
@@ -157,6 +173,11 @@ impl Config {
     /// True for `<command>:remote`: this process serves another pgkeep over ssh.
     pub fn is_remote(&self) -> bool {
         self.remote
+    }
+
+    /// True for `<command>:async`: the background process of archive-async.
+    pub fn is_background(&self) -> bool {
+        self.background
     }
 
     /// Positional parameters after the command, in order.
@@ -269,7 +290,13 @@ impl Config {
         let file = level(Opt::LogLevelFile, Level::Off);
         let file_path = match (self.str(Opt::LogPath), file) {
             (Some(dir), level) if level > Level::Off => {
-                let remote = if self.remote { "-remote" } else { "" };
+                let remote = if self.remote {
+                    "-remote"
+                } else if self.background {
+                    "-async"
+                } else {
+                    ""
+                };
                 let name = format!(
                     "{}-{}{remote}.log",
                     self.stanza().unwrap_or("all"),

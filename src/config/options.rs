@@ -15,9 +15,13 @@ use crate::config::def::{CommandRule, Group, Kind, OptionDef, Scope, on, require
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Opt {
     Annotation,
+    ArchiveAsync,
     ArchiveCheck,
     ArchiveCopy,
+    ArchiveGetQueueMax,
     ArchiveMode,
+    ArchivePushQueueDrop,
+    ArchivePushQueueMax,
     ArchiveTimeout,
     BufferSize,
     ChecksumPage,
@@ -74,6 +78,7 @@ pub enum Opt {
     RepoRetentionFullType,
     Resume,
     Set,
+    SpoolPath,
     Stanza,
     StartFast,
     StopAuto,
@@ -176,6 +181,8 @@ const REMOTE: &[CommandRule] = &rules([
 const COPYING: &[CommandRule] = &rules([ArchiveGet, ArchivePush, Backup, Restore, Verify]);
 /// Commands that compress.
 const COMPRESSING: &[CommandRule] = &rules([ArchivePush, Backup]);
+/// The archive commands PostgreSQL runs.
+const ARCHIVING: &[CommandRule] = &rules([ArchiveGet, ArchivePush]);
 /// Commands that connect to PostgreSQL.
 const CONNECTING: &[CommandRule] = &rules([Backup, Check, StanzaCreate, StanzaUpgrade]);
 const BACKUP: &[CommandRule] = &rules([Backup]);
@@ -213,6 +220,20 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::ArchiveAsync,
+        name: "archive-async",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: ARCHIVING,
+        summary: "Push/get WAL segments asynchronously.",
+        help: "archive-push hands the WAL segments PostgreSQL has ready to a background process \
+            that pushes them in parallel (process-max) and acknowledges each in spool-path once \
+            it is durable in the repository; PostgreSQL's call for a segment already pushed \
+            returns at once. archive-get prefetches the following segments into spool-path \
+            (up to archive-get-queue-max) while recovery replays. See docs/archive.md.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::ArchiveCheck,
         name: "archive-check",
         kind: Kind::Boolean,
@@ -237,6 +258,20 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::ArchiveGetQueueMax,
+        name: "archive-get-queue-max",
+        kind: Kind::Size {
+            min: 0,
+            max: 4 * 1024 * 1024 * MIB,
+        },
+        default: Some("128MiB"),
+        commands: &rules([ArchiveGet]),
+        summary: "Maximum size of the archive-get queue.",
+        help: "With archive-async, how many bytes of WAL archive-get prefetches into \
+            spool-path ahead of recovery (at least one segment).",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::ArchiveMode,
         name: "archive-mode",
         kind: Kind::Enum(&["off", "preserve"]),
@@ -249,6 +284,37 @@ pub static OPTIONS: &[OptionDef] = &[
         ..OptionDef::BASE
     },
     OptionDef {
+        id: Opt::ArchivePushQueueDrop,
+        name: "archive-push-queue-drop",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: &rules([ArchivePush]),
+        summary: "Drop WAL when the archive queue is full (dangerous).",
+        help: "When WAL waiting to be archived exceeds archive-push-queue-max, archive-push \
+            reports success without archiving the segment, so PostgreSQL can recycle it and \
+            pg_wal stops growing. DANGEROUS: every dropped segment is a gap in the archive that \
+            breaks point-in-time recovery and the recovery of backups across it. Each dropped \
+            segment is logged at warn level by name and counted in the spool's status file. \
+            Without this option a full queue is an error and nothing is dropped.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::ArchivePushQueueMax,
+        name: "archive-push-queue-max",
+        kind: Kind::Size {
+            min: 0,
+            max: 4 * 1024 * 1024 * 1024 * MIB,
+        },
+        commands: &rules([ArchivePush]),
+        summary: "Maximum size of the PostgreSQL archive queue.",
+        help: "When the WAL segments PostgreSQL has ready to archive (pg_wal/archive_status/\
+            *.ready) add up to more than this, archive-push fails with an error naming the \
+            queue size and the limit, so PostgreSQL keeps the WAL and retries, and the event is \
+            counted in the spool's status file. Unlike pgBackRest, WAL is dropped only with \
+            archive-push-queue-drop. Unset: no limit.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
         id: Opt::ArchiveTimeout,
         name: "archive-timeout",
         kind: Kind::Time {
@@ -256,10 +322,12 @@ pub static OPTIONS: &[OptionDef] = &[
             max_ms: 86_400_000,
         },
         default: Some("60"),
-        commands: &rules([Backup, Check]),
+        commands: &rules([ArchiveGet, ArchivePush, Backup, Check]),
         summary: "Archive timeout.",
         help: "How long, in seconds (decimals allowed), the backup waits for each WAL segment it \
-            needs to reach the archive, and check waits for the segment it switched.",
+            needs to reach the archive, and check waits for the segment it switched. With \
+            archive-async, how long archive-push and archive-get wait for the background \
+            process to push or fetch the segment PostgreSQL asked for.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -974,6 +1042,20 @@ pub static OPTIONS: &[OptionDef] = &[
             backup that ended before the target; a set that ended after the target is refused. \
             For info, the details of this backup are shown; for verify, only this backup and the \
             WAL it needs are checked.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::SpoolPath,
+        name: "spool-path",
+        kind: Kind::Path,
+        default: Some("/var/spool/pgkeep"),
+        commands: &rules([ArchiveGet, ArchivePush, Check]),
+        summary: "Path where transient data is stored.",
+        help: "With archive-async, the queues of archive-push (archive/<stanza>/out: one \
+            <segment>.ok per segment durable in the repository, <segment>.error when it \
+            failed) and archive-get (archive/<stanza>/in: prefetched segments), and the \
+            archive-push status file. It must be on the database host and writable by \
+            PostgreSQL's user.",
         ..OptionDef::BASE
     },
     OptionDef {

@@ -58,6 +58,9 @@ pub struct Args {
     /// The command was given as `<command>:remote`: this pgkeep is the far side of another
     /// pgkeep's ssh connection.
     pub remote: bool,
+    /// The command was given as `<command>:async`: this pgkeep is the background process that
+    /// archive-push or archive-get started (archive-async).
+    pub background: bool,
     pub params: Vec<String>,
     pub options: BTreeMap<Key, Setting>,
     /// Options in the order first given, to hand them on in that order.
@@ -81,7 +84,12 @@ pub fn args(args: &[String]) -> Result<Args> {
                         Some(name) => (name, true),
                         None => (arg.as_str(), false),
                     };
+                    let (name, background) = match name.strip_suffix(":async") {
+                        Some(name) => (name, true),
+                        None => (name, false),
+                    };
                     out.remote = remote;
+                    out.background = background;
                     let command = Command::parse(name).ok_or_else(|| {
                         Error::new(
                             ErrorKind::CommandInvalid,

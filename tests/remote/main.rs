@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod archive_async;
 mod block;
 mod faults;
 mod scenario;

@@ -1,0 +1,307 @@
+//! archive-async and archive-push-queue-max against real PostgreSQL 15 clusters: PostgreSQL's
+//! archiver pushing through the spool, a restore replaying from the prefetch queue, a full
+//! queue refused and (opt-in) dropped, and a failing background process reported by the
+//! foreground.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::pgkeep::{Stanza, chown_postgres, empty_dir, wait_until};
+use common::{ClusterOptions, TempDir};
+
+/// A stanza whose config has `extra` and a spool of its own (removed with the `TempDir`).
+fn stanza(extra: &str) -> (Stanza, PathBuf, TempDir) {
+    let dir = TempDir::new();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    chown_postgres(&spool);
+    let conf = format!("spool-path={}\n{extra}", spool.display());
+    let s = Stanza::with_options("demo", ClusterOptions::default(), &conf);
+    (s, spool, dir)
+}
+
+/// Writes rows and switches WAL `count` times; returns the last segment switched away from.
+fn switch_segments(s: &Stanza, count: usize) -> String {
+    s.cluster
+        .psql("create table if not exists t (id int, payload text)");
+    let mut last = String::new();
+    for round in 0..count {
+        s.cluster.psql(&format!(
+            "insert into t select g, md5(g::text) from generate_series({}, {}) g",
+            round * 1000,
+            round * 1000 + 999
+        ));
+        last = s
+            .cluster
+            .psql("select pg_walfile_name(pg_current_wal_lsn())");
+        s.cluster.psql("select pg_switch_wal()");
+    }
+    last
+}
+
+fn wait_archived(s: &Stanza, segment: &str) {
+    wait_until(120, || {
+        let archived = s
+            .cluster
+            .psql("select coalesce(last_archived_wal, '') from pg_stat_archiver");
+        archived.as_str() >= segment
+    });
+}
+
+/// The archived file names of the stanza's first archive id.
+fn archived(s: &Stanza) -> Vec<String> {
+    let dir = s.repo.join("archive/demo/15-1/0000000100000000");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn async_push_archives_every_segment_and_async_get_replays_them() {
+    let (s, spool, _spool_dir) =
+        stanza("archive-async=y\nprocess-max=2\narchive-get-queue-max=64MiB\n");
+    s.pgkeep(&["stanza-create"]).ok();
+    s.pgkeep(&["backup"]).ok();
+    // The .ok files live while PostgreSQL still has the segment ready: watch them appear.
+    let out = spool.join("archive/demo/out");
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let last = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+                    let name = entry.file_name().to_string_lossy().to_string();
+                    if name.ends_with(".ok") {
+                        seen.lock().unwrap().insert(name);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let last = switch_segments(&s, 12);
+        wait_archived(&s, &last);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        last
+    });
+    let expected = s.table_digest("t");
+
+    // Every switched segment is in the repository; the spool acknowledged what it pushed.
+    let names = archived(&s);
+    let first_number = u64::from_str_radix(&last[16..], 16).unwrap() - 11;
+    for number in first_number..=u64::from_str_radix(&last[16..], 16).unwrap() {
+        let segment = format!("{}{number:08X}", &last[..16]);
+        assert!(
+            names.iter().any(|n| n.starts_with(&format!("{segment}-"))),
+            "{segment} not archived: {names:?}"
+        );
+    }
+    let acknowledged = seen.into_inner().unwrap();
+    assert!(!acknowledged.is_empty(), "no .ok in {}", out.display());
+    for ok in &acknowledged {
+        let segment = ok.trim_end_matches(".ok");
+        assert!(names.iter().any(|n| n.starts_with(segment)), "{ok}");
+    }
+    let async_log = read(&s.log.join("demo-archive-push-async.log"));
+    assert!(
+        async_log.contains("archive-push:async command begin"),
+        "{async_log}"
+    );
+    assert!(
+        async_log.contains("WAL file(s) to archive: "),
+        "{async_log}"
+    );
+    let push_log = read(&s.log.join("demo-archive-push.log"));
+    assert!(
+        push_log.contains("to the archive asynchronously"),
+        "{push_log}"
+    );
+
+    // A restore to the end of the archive replays those segments from the prefetch queue and
+    // ends recovery at the first segment the archive does not have.
+    s.cluster.stop();
+    empty_dir(s.data_dir());
+    s.pgkeep(&["restore"]).ok();
+    s.cluster.start();
+    s.cluster
+        .wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(120));
+    assert_eq!(s.table_digest("t"), expected);
+    let get_log = read(&s.log.join("demo-archive-get.log"));
+    let found = get_log.matches("in the archive asynchronously").count();
+    assert!(found >= 10, "{found} segments from the queue:\n{get_log}");
+    assert!(
+        get_log.contains("unable to find") && get_log.contains("in the archive asynchronously"),
+        "{get_log}"
+    );
+    let get_async_log = read(&s.log.join("demo-archive-get-async.log"));
+    assert!(
+        get_async_log.contains("WAL file(s) from archive: "),
+        "{get_async_log}"
+    );
+}
+
+#[test]
+fn full_queue_is_an_error_and_drops_only_when_asked() {
+    let (s, spool, _spool_dir) = stanza("");
+    s.pgkeep(&["stanza-create"]).ok();
+    let conf = read(&s.conf);
+    let with = |extra: &str| {
+        let text = conf.replacen("[global]\n", &format!("[global]\n{extra}"), 1);
+        std::fs::write(&s.conf, text).unwrap();
+    };
+    with("archive-push-queue-max=1MiB\n");
+    let segment = switch_segments(&s, 1);
+    let ready = s
+        .data_dir()
+        .join(format!("pg_wal/archive_status/{segment}.ready"));
+    // PostgreSQL's archiver keeps failing: the segment stays ready, in pg_wal, not archived.
+    wait_until(60, || {
+        s.cluster
+            .psql("select failed_count > 1 from pg_stat_archiver")
+            == "t"
+    });
+    assert!(ready.exists() && s.data_dir().join("pg_wal").join(&segment).exists());
+    assert!(!archived(&s).iter().any(|n| n.starts_with(&segment)));
+    let run = s
+        .pgkeep(&["archive-push", &format!("pg_wal/{segment}")])
+        .code(110)
+        .contains(&format!(
+            "WAL file '{segment}' not pushed: archive queue size 16MB exceeds archive-push-queue-max 1MB"
+        ));
+    assert!(run.output().contains("ERROR: [110]"), "{}", run.output());
+    let status = read(&spool.join("archive/demo/archive-push.status"));
+    assert!(!status.lines().any(|l| l == "queue-full=0"), "{status}");
+    assert!(status.lines().any(|l| l == "dropped=0"), "{status}");
+
+    // With the opt-in the archiver's next retry drops it: logged by name and counted.
+    with("archive-push-queue-max=1MiB\narchive-push-queue-drop=y\n");
+    wait_archived(&s, &segment);
+    let log = read(&s.log.join("demo-archive-push.log"));
+    assert!(
+        log.contains(&format!(
+            "WARN: dropped WAL file '{segment}' because archive queue exceeded 1MB"
+        )),
+        "{log}"
+    );
+    let status = read(&spool.join("archive/demo/archive-push.status"));
+    assert!(
+        status.contains(&format!("last-dropped={segment}")),
+        "{status}"
+    );
+    assert!(status.lines().any(|l| l == "dropped=1"), "{status}");
+    assert!(!archived(&s).iter().any(|n| n.starts_with(&segment)));
+
+    // check, on the database host, reports the counters.
+    with("");
+    s.pgkeep(&["check"])
+        .ok()
+        .contains(&format!(
+            "archive-push dropped 1 WAL file(s), the last '{segment}'"
+        ))
+        .contains("archive-push refused WAL ");
+}
+
+#[test]
+fn failing_background_push_is_reported_by_the_foreground_and_recovers() {
+    let (s, spool, _spool_dir) = stanza("archive-async=y\nprocess-max=2\n");
+    s.pgkeep(&["stanza-create"]).ok();
+    // The archive id's directory does not exist yet: it cannot be created.
+    let archive_id = s.repo.join("archive/demo");
+    std::fs::set_permissions(&archive_id, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let segment = switch_segments(&s, 1);
+    wait_until(60, || {
+        s.cluster
+            .psql("select failed_count > 0 from pg_stat_archiver")
+            == "t"
+    });
+    let run = s.pgkeep(&["archive-push", &format!("pg_wal/{segment}")]);
+    assert!(run.code != 0, "{}", run.output());
+    let run = run.contains("Permission denied");
+    assert!(
+        run.output().contains(&archive_id.display().to_string()),
+        "{}",
+        run.output()
+    );
+    assert!(
+        !spool
+            .join(format!("archive/demo/out/{segment}.ok"))
+            .exists()
+    );
+
+    // Once the repository is writable again the next attempt pushes it.
+    std::fs::set_permissions(&archive_id, std::fs::Permissions::from_mode(0o750)).unwrap();
+    wait_archived(&s, &segment);
+    assert!(archived(&s).iter().any(|n| n.starts_with(&segment)));
+}
+
+#[test]
+fn segments_compressed_in_parallel_frames_read_back_with_pgkeep_and_the_tools() {
+    let (s, _spool, _spool_dir) = stanza("");
+    s.pgkeep(&["stanza-create"]).ok();
+    let segment = switch_segments(&s, 1);
+    wait_archived(&s, &segment);
+    let wal = s.dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    chown_postgres(&wal);
+    let original = wal.join(&segment);
+    s.pgkeep(&["archive-get", &segment, &original.display().to_string()])
+        .ok();
+    let bytes = std::fs::read(&original).unwrap();
+    assert_eq!(bytes.len(), 16 << 20);
+    for (kind, tool) in [
+        ("gz", "gzip"),
+        ("lz4", "lz4"),
+        ("zst", "zstd"),
+        ("none", ""),
+    ] {
+        let repo = s.dir.path().join(format!("repo-{kind}"));
+        std::fs::create_dir_all(&repo).unwrap();
+        chown_postgres(&repo);
+        let repo_option = format!("--repo1-path={}", repo.display());
+        s.pgkeep(&[
+            &repo_option,
+            &format!("--compress-type={kind}"),
+            "archive-push",
+            &original.display().to_string(),
+        ])
+        .ok();
+        let back = s.dir.path().join(format!("back-{kind}"));
+        s.pgkeep(&[
+            &repo_option,
+            "archive-get",
+            &segment,
+            &back.display().to_string(),
+        ])
+        .ok();
+        assert!(std::fs::read(&back).unwrap() == bytes, "{kind}");
+        if tool.is_empty() {
+            continue;
+        }
+        let dir = repo.join("archive/demo/15-1/0000000100000000");
+        let stored = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let output = std::process::Command::new(tool)
+            .args(["-d", "-c"])
+            .arg(&stored)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{tool}: {output:?}");
+        assert!(output.stdout == bytes, "{tool} output differs");
+    }
+}
