@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod archive_info;
 pub mod backup_info;
+pub mod bundle;
 pub mod info_file;
 pub mod label;
 pub mod layout;

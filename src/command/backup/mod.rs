@@ -8,6 +8,7 @@
 //! very end, so a failed or killed run never leaves a listed backup with missing files; its
 //! directory is resumed or removed by the next backup.
 
+mod bundle;
 mod copy;
 mod plan;
 mod resume;
@@ -158,6 +159,15 @@ pub fn run(cfg: &Config) -> Result<i32> {
     for path in &listing.paths {
         dirs.insert(format!("{set_dir}/{}", path.name));
     }
+    let bundling = bundle_options(cfg);
+    // Bundles an interrupted run left (complete or temp) are not reused: their files are copied
+    // again, into bundles numbered from 1.
+    if resumable.is_some() {
+        repo.remove_dir(&crate::repo::bundle::bundle_dir(stanza, &label))?;
+    }
+    if bundling.enabled {
+        dirs.insert(crate::repo::bundle::bundle_dir(stanza, &label));
+    }
     for dir in &dirs {
         repo.create_dir(dir, 0o750)?;
     }
@@ -190,7 +200,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
             .then_with(|| a.0.rel.cmp(&b.0.rel))
     });
     let total: u64 = jobs.iter().map(|j| j.0.info.size).sum();
-    let results = exec::run_parallel(jobs, open::process_max(cfg), |_, (file, action, owner)| {
+    let copy_one = |(file, action, owner): bundle::Item, target: copy::Target| {
         if let Action::Reference(entry) = action {
             return Ok((Copied::Unchanged(entry), false));
         }
@@ -208,14 +218,32 @@ pub fn run(cfg: &Config) -> Result<i32> {
             return Ok((Copied::Stored(entry.clone()), true));
         }
         let copied = match action {
-            Action::Check(entry) => copy::check_file(&settings, &file, entry, owner)?,
-            _ => copy::copy_file(&settings, &file, owner)?,
+            Action::Check(entry) => copy::check_file(&settings, &file, entry, owner, target)?,
+            _ => copy::copy_file_to(&settings, &file, owner, target)?,
         };
-        if let Copied::Stored(entry) = &copied {
+        // A bundled file is durable only once its whole bundle is: a resumed backup copies
+        // bundled files again instead of trusting a bundle the interrupted run left.
+        if let Copied::Stored(entry) = &copied
+            && entry.bundle_id.is_none()
+        {
             progress.record(entry);
         }
-        Ok((copied, false))
+        Ok::<_, Error>((copied, false))
+    };
+    let jobs = bundle::jobs(&bundling, jobs);
+    let results = exec::run_parallel(jobs, open::process_max(cfg), |_, job| match job {
+        bundle::Job::One(item) => Ok(vec![copy_one(item, copy::Target::Object)?]),
+        bundle::Job::Bundle(id, items) => {
+            let mut open = bundle::OpenBundle::new(&repo, stanza, &label, id);
+            let mut copied = Vec::with_capacity(items.len());
+            for item in items {
+                copied.push(copy_one(item, copy::Target::Bundle(&mut open))?);
+            }
+            open.commit()?;
+            Ok(copied)
+        }
     })?;
+    let results: Vec<(Copied, bool)> = results.into_iter().flatten().collect();
 
     let mut files: Vec<FileEntry> = Vec::with_capacity(results.len());
     let mut copied = 0u64;
@@ -370,6 +398,20 @@ pub fn run(cfg: &Config) -> Result<i32> {
     Ok(0)
 }
 
+/// The `repo1-bundle*` options.
+fn bundle_options(cfg: &Config) -> bundle::BundleOptions {
+    let size = |opt, default: u64| {
+        cfg.int(opt)
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(default)
+    };
+    bundle::BundleOptions {
+        enabled: cfg.bool(Opt::RepoBundle),
+        size: size(Opt::RepoBundleSize, 20 << 20),
+        limit: size(Opt::RepoBundleLimit, 2 << 20),
+    }
+}
+
 /// The backup type actually run and the manifest it is based on.
 fn choose_prior(
     repo: &dyn Storage,
@@ -465,6 +507,8 @@ fn store_text(
         repo_size: stored.repo_size,
         reference: None,
         page_errors: None,
+        bundle_id: None,
+        bundle_offset: None,
     })
 }
 

@@ -298,6 +298,8 @@ mod tests {
                     repo_size: size / 2,
                     reference: reference.map(str::to_string),
                     page_errors: None,
+                    bundle_id: None,
+                    bundle_offset: None,
                 })
                 .collect(),
         }

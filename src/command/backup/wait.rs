@@ -105,6 +105,8 @@ pub fn copy_into_backup(
             repo_size,
             reference: None,
             page_errors: None,
+            bundle_id: None,
+            bundle_offset: None,
         });
     }
     log_info!(

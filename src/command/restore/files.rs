@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
+use crate::io::{FilterChain, FilterResult, FilterSpec, stream};
 use crate::log_detail;
+use crate::repo::Manifest;
+use crate::repo::bundle::{self, Stored};
 use crate::repo::manifest::FileEntry;
-use crate::repo::{Manifest, layout};
 use crate::storage::{FileType, PosixStorage, Storage, WriteOptions};
 
 use super::super::format_size;
@@ -146,34 +147,21 @@ fn copy_from_repo(
 ) -> Result<()> {
     let manifest = settings.manifest;
     let repo = settings.repo;
-    let source = layout::backup_file(
-        settings.stanza,
-        manifest.holder(file),
-        &file.name,
-        manifest.compress_type.extension(),
-    );
-    let mut reader = repo.open_read(&source)?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::FileMissing,
-            format!("backup file '{}' is missing", repo.describe(&source)),
-        )
-        .with_hint("the repository is damaged; run verify or restore another set with --set")
-    })?;
+    let stored = bundle::locate(settings.stanza, manifest, file);
+    let mut reader = open_stored(repo, &stored)
+        .map_err(|e| e.context(format!("unable to restore '{}'", root.describe(rel))))?;
     let options = WriteOptions {
         mode: file.mode,
         mtime: Some(file.mtime),
         create_path: false,
         atomic: false,
-        sync_file: true,
+        // Bundled (small) and empty files are not synced one by one: the restore syncs their
+        // file systems once before pg_control is written (see `write::sync_file_systems`).
+        sync_file: matches!(stored, Stored::Object(_)),
         sync_path: false,
     };
     let mut writer = root.open_write(rel, &options)?;
-    let mut specs = Vec::new();
-    if manifest.compress_type != CompressType::None {
-        specs.push(FilterSpec::Decompress {
-            kind: manifest.compress_type,
-        });
-    }
+    let mut specs = bundle::decompress_specs(&stored, manifest.compress_type);
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
     let results = stream::copy_through(
@@ -200,6 +188,23 @@ fn copy_from_repo(
         }
     }
     writer.commit()
+}
+
+/// Opens the stored form of a file of the backup set; a missing repository file is an error.
+fn open_stored(repo: &dyn Storage, stored: &Stored) -> Result<Box<dyn Read + Send>> {
+    bundle::open(repo, stored)?.ok_or_else(|| {
+        let path = stored.path().unwrap_or_default();
+        let what = if matches!(stored, Stored::Range { .. }) {
+            "bundle"
+        } else {
+            "backup file"
+        };
+        Error::new(
+            ErrorKind::FileMissing,
+            format!("{what} '{}' is missing", repo.describe(path)),
+        )
+        .with_hint("the repository is damaged; run verify or restore another set with --set")
+    })
 }
 
 /// A sparse file of the backed-up size, all zeros: no data is written, only the length.
@@ -287,24 +292,10 @@ pub fn read_backup_file(
             format!("backup set '{}' has no '{name}'", manifest.label),
         )
     })?;
-    let source = layout::backup_file(
-        stanza,
-        manifest.holder(file),
-        &file.name,
-        manifest.compress_type.extension(),
-    );
-    let mut reader = repo.open_read(&source)?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::FileMissing,
-            format!("backup file '{}' is missing", repo.describe(&source)),
-        )
-    })?;
-    let mut specs = Vec::new();
-    if manifest.compress_type != CompressType::None {
-        specs.push(FilterSpec::Decompress {
-            kind: manifest.compress_type,
-        });
-    }
+    let stored = bundle::locate(stanza, manifest, file);
+    let mut reader = open_stored(repo, &stored)?;
+    let source = stored.path().unwrap_or(&file.name).to_string();
+    let mut specs = bundle::decompress_specs(&stored, manifest.compress_type);
     specs.push(FilterSpec::Hash);
     let mut content = Vec::new();
     let results = stream::copy_through(

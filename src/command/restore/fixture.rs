@@ -56,6 +56,8 @@ pub fn file(name: &str, size: u64) -> FileEntry {
         repo_size: size,
         reference: None,
         page_errors: None,
+        bundle_id: None,
+        bundle_offset: None,
     }
 }
 

@@ -176,6 +176,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         write::tablespace_map(&plan, &manifest, &pg_path, am_root)?;
     }
     write::recovery(&pg_path, version, &request.recovery)?;
+    write::sync_file_systems(&storages)?;
     if let Some(index) = manifest.files.iter().position(|f| f.name == control_name) {
         log_info!(
             "restore {PG_CONTROL} (performed last to ensure aborted restores cannot be started)"

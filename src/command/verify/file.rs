@@ -9,6 +9,7 @@
 
 use crate::error::Result;
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
+use crate::repo::bundle::{self, Stored};
 use crate::storage::Storage;
 
 /// One file to check.
@@ -23,6 +24,31 @@ pub struct FileCheck {
     pub size: Option<u64>,
     /// Size of the stored file, when recorded.
     pub repo_size: Option<u64>,
+    /// For a bundled backup file: `path` is the bundle, and this says which file of it.
+    pub bundled: Option<Bundled>,
+}
+
+/// A backup file stored inside a bundle.
+#[derive(Debug, Clone)]
+pub struct Bundled {
+    /// The path the file would have on its own, for messages.
+    pub name: String,
+    /// Where its stored form starts in the bundle (`repo_size` bytes long).
+    pub offset: u64,
+}
+
+impl FileCheck {
+    /// The file as messages name it: quoted, and with its bundle when bundled.
+    pub fn describe(&self, repo: &dyn Storage) -> String {
+        match &self.bundled {
+            Some(bundled) => format!(
+                "'{}' (in bundle '{}')",
+                repo.describe(&bundled.name),
+                repo.describe(&self.path)
+            ),
+            None => format!("'{}'", repo.describe(&self.path)),
+        }
+    }
 }
 
 /// What checking one file found.
@@ -38,23 +64,57 @@ pub enum Outcome {
 
 /// Reads the file through its decompressor and compares size and checksum.
 pub fn check(repo: &dyn Storage, file: &FileCheck, buffer_size: usize) -> Result<Outcome> {
+    let mut reader = match &file.bundled {
+        Some(bundled) => {
+            let stored = Stored::Range {
+                path: file.path.clone(),
+                offset: bundled.offset,
+                len: file.repo_size.unwrap_or(0),
+            };
+            match bundle::open(repo, &stored) {
+                Ok(Some(reader)) => reader,
+                Ok(None) => return Ok(Outcome::Missing),
+                Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+            }
+        }
+        None => match open_object(repo, file)? {
+            Ok(reader) => reader,
+            Err(outcome) => return Ok(outcome),
+        },
+    };
+    stream_check(&mut reader, file, buffer_size)
+}
+
+/// Opens a stored file of its own after checking its size; an outcome when it cannot be read.
+fn open_object(
+    repo: &dyn Storage,
+    file: &FileCheck,
+) -> Result<std::result::Result<Box<dyn std::io::Read + Send>, Outcome>> {
     let Some(info) = repo.info(&file.path)? else {
-        return Ok(Outcome::Missing);
+        return Ok(Err(Outcome::Missing));
     };
     if let Some(expected) = file.repo_size
         && info.size != expected
     {
-        return Ok(Outcome::Invalid(format!(
+        return Ok(Err(Outcome::Invalid(format!(
             "stored size {} does not match {expected} in the manifest",
             info.size
-        )));
+        ))));
     }
-    let mut reader = match repo.open_read(&file.path) {
-        Ok(Some(reader)) => reader,
+    Ok(match repo.open_read(&file.path) {
+        Ok(Some(reader)) => Ok(reader),
         // Removed between the listing and now: for WAL, expire may have taken it.
-        Ok(None) => return Ok(Outcome::Missing),
-        Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
-    };
+        Ok(None) => Err(Outcome::Missing),
+        Err(err) => Err(Outcome::Invalid(err.message().to_string())),
+    })
+}
+
+/// Streams the stored form through its decompressor and compares size and checksum.
+fn stream_check(
+    reader: &mut Box<dyn std::io::Read + Send>,
+    file: &FileCheck,
+    buffer_size: usize,
+) -> Result<Outcome> {
     let mut specs = Vec::new();
     if file.compress != CompressType::None {
         specs.push(FilterSpec::Decompress {
@@ -64,12 +124,12 @@ pub fn check(repo: &dyn Storage, file: &FileCheck, buffer_size: usize) -> Result
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
     let mut chain = FilterChain::from_specs(&specs)?;
-    let results =
-        match stream::copy_through(&mut reader, &mut chain, &mut std::io::sink(), buffer_size) {
-            Ok(results) => results,
-            // Corrupt compressed data, a truncated stream, an I/O error: all the file's.
-            Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
-        };
+    let results = match stream::copy_through(reader, &mut chain, &mut std::io::sink(), buffer_size)
+    {
+        Ok(results) => results,
+        // Corrupt compressed data, a truncated stream, an I/O error: all the file's.
+        Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+    };
     let (size, checksum) = match results.as_slice() {
         [.., FilterResult::Size(size), FilterResult::Hash(checksum)] => (*size, checksum),
         other => {
@@ -121,6 +181,7 @@ mod tests {
             checksum: sha256_hex(&data),
             size: Some(data.len() as u64),
             repo_size: Some(bytes.len() as u64),
+            bundled: None,
         };
         (dir, repo, check)
     }

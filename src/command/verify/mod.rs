@@ -164,6 +164,7 @@ pub fn verify(repo: &dyn Storage, stanza: &str, settings: &VerifySettings) -> Re
                     checksum: stored.checksum.clone(),
                     size: None,
                     repo_size: None,
+                    bundled: None,
                 },
                 size_hint: stored.stored_size,
                 wal: Some((archive_id.clone(), stored)),
