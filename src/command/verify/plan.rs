@@ -93,8 +93,8 @@ pub fn plan_backup(
                 Stored::Nowhere => continue,
                 Stored::Object(path) => (path, None),
                 Stored::Range { path, offset, .. } => {
-                    let ext = manifest.compress_type.extension();
-                    let name = layout::backup_file(stanza, &holder, &entry.name, ext);
+                    // Named without a compression extension: it is not a file of its own.
+                    let name = layout::backup_file(stanza, &holder, &entry.name, "");
                     (path, Some(Bundled { name, offset }))
                 }
             };
