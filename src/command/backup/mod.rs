@@ -524,7 +524,8 @@ fn remove_strays(
     let set_dir = layout::backup_set_dir(stanza, label);
     let wanted: BTreeSet<String> = files
         .iter()
-        .filter(|f| f.reference.is_none())
+        // A bundled file has no object of its own: one left by the interrupted run is a stray.
+        .filter(|f| f.reference.is_none() && f.bundle_id.is_none())
         .map(|f| layout::backup_file(stanza, label, &f.name, compress.extension()))
         .collect();
     let mut pending = vec![format!("{set_dir}/{PG_DATA}")];
