@@ -52,7 +52,8 @@ pub type Item = (SourceFile, Action, Owner);
 
 /// One job of the copy pool.
 pub enum Job {
-    One(Item),
+    /// Boxed: a batch job is much smaller than one item.
+    One(Box<Item>),
     /// A batch of small files for bundle `id`.
     Bundle(u64, Vec<Item>),
 }
@@ -66,11 +67,11 @@ pub fn jobs(options: &BundleOptions, items: Vec<Item>) -> Vec<Job> {
     let mut referenced = Vec::new();
     for item in items {
         if matches!(item.1, Action::Reference(_)) {
-            referenced.push(Job::One(item));
+            referenced.push(Job::One(Box::new(item)));
         } else if destination(options, &item.0) == Destination::Bundle {
             bundled.push(item);
         } else {
-            objects.push(Job::One(item));
+            objects.push(Job::One(Box::new(item)));
         }
     }
     // Path order keeps a relation's forks and a database's files together.

@@ -232,7 +232,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     };
     let jobs = bundle::jobs(&bundling, jobs);
     let results = exec::run_parallel(jobs, open::process_max(cfg), |_, job| match job {
-        bundle::Job::One(item) => Ok(vec![copy_one(item, copy::Target::Object)?]),
+        bundle::Job::One(item) => Ok(vec![copy_one(*item, copy::Target::Object)?]),
         bundle::Job::Bundle(id, items) => {
             let mut open = bundle::OpenBundle::new(&repo, stanza, &label, id);
             let mut copied = Vec::with_capacity(items.len());
