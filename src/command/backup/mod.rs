@@ -1,10 +1,11 @@
 //! backup: a consistent physical copy of the cluster, full, differential or incremental.
 //!
 //! Order of work: stop files and lock → cluster and stanza checks → resume or clean up an
-//! unfinished set → `pg_backup_start` → list and copy files in parallel (largest first) →
-//! `pg_backup_stop` (backup_label and tablespace_map go into the backup) → wait until the WAL
-//! from start to stop is archived (and copy it into the backup with `archive-copy`) → sync →
-//! manifest → backup.info → `latest` → expire. A backup is listed in backup.info only at the
+//! unfinished set → `pg_backup_start` → list and copy files in parallel (largest first; small
+//! files in batches, one bundle each, see `bundle`) → `pg_backup_stop` (backup_label and
+//! tablespace_map go into the backup) → wait until the WAL from start to stop is archived (and
+//! copy it into the backup with `archive-copy`) → sync → manifest → backup.info → `latest` →
+//! expire. A backup is listed in backup.info only at the
 //! very end, so a failed or killed run never leaves a listed backup with missing files; its
 //! directory is resumed or removed by the next backup.
 
