@@ -137,9 +137,16 @@ fn append_filtered(
 ) -> Result<(Stored, Option<(u64, u64)>)> {
     let mut pass = FilterChain::new(Vec::new());
     let offset = open.offset;
+    // Bundled files are small: a whole `buffer-size` per file would cost more to allocate and
+    // clear than copying the file.
+    let buffer_size = settings.buffer_size.min(
+        usize::try_from(file.info.size)
+            .unwrap_or(usize::MAX)
+            .max(64 * 1024),
+    );
     if file.info.size == 0 {
         let mut bytes = Vec::new();
-        stream::copy_through(reader, &mut pass, &mut bytes, settings.buffer_size)?;
+        stream::copy_through(reader, &mut pass, &mut bytes, buffer_size)?;
         let stored = stored_from(&reader.results()?)?;
         if stored.size == 0 {
             return Ok((
@@ -154,7 +161,7 @@ fn append_filtered(
             .map_err(|err| stream::from_io_error(err, ErrorKind::FileWrite, "write bundle"))?;
         return Ok((stored, Some((open.id, offset))));
     }
-    stream::copy_through(reader, &mut pass, open, settings.buffer_size)?;
+    stream::copy_through(reader, &mut pass, open, buffer_size)?;
     let stored = stored_from(&reader.results()?)?;
     if open.offset - offset != stored.repo_size {
         return Err(Error::new(

@@ -168,7 +168,7 @@ fn copy_from_repo(
         &mut reader as &mut dyn Read,
         &mut FilterChain::from_specs(&specs)?,
         &mut writer,
-        settings.buffer_size,
+        small_buffer(settings.buffer_size, file.size),
     )
     .map_err(|e| e.context(format!("unable to restore '{}'", root.describe(rel))))?;
     match results.as_slice() {
@@ -188,6 +188,13 @@ fn copy_from_repo(
         }
     }
     writer.commit()
+}
+
+/// The buffer for copying a file of `size` bytes: no larger than the file needs. A restore of
+/// many small files would otherwise allocate and clear a whole `buffer-size` per file.
+pub fn small_buffer(buffer_size: usize, size: u64) -> usize {
+    let needed = usize::try_from(size).unwrap_or(usize::MAX).max(64 * 1024);
+    buffer_size.min(needed)
 }
 
 /// Opens the stored form of a file of the backup set; a missing repository file is an error.
