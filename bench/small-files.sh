@@ -65,6 +65,10 @@ PSQL=(runuser -u postgres -- "$PGBIN/psql" -X -q -h "$TMP/socket" -p "$PORT" -d 
 "${PSQL[@]}" -c "vacuum" -c "checkpoint"
 as_pg "$TMP/bin/pgkeep" --config="$TMP/keep.conf" --stanza=bench stanza-create
 as_pg pgbackrest --config="$TMP/brest.conf" --stanza=bench stanza-create >/dev/null
+# Creating the tables wrote ~1 GiB of WAL: let both tools finish archiving it before measuring,
+# or the first backups would compete with archive-push for the disk and CPU.
+"${PSQL[@]}" -c "select pg_switch_wal()" >/dev/null
+while ls "$PGDATA"/pg_wal/archive_status/*.ready >/dev/null 2>&1; do sleep 1; done
 
 FILES=$(find "$PGDATA" -type f -not -path "*/pg_wal/*" | wc -l)
 echo "# many small files: $TABLES tables, $FILES files in the data directory ($(du -sm --exclude=pg_wal "$PGDATA" | cut -f1) MiB), zst, process-max $PM, $(nproc) cores, one run each, $(date -u +%F)"
