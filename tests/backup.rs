@@ -140,6 +140,7 @@ fn every_compression_type_round_trips() {
     for compress in ["none", "gz", "lz4", "zst"] {
         s.pgkeep(&[
             "--type=full",
+            "--repo1-bundle=n",
             &format!("--compress-type={compress}"),
             "backup",
         ])
@@ -453,7 +454,8 @@ fn a_linked_directory_in_the_data_directory_is_backed_up_with_its_contents() {
     .unwrap();
     common::pgkeep::chown_postgres(outside.path());
     std::os::unix::fs::symlink(outside.path(), s.data_dir().join("extra")).unwrap();
-    s.pgkeep(&["--type=full", "backup"]).ok();
+    s.pgkeep(&["--type=full", "--repo1-bundle=n", "backup"])
+        .ok();
     let label = s.labels()[0].clone();
     assert!(
         s.repo

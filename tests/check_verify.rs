@@ -21,7 +21,14 @@ fn created() -> Stanza {
 fn backup(s: &Stanza, kind: &str) -> String {
     let kind = format!("--type={kind}");
     let run = s
-        .pgkeep(&["--log-level-console=info", &kind, "backup"])
+        // One repository file per backup file: the tests below damage them one by one
+        // (tests/bundle.rs covers damaged bundles).
+        .pgkeep(&[
+            "--log-level-console=info",
+            "--repo1-bundle=n",
+            &kind,
+            "backup",
+        ])
         .ok();
     run.stdout
         .lines()

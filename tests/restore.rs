@@ -160,8 +160,13 @@ fn an_interrupted_delta_restore_cannot_start_and_can_be_rerun() {
          checkpoint",
     );
     let label = label_of(
-        &s.pgkeep(&["--type=full", "--log-level-console=info", "backup"])
-            .ok(),
+        &s.pgkeep(&[
+            "--type=full",
+            "--repo1-bundle=n",
+            "--log-level-console=info",
+            "backup",
+        ])
+        .ok(),
     );
     let expected = s.table_digest("t");
     let table_file = relation_file(&s, "t");

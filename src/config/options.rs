@@ -65,6 +65,9 @@ pub enum Opt {
     RecoveryOption,
     RemoteType,
     RepoBlock,
+    RepoBundle,
+    RepoBundleLimit,
+    RepoBundleSize,
     RepoHost,
     RepoHostCmd,
     RepoHostConfig,
@@ -866,6 +869,56 @@ pub static OPTIONS: &[OptionDef] = &[
             pages that changed since the prior backup, with a block map that says which backup \
             holds every page. Restore reassembles the file from the map. With 'n' a changed \
             file is stored whole.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoBundle,
+        name: "repo-bundle",
+        group: Some(Group::Repo),
+        aliases: &["repo-bundle"],
+        kind: Kind::Boolean,
+        default: Some("y"),
+        commands: BACKUP,
+        summary: "Bundle files.",
+        help: "Stores the files smaller than repo1-bundle-limit together in bundles of about \
+            repo1-bundle-size under bundle/ in the backup set, each file compressed on its own, \
+            instead of one repository file each: a cluster of many small tables then costs a \
+            few large writes instead of one file creation and fsync per file, at backup and \
+            restore. Zero-length files are stored nowhere, only listed in the manifest. \
+            pgBackRest defaults to n; pgkeep defaults to y.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoBundleLimit,
+        name: "repo-bundle-limit",
+        group: Some(Group::Repo),
+        aliases: &["repo-bundle-limit"],
+        kind: Kind::Size {
+            min: 8 * KIB,
+            max: 1024 * MIB,
+        },
+        default: Some("2MiB"),
+        commands: BACKUP,
+        summary: "Limit for file bundles.",
+        help: "With repo1-bundle, files smaller than this are bundled; larger files are stored \
+            one repository file each. Written like buffer-size: 512KiB, 2MiB.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::RepoBundleSize,
+        name: "repo-bundle-size",
+        group: Some(Group::Repo),
+        aliases: &["repo-bundle-size"],
+        kind: Kind::Size {
+            min: MIB,
+            max: 4096 * MIB,
+        },
+        default: Some("20MiB"),
+        commands: BACKUP,
+        summary: "Target size for file bundles.",
+        help: "With repo1-bundle, a bundle is closed once the files put into it add up to this \
+            size (before compression), as in pgBackRest; a bundle can be larger by up to one \
+            file. Written like buffer-size: 20MiB, 1GiB.",
         ..OptionDef::BASE
     },
     OptionDef {

@@ -296,6 +296,8 @@ mod tests {
                 holders: map.labels.clone(),
                 stored_size: 0,
             }),
+            bundle_id: None,
+            bundle_offset: None,
         };
         (entry, map)
     }

@@ -3,7 +3,9 @@
 //! Written after every data file of the backup is durable and before the backup is added to
 //! backup.info. Names are relative to the backup set: `pg_data/...` for the data directory
 //! (tablespaces later under `pg_tblspc/<oid>/...`). A file unchanged since a prior backup is not
-//! copied again: its entry carries `reference`, the label of the backup set that holds it.
+//! copied again: its entry carries `reference`, the label of the backup set that holds it. A
+//! small file may be stored inside a bundle of its holder (`bundle_id`, `bundle_offset`; see
+//! `repo::bundle`).
 
 use std::collections::BTreeMap;
 
@@ -95,6 +97,12 @@ pub struct FileEntry {
     /// Set when the file is stored block-incrementally (`repo::block_map`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block: Option<BlockRef>,
+    /// The bundle of the holder's set that stores the content (`bundle/<id>`), when bundled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<u64>,
+    /// Where the content starts in its bundle; `repo_size` bytes from there are its stored form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_offset: Option<u64>,
 }
 
 /// The block map of a block-incremental file, held by the same backup set as the entry

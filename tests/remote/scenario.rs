@@ -31,6 +31,13 @@ fn dedicated_backup_host_scenario() {
         .ok()
         .contains("no prior backup exists, incr backup has been changed to full")
         .contains("full backup size = ");
+    // Small files travel compressed from the database host into bundles (repo1-bundle's
+    // default); restore below reads them back through the repository host.
+    let bundled = std::fs::read_dir(d.repo.join("backup/demo"))
+        .unwrap()
+        .flatten()
+        .any(|set| set.path().join("bundle/1").exists());
+    assert!(bundled, "no bundle in the full backup");
     d.db.psql(
         "insert into remote_data select g, md5(g::text) from generate_series(20001, 25000) g",
     );

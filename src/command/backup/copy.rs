@@ -5,6 +5,8 @@
 //! per worker whatever the file's size. A file removed by the database while the backup runs
 //! (a dropped table) is skipped: WAL replay recreates the state the backup ends at.
 
+use std::io::Write;
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::block_incr::BlockIncrResult;
 use crate::io::filter::PageChecksumResult;
@@ -17,6 +19,7 @@ use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::storage::{FilteredRead, Storage, WriteOptions};
 
 use super::block::{self, BlockSettings};
+use super::bundle::OpenBundle;
 use super::plan::SourceFile;
 
 /// The owner names recorded for a file: user and group.
@@ -57,8 +60,21 @@ pub struct Stored {
     pub block: Option<BlockIncrResult>,
 }
 
-/// Copies `file` into the backup set.
-pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Result<Copied> {
+/// Where a copied file's stored form goes.
+pub enum Target<'b, 'a> {
+    /// A repository file of its own.
+    Object,
+    /// Appended to the worker's open bundle.
+    Bundle(&'b mut OpenBundle<'a>),
+}
+
+/// Copies `file` into the backup set, to `target`.
+pub fn copy_file_to(
+    settings: &CopySettings,
+    file: &SourceFile,
+    owner: Owner,
+    target: Target,
+) -> Result<Copied> {
     let name = format!("{PG_DATA}/{}", file.rel);
     let first_block = settings
         .checksum_page
@@ -84,7 +100,11 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
     let Some(mut reader) = settings.pg.open_read_filtered(&file.rel, &specs)? else {
         return Ok(Copied::Removed(file.rel.clone()));
     };
-    let stored = store_filtered(settings, &name, &mut reader).map_err(|e| {
+    let (stored, bundle) = match target {
+        Target::Object => store_filtered(settings, &name, &mut reader).map(|s| (s, None)),
+        Target::Bundle(open) => append_filtered(settings, file, &mut reader, open),
+    }
+    .map_err(|e| {
         e.context(format!(
             "unable to back up '{}'",
             settings.pg.describe(&file.rel)
@@ -114,7 +134,61 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
         reference: None,
         page_errors,
         block,
+        bundle_id: bundle.map(|b| b.0),
+        bundle_offset: bundle.map(|b| b.1),
     }))
+}
+
+/// Appends the output of a filter chain that ran at the source to the worker's bundle and
+/// returns what was stored with its bundle id and offset (`None` for a file found empty: it is
+/// stored nowhere). A file empty at listing time is collected in memory first, so that it
+/// leaves no compressed empty frame in the bundle; a file that grew meanwhile is small anyway.
+fn append_filtered(
+    settings: &CopySettings,
+    file: &SourceFile,
+    reader: &mut Box<dyn FilteredRead>,
+    open: &mut OpenBundle,
+) -> Result<(Stored, Option<(u64, u64)>)> {
+    let mut pass = FilterChain::new(Vec::new());
+    let offset = open.offset;
+    // Bundled files are small: a whole `buffer-size` per file would cost more to allocate and
+    // clear than copying the file.
+    let buffer_size = settings.buffer_size.min(
+        usize::try_from(file.info.size)
+            .unwrap_or(usize::MAX)
+            .max(64 * 1024),
+    );
+    if file.info.size == 0 {
+        let mut bytes = Vec::new();
+        stream::copy_through(reader, &mut pass, &mut bytes, buffer_size)?;
+        let stored = stored_from(&reader.results()?)?;
+        if stored.size == 0 {
+            return Ok((
+                Stored {
+                    repo_size: 0,
+                    ..stored
+                },
+                None,
+            ));
+        }
+        open.write_all(&bytes)
+            .map_err(|err| stream::from_io_error(err, ErrorKind::FileWrite, "write bundle"))?;
+        return Ok((stored, Some((open.id, offset))));
+    }
+    stream::copy_through(reader, &mut pass, open, buffer_size)?;
+    let stored = stored_from(&reader.results()?)?;
+    if open.offset - offset != stored.repo_size {
+        return Err(Error::new(
+            ErrorKind::Assert,
+            format!(
+                "bundle {} received {} bytes of a file stored as {}",
+                open.id,
+                open.offset - offset,
+                stored.repo_size
+            ),
+        ));
+    }
+    Ok((stored, Some((open.id, offset))))
 }
 
 /// Writes the output of a filter chain that ran at the source (size, hash, page checksums,
@@ -256,6 +330,7 @@ pub fn check_file(
     file: &SourceFile,
     prior: FileEntry,
     owner: Owner,
+    target: Target,
 ) -> Result<Copied> {
     let Some(mut reader) = settings.pg.open_read(&file.rel)? else {
         return Ok(Copied::Removed(file.rel.clone()));
@@ -273,5 +348,5 @@ pub fn check_file(
     {
         return Ok(Copied::Unchanged(prior));
     }
-    copy_file(settings, file, owner)
+    copy_file_to(settings, file, owner, target)
 }

@@ -1,14 +1,16 @@
 //! backup: a consistent physical copy of the cluster, full, differential or incremental.
 //!
 //! Order of work: stop files and lock → cluster and stanza checks → resume or clean up an
-//! unfinished set → `pg_backup_start` → list and copy files in parallel (largest first) →
-//! `pg_backup_stop` (backup_label and tablespace_map go into the backup) → wait until the WAL
-//! from start to stop is archived (and copy it into the backup with `archive-copy`) → sync →
-//! manifest → backup.info → `latest` → expire. A backup is listed in backup.info only at the
+//! unfinished set → `pg_backup_start` → list and copy files in parallel (largest first; small
+//! files in batches, one bundle each, see `bundle`) → `pg_backup_stop` (backup_label and
+//! tablespace_map go into the backup) → wait until the WAL from start to stop is archived (and
+//! copy it into the backup with `archive-copy`) → sync → manifest → backup.info → `latest` →
+//! expire. A backup is listed in backup.info only at the
 //! very end, so a failed or killed run never leaves a listed backup with missing files; its
 //! directory is resumed or removed by the next backup.
 
 mod block;
+mod bundle;
 mod copy;
 mod plan;
 mod resume;
@@ -162,6 +164,15 @@ pub fn run(cfg: &Config) -> Result<i32> {
     for path in &listing.paths {
         dirs.insert(format!("{set_dir}/{}", path.name));
     }
+    let bundling = bundle_options(cfg);
+    // Bundles an interrupted run left (complete or temp) are not reused: their files are copied
+    // again, into bundles numbered from 1.
+    if resumable.is_some() {
+        repo.remove_dir(&crate::repo::bundle::bundle_dir(stanza, &label))?;
+    }
+    if bundling.enabled {
+        dirs.insert(crate::repo::bundle::bundle_dir(stanza, &label));
+    }
     for dir in &dirs {
         repo.create_dir(dir, 0o750)?;
     }
@@ -198,7 +209,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
             .then_with(|| a.0.rel.cmp(&b.0.rel))
     });
     let total: u64 = jobs.iter().map(|j| j.0.info.size).sum();
-    let results = exec::run_parallel(jobs, open::process_max(cfg), |_, (file, action, owner)| {
+    let copy_one = |(file, action, owner): bundle::Item, target: copy::Target| {
         if let Action::Reference(entry) = action {
             return Ok((Copied::Unchanged(entry), false));
         }
@@ -216,14 +227,32 @@ pub fn run(cfg: &Config) -> Result<i32> {
             return Ok((Copied::Stored(entry.clone()), true));
         }
         let copied = match action {
-            Action::Check(entry) => copy::check_file(&settings, &file, entry, owner)?,
-            _ => copy::copy_file(&settings, &file, owner)?,
+            Action::Check(entry) => copy::check_file(&settings, &file, entry, owner, target)?,
+            _ => copy::copy_file_to(&settings, &file, owner, target)?,
         };
-        if let Copied::Stored(entry) = &copied {
+        // A bundled file is durable only once its whole bundle is: a resumed backup copies
+        // bundled files again instead of trusting a bundle the interrupted run left.
+        if let Copied::Stored(entry) = &copied
+            && entry.bundle_id.is_none()
+        {
             progress.record(entry);
         }
-        Ok((copied, false))
+        Ok::<_, Error>((copied, false))
+    };
+    let jobs = bundle::jobs(&bundling, jobs);
+    let results = exec::run_parallel(jobs, open::process_max(cfg), |_, job| match job {
+        bundle::Job::One(item) => Ok(vec![copy_one(*item, copy::Target::Object)?]),
+        bundle::Job::Bundle(id, items) => {
+            let mut open = bundle::OpenBundle::new(&repo, stanza, &label, id);
+            let mut copied = Vec::with_capacity(items.len());
+            for item in items {
+                copied.push(copy_one(item, copy::Target::Bundle(&mut open))?);
+            }
+            open.commit()?;
+            Ok(copied)
+        }
     })?;
+    let results: Vec<(Copied, bool)> = results.into_iter().flatten().collect();
 
     let mut files: Vec<FileEntry> = Vec::with_capacity(results.len());
     let mut copied = 0u64;
@@ -373,6 +402,21 @@ pub fn run(cfg: &Config) -> Result<i32> {
     Ok(0)
 }
 
+/// The `repo1-bundle*` options.
+fn bundle_options(cfg: &Config) -> bundle::BundleOptions {
+    let size = |opt, default: u64| {
+        cfg.int(opt)
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(default)
+    };
+    bundle::BundleOptions {
+        enabled: cfg.bool(Opt::RepoBundle),
+        size: size(Opt::RepoBundleSize, 20 << 20),
+        limit: size(Opt::RepoBundleLimit, 2 << 20),
+        block: cfg.bool(Opt::RepoBlock),
+    }
+}
+
 /// The backup type actually run and the manifest it is based on.
 fn choose_prior(
     repo: &dyn Storage,
@@ -469,6 +513,8 @@ fn store_text(
         reference: None,
         page_errors: None,
         block: None,
+        bundle_id: None,
+        bundle_offset: None,
     })
 }
 
@@ -484,7 +530,8 @@ fn remove_strays(
     let set_dir = layout::backup_set_dir(stanza, label);
     let wanted: BTreeSet<String> = files
         .iter()
-        .filter(|f| f.reference.is_none())
+        // A bundled file has no object of its own: one left by the interrupted run is a stray.
+        .filter(|f| f.reference.is_none() && f.bundle_id.is_none())
         .flat_map(|f| {
             let data = layout::backup_file(stanza, label, &f.name, compress.extension());
             let map = f

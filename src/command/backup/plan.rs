@@ -299,6 +299,8 @@ mod tests {
                     reference: reference.map(str::to_string),
                     page_errors: None,
                     block: None,
+                    bundle_id: None,
+                    bundle_offset: None,
                 })
                 .collect(),
         }

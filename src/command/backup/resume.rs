@@ -5,7 +5,9 @@
 //! a second. A later backup of the same type, prior and compression finds it, keeps the label,
 //! and reuses each recorded file whose source still has the same size and modification time
 //! and whose stored copy still verifies against its checksum; everything else is copied again.
-//! Any other unfinished set is removed.
+//! Any other unfinished set is removed. Bundled files are never recorded: a bundle is durable
+//! only as a whole, so the resumed backup removes the interrupted run's bundles and copies
+//! their files again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -64,7 +66,8 @@ impl Resumable {
             && entry.mtime == file.info.mtime
             && entry.reference.is_none()
             // A block-incremental file is copied again: its map depends on the prior backup.
-            && entry.block.is_none())
+            && entry.block.is_none()
+            && entry.bundle_id.is_none())
         .then_some(entry)
     }
 }

@@ -106,6 +106,8 @@ pub fn copy_into_backup(
             reference: None,
             page_errors: None,
             block: None,
+            bundle_id: None,
+            bundle_offset: None,
         });
     }
     log_info!(

@@ -102,7 +102,8 @@ pub fn copy_from_repo(
         mtime: Some(file.mtime),
         create_path: false,
         atomic: false,
-        sync_file: true,
+        // Synced with the rest of the restore (`write::sync_file_systems`).
+        sync_file: false,
         sync_path: false,
     };
     let mut writer = root.open_write(rel, &options)?;

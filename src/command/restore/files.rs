@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
+use crate::io::{FilterChain, FilterResult, FilterSpec, stream};
 use crate::log_detail;
+use crate::repo::Manifest;
+use crate::repo::bundle::{self, Stored};
 use crate::repo::manifest::FileEntry;
-use crate::repo::{Manifest, layout};
 use crate::storage::{FileType, PosixStorage, Storage, WriteOptions};
 
 use super::super::format_size;
@@ -156,41 +157,29 @@ fn copy_from_repo(
     }
     let manifest = settings.manifest;
     let repo = settings.repo;
-    let source = layout::backup_file(
-        settings.stanza,
-        manifest.holder(file),
-        &file.name,
-        manifest.compress_type.extension(),
-    );
-    let mut reader = repo.open_read(&source)?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::FileMissing,
-            format!("backup file '{}' is missing", repo.describe(&source)),
-        )
-        .with_hint("the repository is damaged; run verify or restore another set with --set")
-    })?;
+    let stored = bundle::locate(settings.stanza, manifest, file);
+    let mut reader = open_stored(repo, &stored)
+        .map_err(|e| e.context(format!("unable to restore '{}'", root.describe(rel))))?;
     let options = WriteOptions {
         mode: file.mode,
         mtime: Some(file.mtime),
         create_path: false,
         atomic: false,
-        sync_file: true,
+        // No file is synced on its own: the restore syncs each file system it wrote once,
+        // before pg_control is written (`write::sync_file_systems`). Per-file fsyncs made a
+        // worker wait for the disk after every file instead of decompressing the next one.
+        sync_file: false,
         sync_path: false,
     };
     let mut writer = root.open_write(rel, &options)?;
-    let mut specs = Vec::new();
-    if manifest.compress_type != CompressType::None {
-        specs.push(FilterSpec::Decompress {
-            kind: manifest.compress_type,
-        });
-    }
+    let mut specs = bundle::decompress_specs(&stored, manifest.compress_type);
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
     let results = stream::copy_through(
         &mut reader as &mut dyn Read,
         &mut FilterChain::from_specs(&specs)?,
         &mut writer,
-        settings.buffer_size,
+        small_buffer(settings.buffer_size, file.size),
     )
     .map_err(|e| e.context(format!("unable to restore '{}'", root.describe(rel))))?;
     match results.as_slice() {
@@ -210,6 +199,30 @@ fn copy_from_repo(
         }
     }
     writer.commit()
+}
+
+/// The buffer for copying a file of `size` bytes: no larger than the file needs. A restore of
+/// many small files would otherwise allocate and clear a whole `buffer-size` per file.
+pub fn small_buffer(buffer_size: usize, size: u64) -> usize {
+    let needed = usize::try_from(size).unwrap_or(usize::MAX).max(64 * 1024);
+    buffer_size.min(needed)
+}
+
+/// Opens the stored form of a file of the backup set; a missing repository file is an error.
+fn open_stored(repo: &dyn Storage, stored: &Stored) -> Result<Box<dyn Read + Send>> {
+    bundle::open(repo, stored)?.ok_or_else(|| {
+        let path = stored.path().unwrap_or_default();
+        let what = if matches!(stored, Stored::Range { .. }) {
+            "bundle"
+        } else {
+            "backup file"
+        };
+        Error::new(
+            ErrorKind::FileMissing,
+            format!("{what} '{}' is missing", repo.describe(path)),
+        )
+        .with_hint("the repository is damaged; run verify or restore another set with --set")
+    })
 }
 
 /// A sparse file of the backed-up size, all zeros: no data is written, only the length.
@@ -300,24 +313,10 @@ pub fn read_backup_file(
     if file.block.is_some() {
         return super::block::read_whole(repo, stanza, manifest, file, buffer_size);
     }
-    let source = layout::backup_file(
-        stanza,
-        manifest.holder(file),
-        &file.name,
-        manifest.compress_type.extension(),
-    );
-    let mut reader = repo.open_read(&source)?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::FileMissing,
-            format!("backup file '{}' is missing", repo.describe(&source)),
-        )
-    })?;
-    let mut specs = Vec::new();
-    if manifest.compress_type != CompressType::None {
-        specs.push(FilterSpec::Decompress {
-            kind: manifest.compress_type,
-        });
-    }
+    let stored = bundle::locate(stanza, manifest, file);
+    let mut reader = open_stored(repo, &stored)?;
+    let source = stored.path().unwrap_or(&file.name).to_string();
+    let mut specs = bundle::decompress_specs(&stored, manifest.compress_type);
     specs.push(FilterSpec::Hash);
     let mut content = Vec::new();
     let results = stream::copy_through(

@@ -57,6 +57,8 @@ pub fn file(name: &str, size: u64) -> FileEntry {
         reference: None,
         page_errors: None,
         block: None,
+        bundle_id: None,
+        bundle_offset: None,
     }
 }
 

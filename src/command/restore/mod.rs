@@ -7,9 +7,10 @@
 //! history (`timeline`), a running cluster and a non-empty directory (`clean`) → with delta or
 //! force, remove `global/pg_control` first and then whatever the backup does not hold →
 //! directories and links → files in parallel, largest first, each kept, zeroed or restored and
-//! verified (`files`) → tablespace_map when tablespaces moved → recovery settings → `pg_control`
-//! last, so that a restore that stops half-way, delta or not, leaves a directory PostgreSQL
-//! refuses to start (rerun the restore, with --delta, to finish it) → sync.
+//! verified (`files`) → tablespace_map when tablespaces moved → recovery settings → syncfs of
+//! the file systems written (small files are not fsynced one by one) → `pg_control` last, so
+//! that a restore that stops half-way, delta or not, leaves a directory PostgreSQL refuses to
+//! start (rerun the restore, with --delta, to finish it) → sync.
 
 mod block;
 mod catalog;
@@ -177,11 +178,14 @@ pub fn run(cfg: &Config) -> Result<i32> {
         write::tablespace_map(&plan, &manifest, &pg_path, am_root)?;
     }
     write::recovery(&pg_path, version, &request.recovery)?;
+    write::sync_file_systems(&storages)?;
     if let Some(index) = manifest.files.iter().position(|f| f.name == control_name) {
         log_info!(
             "restore {PG_CONTROL} (performed last to ensure aborted restores cannot be started)"
         );
         restore_one(index)?;
+        // pg_control is small, so restored from a bundle without an fsync of its own.
+        write::sync_file_systems(&storages)?;
     }
     write::sync(&plan, &storages)?;
 

@@ -12,6 +12,7 @@ use std::io::Read;
 use crate::error::Result;
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::repo::block_read::{ReassembledRead, Reassembler};
+use crate::repo::bundle::{self, Stored};
 use crate::repo::manifest::FileEntry;
 use crate::storage::Storage;
 
@@ -29,6 +30,8 @@ pub struct FileCheck {
     pub repo_size: Option<u64>,
     /// Set for a block-incremental file: checked by reassembling it from its map.
     pub block: Option<BlockCheck>,
+    /// For a bundled backup file: `path` is the bundle, and this says which file of it.
+    pub bundled: Option<Bundled>,
 }
 
 /// What reassembling a block-incremental file needs.
@@ -38,6 +41,29 @@ pub struct BlockCheck {
     /// The backup set holding the entry (and its map).
     pub holder: String,
     pub entry: FileEntry,
+}
+
+/// A backup file stored inside a bundle.
+#[derive(Debug, Clone)]
+pub struct Bundled {
+    /// The path the file would have on its own, for messages.
+    pub name: String,
+    /// Where its stored form starts in the bundle (`repo_size` bytes long).
+    pub offset: u64,
+}
+
+impl FileCheck {
+    /// The file as messages name it: quoted, and with its bundle when bundled.
+    pub fn describe(&self, repo: &dyn Storage) -> String {
+        match &self.bundled {
+            Some(bundled) => format!(
+                "'{}' (in bundle '{}')",
+                repo.describe(&bundled.name),
+                repo.describe(&self.path)
+            ),
+            None => format!("'{}'", repo.describe(&self.path)),
+        }
+    }
 }
 
 /// What checking one file found.
@@ -53,22 +79,10 @@ pub enum Outcome {
 
 /// Reads the file through its decompressor and compares size and checksum.
 pub fn check(repo: &dyn Storage, file: &FileCheck, buffer_size: usize) -> Result<Outcome> {
-    let Some(info) = repo.info(&file.path)? else {
-        return Ok(Outcome::Missing);
-    };
-    if let Some(expected) = file.repo_size
-        && info.size != expected
-    {
-        return Ok(Outcome::Invalid(format!(
-            "stored size {} does not match {expected} in the manifest",
-            info.size
-        )));
-    }
-    let mut specs = Vec::new();
-    let mut reader: Box<dyn Read + Send + '_> = if let Some(block) = &file.block {
+    if let Some(block) = &file.block {
         // The map and every holder's blocks, each checked against the map's hashes; the whole
-        // content then against the manifest's size and SHA-256 below.
-        match Reassembler::open(
+        // content then against the manifest's size and SHA-256.
+        let mut reader: Box<dyn Read + Send + '_> = match Reassembler::open(
             repo,
             &block.stanza,
             &block.holder,
@@ -77,15 +91,61 @@ pub fn check(repo: &dyn Storage, file: &FileCheck, buffer_size: usize) -> Result
         ) {
             Ok(blocks) => Box::new(ReassembledRead::new(blocks)),
             Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+        };
+        return stream_check(&mut reader, file, buffer_size);
+    }
+    let mut reader = match &file.bundled {
+        Some(bundled) => {
+            let stored = Stored::Range {
+                path: file.path.clone(),
+                offset: bundled.offset,
+                len: file.repo_size.unwrap_or(0),
+            };
+            match bundle::open(repo, &stored) {
+                Ok(Some(reader)) => reader,
+                Ok(None) => return Ok(Outcome::Missing),
+                Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+            }
         }
-    } else {
-        match repo.open_read(&file.path) {
-            Ok(Some(reader)) => reader,
-            // Removed between the listing and now: for WAL, expire may have taken it.
-            Ok(None) => return Ok(Outcome::Missing),
-            Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
-        }
+        None => match open_object(repo, file)? {
+            Ok(reader) => reader,
+            Err(outcome) => return Ok(outcome),
+        },
     };
+    stream_check(&mut reader, file, buffer_size)
+}
+
+/// Opens a stored file of its own after checking its size; an outcome when it cannot be read.
+fn open_object(
+    repo: &dyn Storage,
+    file: &FileCheck,
+) -> Result<std::result::Result<Box<dyn std::io::Read + Send>, Outcome>> {
+    let Some(info) = repo.info(&file.path)? else {
+        return Ok(Err(Outcome::Missing));
+    };
+    if let Some(expected) = file.repo_size
+        && info.size != expected
+    {
+        return Ok(Err(Outcome::Invalid(format!(
+            "stored size {} does not match {expected} in the manifest",
+            info.size
+        ))));
+    }
+    Ok(match repo.open_read(&file.path) {
+        Ok(Some(reader)) => Ok(reader),
+        // Removed between the listing and now: for WAL, expire may have taken it.
+        Ok(None) => Err(Outcome::Missing),
+        Err(err) => Err(Outcome::Invalid(err.message().to_string())),
+    })
+}
+
+/// Streams the stored form through its decompressor and compares size and checksum.
+fn stream_check(
+    reader: &mut Box<dyn std::io::Read + Send + '_>,
+    file: &FileCheck,
+    buffer_size: usize,
+) -> Result<Outcome> {
+    let mut specs = Vec::new();
     if file.compress != CompressType::None && file.block.is_none() {
         specs.push(FilterSpec::Decompress {
             kind: file.compress,
@@ -94,12 +154,12 @@ pub fn check(repo: &dyn Storage, file: &FileCheck, buffer_size: usize) -> Result
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
     let mut chain = FilterChain::from_specs(&specs)?;
-    let results =
-        match stream::copy_through(&mut reader, &mut chain, &mut std::io::sink(), buffer_size) {
-            Ok(results) => results,
-            // Corrupt compressed data, a truncated stream, an I/O error: all the file's.
-            Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
-        };
+    let results = match stream::copy_through(reader, &mut chain, &mut std::io::sink(), buffer_size)
+    {
+        Ok(results) => results,
+        // Corrupt compressed data, a truncated stream, an I/O error: all the file's.
+        Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+    };
     let (size, checksum) = match results.as_slice() {
         [.., FilterResult::Size(size), FilterResult::Hash(checksum)] => (*size, checksum),
         other => {
@@ -152,6 +212,7 @@ mod tests {
             size: Some(data.len() as u64),
             repo_size: Some(bytes.len() as u64),
             block: None,
+            bundled: None,
         };
         (dir, repo, check)
     }

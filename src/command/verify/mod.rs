@@ -165,6 +165,7 @@ pub fn verify(repo: &dyn Storage, stanza: &str, settings: &VerifySettings) -> Re
                     size: None,
                     repo_size: None,
                     block: None,
+                    bundled: None,
                 },
                 size_hint: stored.stored_size,
                 wal: Some((archive_id.clone(), stored)),

@@ -14,9 +14,10 @@ use crate::repo::{BackupInfo, BackupLabel, BackupRecord, DbHistory, Manifest, la
 use crate::storage::{FileType, Storage};
 use crate::{log_info, log_warn};
 
-use super::file::{BlockCheck, FileCheck};
+use super::file::{BlockCheck, Bundled, FileCheck};
 use super::info::{self, Pair};
 use super::{BackupCheck, Job};
+use crate::repo::bundle::{self, Stored};
 
 /// The backups to check: all of backup.info, or the one `--set` names. Backup directories that
 /// backup.info does not list are unfinished or half-expired: not backups, so not checked.
@@ -87,12 +88,21 @@ pub fn plan_backup(
     if let Some(manifest) = &manifest {
         for entry in &manifest.files {
             let holder = manifest.holder(entry).to_string();
+            let (path, bundled) = match bundle::locate(stanza, manifest, entry) {
+                // Nothing stored, nothing to read.
+                Stored::Nowhere => continue,
+                Stored::Object(path) => (path, None),
+                Stored::Range { path, offset, .. } => {
+                    // Named without a compression extension: it is not a file of its own.
+                    let name = layout::backup_file(stanza, &holder, &entry.name, "");
+                    (path, Some(Bundled { name, offset }))
+                }
+            };
             let key = (holder.clone(), entry.name.clone());
             let index = *held.entry(key).or_insert_with(|| {
-                let ext = manifest.compress_type.extension();
                 jobs.push(Job {
                     check: FileCheck {
-                        path: layout::backup_file(stanza, &holder, &entry.name, ext),
+                        path,
                         compress: manifest.compress_type,
                         checksum: entry.checksum.clone(),
                         size: Some(entry.size),
@@ -107,6 +117,7 @@ pub fn plan_backup(
                             holder: holder.clone(),
                             entry: entry.clone(),
                         }),
+                        bundled,
                     },
                     size_hint: entry.repo_size,
                     wal: None,

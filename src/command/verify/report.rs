@@ -112,20 +112,20 @@ pub fn report_backup(
     }
     let (mut missing, mut corrupt) = (0, 0);
     for &index in &backup.files {
-        let shown = repo.describe(&jobs[index].check.path);
+        let shown = jobs[index].check.describe(repo);
         let first_time = reported.insert(index);
         match &outcomes[index] {
             Outcome::Valid { .. } => {}
             Outcome::Missing => {
                 missing += 1;
                 if first_time {
-                    errors.report(&format!("backup file '{shown}' is missing"));
+                    errors.report(&format!("backup file {shown} is missing"));
                 }
             }
             Outcome::Invalid(reason) => {
                 corrupt += 1;
                 if first_time {
-                    errors.report(&format!("backup file '{shown}' is invalid: {reason}"));
+                    errors.report(&format!("backup file {shown} is invalid: {reason}"));
                 }
             }
         }
