@@ -72,7 +72,8 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
     }
     let block_job = block::prepare(settings, &file.rel, &name, file.info.size)?;
     specs.extend(block_job.as_ref().map(block::BlockJob::spec));
-    if settings.compress != CompressType::None {
+    // A block-incremental file is compressed on the repository side, after its deltas.
+    if settings.compress != CompressType::None && block_job.is_none() {
         specs.push(FilterSpec::Compress {
             kind: settings.compress,
             level: settings.level,
@@ -84,7 +85,11 @@ pub fn copy_file(settings: &CopySettings, file: &SourceFile, owner: Owner) -> Re
     let Some(mut reader) = settings.pg.open_read_filtered(&file.rel, &specs)? else {
         return Ok(Copied::Removed(file.rel.clone()));
     };
-    let stored = store_filtered(settings, &name, &mut reader).map_err(|e| {
+    let stored = match &block_job {
+        Some(job) => block::store(settings, &name, job, &mut reader),
+        None => store_filtered(settings, &name, &mut reader),
+    };
+    let stored = stored.map_err(|e| {
         e.context(format!(
             "unable to back up '{}'",
             settings.pg.describe(&file.rel)
@@ -135,7 +140,7 @@ fn store_filtered(
 }
 
 /// Where a manifest name is stored in the backup set, and how.
-fn target(settings: &CopySettings, name: &str) -> (String, WriteOptions) {
+pub(super) fn target(settings: &CopySettings, name: &str) -> (String, WriteOptions) {
     let target = layout::backup_file(
         settings.stanza,
         settings.label,
@@ -222,7 +227,7 @@ pub fn store(
 }
 
 /// What a backup file's chain reported: size, hash, page checksums if checked, stored size.
-fn stored_from(results: &[FilterResult]) -> Result<Stored> {
+pub(super) fn stored_from(results: &[FilterResult]) -> Result<Stored> {
     match results {
         [
             FilterResult::Size(size),
