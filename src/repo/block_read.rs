@@ -18,6 +18,7 @@ use crate::io::block_incr::block_hash;
 use crate::io::stream::{from_io_error, to_io_error};
 use crate::io::{CompressType, FilterSpec};
 use crate::repo::block_map::{BlockMap, MAP_EXT};
+use crate::repo::block_write::xor_into;
 use crate::repo::layout;
 use crate::repo::manifest::FileEntry;
 use crate::storage::{ChainReader, Storage};
@@ -149,9 +150,7 @@ impl<'a> Reassembler<'a> {
             if index == 0 {
                 self.block = into;
             } else {
-                for (byte, delta) in self.block.iter_mut().zip(&into) {
-                    *byte ^= delta;
-                }
+                xor_into(&mut self.block, &into);
                 self.delta = into;
             }
             read?;

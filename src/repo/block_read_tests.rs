@@ -210,3 +210,19 @@ fn a_damaged_block_or_map_is_refused() {
         err.message()
     );
 }
+
+#[test]
+fn an_unreadable_prior_version_stores_the_blocks_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PosixStorage::new(dir.path().to_path_buf());
+    let v1 = content(8, 5);
+    let (_, map1) = store(&repo, "F", &v1, None);
+    std::fs::remove_file(dir.path().join("backup/s/F/pg_data/base/1/16384.zst")).unwrap();
+    let mut v2 = v1.clone();
+    v2[2 * BS] ^= 1;
+    v2[5 * BS] ^= 1;
+    let (_, map2) = store(&repo, "I1", &v2, Some((&map1, v1.len() as u64)));
+    assert_eq!(map2.layers(2).len(), 1);
+    assert_eq!(map2.layers(5).len(), 1);
+    assert_eq!(map2.holder(&map2.layers(5)[0]), "I1");
+}

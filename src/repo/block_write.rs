@@ -8,7 +8,8 @@
 //! [`MAX_LAYERS`] long) is stored raw. The prior version is read with a [`Reassembler`] over
 //! the prior backup's map: changed blocks arrive in ascending order, so that is one forward
 //! pass over the prior objects. What was stored as a delta goes back in the filter's result,
-//! from which the new map is built.
+//! from which the new map is built. A prior version that cannot be read (a damaged or missing
+//! object) is reported and the file's remaining blocks are stored raw.
 
 use std::io::{BufReader, Read, Write};
 
@@ -16,6 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::io::block_incr::{BlockIncrResult, FRAME_HEADER};
 use crate::io::stream::from_io_error;
 use crate::io::{FilterChain, FilterResult};
+use crate::log_warn;
 use crate::repo::block_map::MAX_LAYERS;
 use crate::repo::block_read::Reassembler;
 
@@ -56,26 +58,61 @@ pub fn write_blocks(
         block.resize(len, 0);
         input.read_exact(&mut block).map_err(io_fail)?;
         let n = number as usize;
+        let mut failed = None;
         let base = match prior.as_deref_mut() {
             Some(p)
                 if n < p.blocks()
                     && p.block_len(n) == len
                     && p.map().layers(n).len() < MAX_LAYERS =>
             {
-                Some(p.read(n)?)
+                match p.read(n) {
+                    Ok(base) => Some(base),
+                    Err(err) => {
+                        failed = Some(err);
+                        None
+                    }
+                }
             }
             _ => None,
         };
+        let delta = base.is_some();
         if let Some(base) = base {
-            for (byte, old) in block.iter_mut().zip(base) {
-                *byte ^= old;
-            }
+            xor_into(&mut block, base);
         }
-        deltas.push(base.is_some());
+        // A damaged prior version must not stop every later backup: the rest of the file is
+        // stored raw, and verify reports the damage.
+        if let Some(err) = failed {
+            log_warn!(
+                "unable to read the prior version of block {n}, the file's remaining changed \
+                 blocks are stored whole: {}",
+                err.message()
+            );
+            prior = None;
+        }
+        deltas.push(delta);
         chain.process_into(&block, &mut sink)?;
     }
     let results = chain.finish_into(&mut sink)?;
     Ok((deltas, results))
+}
+
+/// `into ^= other`, over their common length. Sixteen bytes at a time: this runs over every
+/// changed block of a backup and every delta of a restore, also in unoptimised builds.
+pub fn xor_into(into: &mut [u8], other: &[u8]) {
+    let len = into.len().min(other.len());
+    let (into, other) = (&mut into[..len], &other[..len]);
+    let mut wide = into.chunks_exact_mut(16);
+    let mut others = other.chunks_exact(16);
+    for (a, b) in (&mut wide).zip(&mut others) {
+        let mut x = [0u8; 16];
+        x.copy_from_slice(a);
+        let mut y = [0u8; 16];
+        y.copy_from_slice(b);
+        a.copy_from_slice(&(u128::from_ne_bytes(x) ^ u128::from_ne_bytes(y)).to_ne_bytes());
+    }
+    for (a, b) in wide.into_remainder().iter_mut().zip(others.remainder()) {
+        *a ^= b;
+    }
 }
 
 /// Records in `result` which stored blocks are deltas; fails when the stream and the filter
@@ -93,4 +130,20 @@ pub fn record_deltas(result: &mut BlockIncrResult, deltas: Vec<bool>) -> Result<
     }
     result.deltas = deltas;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xor_covers_every_byte_of_the_common_length() {
+        let mut a: Vec<u8> = (0..37).collect();
+        let b: Vec<u8> = (0..40).map(|i| i * 3).collect();
+        let expected: Vec<u8> = a.iter().zip(&b).map(|(x, y)| x ^ y).collect();
+        xor_into(&mut a, &b);
+        assert_eq!(a, expected);
+        xor_into(&mut a, &b[..37]);
+        assert_eq!(a, (0..37).collect::<Vec<u8>>());
+    }
 }
