@@ -243,10 +243,7 @@ fn repeated_changes_chain_deltas_and_damage_fails_the_sets_built_on_them() {
     let labels: Vec<String> = sets.iter().map(|(l, _)| l.clone()).collect();
     // The second incremental's changed blocks are deltas on deltas: three layers.
     let repo = PosixStorage::new(s.repo.clone());
-    let map_of = |label: &str| {
-        let path = format!("backup/{}/{label}/{name}.map", s.name);
-        BlockMap::load(&repo, &path, None).unwrap()
-    };
+    let map_of = |label: &str| BlockMap::load(&repo, &s.name, label, &name, None).unwrap();
     let incr2 = map_of(&labels[2]);
     let deepest = (0..incr2.blocks.len()).map(|n| incr2.layers(n).len()).max();
     assert_eq!(deepest, Some(3));
@@ -259,9 +256,14 @@ fn repeated_changes_chain_deltas_and_damage_fails_the_sets_built_on_them() {
         e2.block.as_ref().unwrap().stored_size,
         e2.repo_size
     );
-    // The diff's deltas are on the full only.
+    // Each incremental's map lists only its blocks, on the prior map: much smaller than the
+    // full's. The diff's deltas and map are on the full only.
+    let map_size = |label: &str| entry(&s, label, &name).block.unwrap().map_size;
+    assert!(map_size(&labels[2]) * 4 < map_size(&labels[0]));
+    assert_eq!(incr2.maps, vec![labels[0].clone(), labels[1].clone()]);
     let diff = map_of(&labels[3]);
     assert_eq!(diff.labels.len(), 2);
+    assert_eq!(diff.maps, vec![labels[0].clone()]);
     s.pgkeep(&["verify"]).ok();
     for (label, digest) in &sets {
         s.cluster.stop();

@@ -8,18 +8,24 @@
 //! new content XOR its content as of the layer before (so an index page with one new tuple is
 //! a few hundred compressed bytes, not 8 KiB). A layer names the backup set holding it (an
 //! index into the map's label table) and its position among that set's stored blocks. A
-//! restore needs only L's map; positions of one holder grow with the block number, which lets
+//! restore needs L's map (and the maps a sparse one builds on); positions of one holder grow with the block number, which lets
 //! a reader stream every holder's object once, forward only, whatever the layers.
 //!
-//! The binary forms (version 1: one raw layer a block; version 2: layered and compressed) are
-//! in [`codec`] and documented in docs/repository-format.md.
+//! The binary forms (version 1: one raw layer a block; version 2: layered and compressed;
+//! version 3: only the blocks the backup stored, on top of the prior backup's map) are in
+//! `codec` and `sparse`, documented in docs/repository-format.md. Whatever the form, loading a
+//! map gives the complete map.
 
 mod codec;
+mod sparse;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::block_incr::{BlockHashes, BlockIncrResult};
 use crate::io::hash::to_hex;
+use crate::repo::layout;
 use crate::storage::{Storage, WriteOptions};
+
+use codec::Decoded;
 
 pub use codec::TRAILER;
 
@@ -30,6 +36,10 @@ pub const MAP_EXT: &str = "map";
 /// a block that changes in every incremental of a long chain costs a restore at most this many
 /// reads.
 pub const MAX_LAYERS: usize = 16;
+
+/// The most sparse maps in a row: the next map after this many is written complete, so loading
+/// a map reads at most this many more.
+pub const MAX_MAP_DEPTH: u8 = 8;
 
 /// One piece of a block: a raw block (the first layer) or a delta (any later one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +68,11 @@ pub struct BlockMap {
     pub blocks: Vec<MapBlock>,
     /// The layers of every block, block 0's first, base before delta.
     pub layers: Vec<Layer>,
+    /// The backup sets holding the maps this one was composed from (sparse maps' bases), which
+    /// a restore needs as much as the holders of layers.
+    pub maps: Vec<String>,
+    /// Sparse maps leading to it from a complete map (0: it is complete).
+    pub depth: u8,
 }
 
 impl BlockMap {
@@ -76,6 +91,8 @@ impl BlockMap {
             labels: Vec::new(),
             blocks: Vec::with_capacity(result.hashes.0.len()),
             layers: Vec::with_capacity(result.hashes.0.len()),
+            maps: Vec::new(),
+            depth: 0,
         };
         // Prior label index → this map's label index, filled on first use.
         let mut renumber: Vec<Option<u16>> = vec![None; prior.map_or(0, |p| p.labels.len())];
@@ -166,39 +183,96 @@ impl BlockMap {
         codec::encode_v1(self)
     }
 
-    /// Decodes a map of any known version, checking its trailing SHA-256, its structure, and,
-    /// when given, that the SHA-256 is `expected` (hex, from the manifest). `what` names the
-    /// map in errors.
-    pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<BlockMap> {
-        codec::decode(bytes, expected, what)
+    /// Loads the complete map of manifest name `name` from backup set `label`: the map file
+    /// there, checked against `expected` (SHA-256 hex from the manifest) when given, and when
+    /// it is sparse the chain of maps it builds on, each checked against the SHA-256 the next
+    /// one records.
+    pub fn load(
+        repo: &dyn Storage,
+        stanza: &str,
+        label: &str,
+        name: &str,
+        expected: Option<&str>,
+    ) -> Result<BlockMap> {
+        let mut chain = Vec::new();
+        let mut at = (label.to_string(), expected.map(str::to_string));
+        let mut map = loop {
+            let path = layout::backup_file(stanza, &at.0, name, MAP_EXT);
+            let what = repo.describe(&path);
+            let bytes = repo.read_all(&path)?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::FileMissing,
+                    format!("block map '{what}' is missing"),
+                )
+                .with_hint("the repository is damaged; run verify")
+            })?;
+            match codec::decode(&bytes, at.1.as_deref(), &what)? {
+                Decoded::Complete(map) => break map,
+                Decoded::Sparse(sparse) => {
+                    if sparse.label != at.0 || chain.len() > usize::from(MAX_MAP_DEPTH) {
+                        return Err(codec::corrupt(&what, "wrong label or chain too long"));
+                    }
+                    at = (sparse.base.clone(), Some(sparse.base_checksum.clone()));
+                    chain.push((sparse, what));
+                }
+            }
+        };
+        for (sparse, what) in chain.into_iter().rev() {
+            map = sparse::compose(&map, sparse, &what)?;
+        }
+        Ok(map)
     }
 
-    /// Reads and decodes the map at `path` (relative to the repository).
-    pub fn load(repo: &dyn Storage, path: &str, expected: Option<&str>) -> Result<BlockMap> {
-        let bytes = repo.read_all(path)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::FileMissing,
-                format!("block map '{}' is missing", repo.describe(path)),
-            )
-            .with_hint("the repository is damaged; run verify")
-        })?;
-        BlockMap::decode(&bytes, expected, &repo.describe(path))
+    /// Writes the map backup `label` made of the file, with `result` the filter's result:
+    /// sparse on `prior` (the prior backup's map, in set `prior_label` with SHA-256
+    /// `prior_checksum`) while the chain of sparse maps is short enough, complete otherwise.
+    /// Returns the map file's size and SHA-256 (hex).
+    pub fn save_next(
+        &self,
+        repo: &dyn Storage,
+        path: &str,
+        prior: Option<(&BlockMap, &str, &str)>,
+        label: &str,
+        result: &BlockIncrResult,
+    ) -> Result<(u64, String)> {
+        match prior.filter(|(map, _, _)| map.depth < MAX_MAP_DEPTH) {
+            Some((map, prior_label, prior_checksum)) => {
+                let bytes = sparse::encode(label, prior_label, prior_checksum, map, result)?;
+                put(repo, path, &bytes)
+            }
+            None => self.save(repo, path),
+        }
     }
 
     /// Writes the map at `path` atomically and durably; returns its size and SHA-256 (hex).
     pub fn save(&self, repo: &dyn Storage, path: &str) -> Result<(u64, String)> {
-        let bytes = self.encode()?;
-        let options = WriteOptions {
-            mode: 0o640,
-            mtime: None,
-            create_path: false,
-            atomic: true,
-            sync_file: true,
-            sync_path: false,
-        };
-        repo.put(path, &bytes, &options)?;
-        Ok((bytes.len() as u64, to_hex(&bytes[bytes.len() - TRAILER..])))
+        put(repo, path, &self.encode()?)
     }
+
+    /// Every backup set a restore of this map needs: layer holders, then sets of base maps.
+    pub fn needed(&self) -> Vec<String> {
+        let mut sets = self.labels.clone();
+        for set in &self.maps {
+            if !sets.contains(set) {
+                sets.push(set.clone());
+            }
+        }
+        sets
+    }
+}
+
+/// Writes map bytes atomically and durably; returns their size and SHA-256 (hex).
+fn put(repo: &dyn Storage, path: &str, bytes: &[u8]) -> Result<(u64, String)> {
+    let options = WriteOptions {
+        mode: 0o640,
+        mtime: None,
+        create_path: false,
+        atomic: true,
+        sync_file: true,
+        sync_path: false,
+    };
+    repo.put(path, bytes, &options)?;
+    Ok((bytes.len() as u64, to_hex(&bytes[bytes.len() - TRAILER..])))
 }
 
 fn too_many() -> Error {

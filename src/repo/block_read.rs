@@ -60,7 +60,7 @@ impl<'a> Reassembler<'a> {
             ));
         };
         let map_path = layout::backup_file(stanza, holder, &file.name, MAP_EXT);
-        let map = BlockMap::load(repo, &map_path, Some(&block.map_checksum))?;
+        let map = BlockMap::load(repo, stanza, holder, &file.name, Some(&block.map_checksum))?;
         let expected = file.size.div_ceil(u64::from(map.block_size.max(1)));
         if map.blocks.len() as u64 != expected {
             return Err(Error::new(

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::io::{FilterChain, FilterResult, sha256_hex, stream};
+use crate::repo::block_map::MAX_MAP_DEPTH;
 use crate::repo::block_write::{record_deltas, write_blocks};
 use crate::repo::manifest::BlockRef;
 use crate::storage::{PosixStorage, WriteOptions};
@@ -9,13 +10,13 @@ use crate::storage::{PosixStorage, WriteOptions};
 const BS: usize = 8192;
 const NAME: &str = "pg_data/base/1/16384";
 
-/// Stores `data` as backup `label` would, comparing with `prior` (map and size); returns
-/// the entry and the map.
+/// Stores `data` as backup `label` would, comparing with `prior` (map, entry and set label);
+/// returns the entry and the (complete) map.
 fn store(
     repo: &PosixStorage,
     label: &str,
     data: &[u8],
-    prior: Option<(&BlockMap, u64)>,
+    prior: Option<(&BlockMap, &FileEntry, &str)>,
 ) -> (FileEntry, BlockMap) {
     let mut chain = FilterChain::from_specs(&[FilterSpec::BlockIncr {
         prior: prior.map(|p| p.0.hashes()),
@@ -29,8 +30,8 @@ fn store(
         panic!("{results:?}")
     };
     let mut result = result.clone();
-    let mut base = prior.map(|(map, size)| {
-        Reassembler::with_map(repo, "s", NAME, CompressType::Zst, map.clone(), size)
+    let mut base = prior.map(|(map, entry, _)| {
+        Reassembler::with_map(repo, "s", NAME, CompressType::Zst, map.clone(), entry.size)
     });
     let mut compress = FilterChain::from_specs(&[FilterSpec::Compress {
         kind: CompressType::Zst,
@@ -60,7 +61,14 @@ fn store(
     .unwrap();
     let map = BlockMap::next(prior.map(|p| p.0), label, result, BS as u32).unwrap();
     let path = layout::backup_file("s", label, NAME, MAP_EXT);
-    let (map_size, map_checksum) = map.save(repo, &path).unwrap();
+    let sparse_on = prior.map(|(map, entry, set)| {
+        let checksum = entry.block.as_ref().unwrap().map_checksum.as_str();
+        (map, set, checksum)
+    });
+    let (map_size, map_checksum) = map
+        .save_next(repo, &path, sparse_on, label, result)
+        .unwrap();
+    let map = BlockMap::load(repo, "s", label, NAME, Some(&map_checksum)).unwrap();
     let entry = FileEntry {
         name: NAME.into(),
         size: data.len() as u64,
@@ -75,7 +83,7 @@ fn store(
         block: Some(BlockRef {
             map_size,
             map_checksum,
-            holders: map.labels.clone(),
+            holders: map.needed(),
             stored_size: 0,
         }),
     };
@@ -107,11 +115,11 @@ fn a_chain_reassembles_to_each_backups_content() {
     v2[5 * BS + 3] ^= 1;
     v2[30 * BS] ^= 1;
     v2.extend_from_slice(&[7; 3000]);
-    let (incr1, map2) = store(&repo, "I1", &v2, Some((&map1, v1.len() as u64)));
+    let (incr1, map2) = store(&repo, "I1", &v2, Some((&map1, &full, "F")));
     let mut v3 = v2.clone();
     v3.truncate(35 * BS);
     v3[6 * BS] ^= 1;
-    let (incr2, map3) = store(&repo, "I2", &v3, Some((&map2, v2.len() as u64)));
+    let (incr2, map3) = store(&repo, "I2", &v3, Some((&map2, &incr1, "I1")));
     assert_eq!(read_all(&repo, "F", &full).unwrap(), v1);
     assert_eq!(read_all(&repo, "I1", &incr1).unwrap(), v2);
     assert_eq!(read_all(&repo, "I2", &incr2).unwrap(), v3);
@@ -146,7 +154,12 @@ fn a_damaged_middle_layer_fails_the_sets_built_on_it() {
     for (i, label) in ["I1", "I2", "I3"].iter().enumerate() {
         let mut next = versions[i].clone();
         next[4 * BS + 100 + i] ^= 0x55;
-        let (entry, next_map) = store(&repo, label, &next, Some((&map, versions[i].len() as u64)));
+        let (entry, next_map) = store(
+            &repo,
+            label,
+            &next,
+            Some((&map, &entries[i], ["F", "I1", "I2"][i])),
+        );
         versions.push(next);
         entries.push(entry);
         map = next_map;
@@ -216,13 +229,58 @@ fn an_unreadable_prior_version_stores_the_blocks_whole() {
     let dir = tempfile::tempdir().unwrap();
     let repo = PosixStorage::new(dir.path().to_path_buf());
     let v1 = content(8, 5);
-    let (_, map1) = store(&repo, "F", &v1, None);
+    let (full, map1) = store(&repo, "F", &v1, None);
     std::fs::remove_file(dir.path().join("backup/s/F/pg_data/base/1/16384.zst")).unwrap();
     let mut v2 = v1.clone();
     v2[2 * BS] ^= 1;
     v2[5 * BS] ^= 1;
-    let (_, map2) = store(&repo, "I1", &v2, Some((&map1, v1.len() as u64)));
+    let (_, map2) = store(&repo, "I1", &v2, Some((&map1, &full, "F")));
     assert_eq!(map2.layers(2).len(), 1);
     assert_eq!(map2.layers(5).len(), 1);
     assert_eq!(map2.holder(&map2.layers(5)[0]), "I1");
+}
+
+#[test]
+fn sparse_maps_chain_back_to_a_complete_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PosixStorage::new(dir.path().to_path_buf());
+    let mut data = content(64, 6);
+    let (mut entry, mut map) = store(&repo, "S0", &data, None);
+    let full_map_size = entry.block.as_ref().unwrap().map_size;
+    let mut kept = vec![(entry.clone(), data.clone())];
+    for i in 1..=10 {
+        let label = format!("S{i}");
+        let prior_label = format!("S{}", i - 1);
+        data[(i * 5) * BS + 9] ^= 0x11;
+        let (next, next_map) = store(&repo, &label, &data, Some((&map, &entry, &prior_label)));
+        // Sparse up to the depth limit, then complete again.
+        let depth = if i <= usize::from(MAX_MAP_DEPTH) {
+            i
+        } else {
+            i - 9
+        };
+        assert_eq!(next_map.depth as usize, depth, "{label}");
+        if depth > 0 {
+            assert!(next.block.as_ref().unwrap().map_size * 4 < full_map_size);
+            assert!(next.block.as_ref().unwrap().holders.contains(&prior_label));
+        }
+        (entry, map) = (next, next_map);
+        kept.push((entry.clone(), data.clone()));
+    }
+    for (i, (entry, data)) in kept.iter().enumerate() {
+        assert_eq!(&read_all(&repo, &format!("S{i}"), entry).unwrap(), data);
+    }
+    // A damaged map early in the chain fails the maps built on it, not the complete one after.
+    let path = dir
+        .path()
+        .join(layout::backup_file("s", "S2", NAME, MAP_EXT));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = read_all(&repo, "S5", &kept[5].0).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Format);
+    assert!(err.message().contains("S2/pg_data"), "{}", err.message());
+    assert!(read_all(&repo, "S1", &kept[1].0).is_ok());
+    assert!(read_all(&repo, "S9", &kept[9].0).is_ok());
+    assert!(read_all(&repo, "S10", &kept[10].0).is_ok());
 }

@@ -14,7 +14,7 @@ use crate::io::block_incr::BlockIncrResult;
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec};
 use crate::log_warn;
 use crate::pg::page;
-use crate::repo::block_map::{BlockMap, MAP_EXT};
+use crate::repo::block_map::{BlockMap, MAP_EXT, MAX_MAP_DEPTH};
 use crate::repo::block_read::Reassembler;
 use crate::repo::block_write::{record_deltas, write_blocks};
 use crate::repo::manifest::BlockRef;
@@ -35,9 +35,11 @@ pub struct BlockSettings<'a> {
     pub prior: Option<&'a Manifest>,
 }
 
-/// The prior backup's version of a file: its map, size and compression.
+/// The prior backup's version of a file: its map (and where that is), size and compression.
 struct PriorFile {
     map: BlockMap,
+    holder: String,
+    map_checksum: String,
     size: u64,
     compress: CompressType,
 }
@@ -87,10 +89,18 @@ pub fn prepare(
         .and_then(|manifest| Some((manifest, manifest.file(name)?)))
         .and_then(|(manifest, entry)| Some((manifest, entry, entry.block.as_ref()?)))
         .map(|(manifest, entry, block_ref)| {
-            let path = map_path(settings.stanza, manifest.holder(entry), name);
-            let map = BlockMap::load(settings.repo, &path, Some(&block_ref.map_checksum))?;
+            let holder = manifest.holder(entry);
+            let map = BlockMap::load(
+                settings.repo,
+                settings.stanza,
+                holder,
+                name,
+                Some(&block_ref.map_checksum),
+            )?;
             Ok::<_, Error>(PriorFile {
                 map,
+                holder: holder.to_string(),
+                map_checksum: block_ref.map_checksum.clone(),
                 size: entry.size,
                 compress: manifest.compress_type,
             })
@@ -121,16 +131,24 @@ pub fn finish(
     result: &BlockIncrResult,
     size: u64,
 ) -> Result<BlockRef> {
-    let map = BlockMap::next(
-        job.prior.as_ref().map(|p| &p.map),
+    let prior = job.prior.as_ref();
+    let mut map = BlockMap::next(
+        prior.map(|p| &p.map),
         settings.label,
         result,
         job.block_size,
     )?;
-    let (map_size, map_checksum) = map.save(
+    let (map_size, map_checksum) = map.save_next(
         settings.repo,
         &map_path(settings.stanza, settings.label, name),
+        prior.map(|p| (&p.map, p.holder.as_str(), p.map_checksum.as_str())),
+        settings.label,
+        result,
     )?;
+    if let Some(prior) = prior.filter(|p| p.map.depth < MAX_MAP_DEPTH) {
+        map.maps = prior.map.maps.clone();
+        map.maps.push(prior.holder.clone());
+    }
     let block_size = u64::from(job.block_size);
     let stored_size = result
         .stored
@@ -140,7 +158,7 @@ pub fn finish(
     Ok(BlockRef {
         map_size,
         map_checksum,
-        holders: map.labels.clone(),
+        holders: map.needed(),
         stored_size,
     })
 }

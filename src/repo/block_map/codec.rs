@@ -14,9 +14,11 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::hash::to_hex;
 
+use super::sparse::{self, Sparse};
 use super::{BlockMap, Layer, MapBlock};
 
 const MAGIC: &[u8; 8] = b"PGKEEPBM";
+pub(super) const MAGIC_BYTES: &[u8; 8] = MAGIC;
 const VERSION: u16 = 2;
 /// The length of the trailing SHA-256.
 pub const TRAILER: usize = 32;
@@ -79,14 +81,8 @@ fn header(map: &BlockMap, version: u16) -> Result<Vec<u8>> {
 }
 
 /// Decodes a map of either version; see `BlockMap::decode`.
-pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<BlockMap> {
-    let corrupt = |why: &str| {
-        Error::new(
-            ErrorKind::Format,
-            format!("block map '{what}' is corrupt: {why}"),
-        )
-        .with_hint("the repository is damaged; run verify")
-    };
+pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<Decoded> {
+    let corrupt = |why: &str| corrupt(what, why);
     if bytes.len() < MAGIC.len() + 2 + TRAILER || &bytes[..MAGIC.len()] != MAGIC {
         return Err(corrupt("bad header"));
     }
@@ -109,6 +105,9 @@ pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<BlockM
     };
     let too_short = || corrupt("truncated");
     let version = cursor.u16().ok_or_else(too_short)?;
+    if version == sparse::VERSION {
+        return sparse::decode(&mut cursor, what).map(Decoded::Sparse);
+    }
     if version != 1 && version != VERSION {
         return Err(corrupt(&format!("unknown version {version}")));
     }
@@ -126,6 +125,8 @@ pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<BlockM
         labels,
         blocks: Vec::with_capacity(blocks),
         layers: Vec::with_capacity(blocks),
+        maps: Vec::new(),
+        depth: 0,
     };
     if version == 1 {
         if body.len() - cursor.at != blocks * 22 {
@@ -145,7 +146,7 @@ pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<BlockM
             });
             map.layers.push(Layer { holder, pos });
         }
-        return Ok(map);
+        return Ok(Decoded::Complete(map));
     }
     let layers = cursor.u32().ok_or_else(too_short)? as usize;
     let size = blocks * 17 + layers * 6;
@@ -195,10 +196,26 @@ pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<BlockM
     if map.layers.len() != layers {
         return Err(corrupt("layer count does not match the blocks"));
     }
-    Ok(map)
+    Ok(Decoded::Complete(map))
 }
 
-fn u32_of(len: usize) -> Result<u32> {
+/// A decoded map file: complete, or the blocks one backup stored on top of a base map.
+#[derive(Debug)]
+pub enum Decoded {
+    Complete(BlockMap),
+    Sparse(Sparse),
+}
+
+/// The error for a map that does not decode.
+pub fn corrupt(what: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Format,
+        format!("block map '{what}' is corrupt: {why}"),
+    )
+    .with_hint("the repository is damaged; run verify")
+}
+
+pub(super) fn u32_of(len: usize) -> Result<u32> {
     u32::try_from(len).map_err(|_| too_many())
 }
 
@@ -209,32 +226,32 @@ fn too_many() -> Error {
     )
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(super) struct Cursor<'a> {
+    pub bytes: &'a [u8],
+    pub at: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+    pub fn take(&mut self, len: usize) -> Option<&'a [u8]> {
         let slice = self.bytes.get(self.at..self.at.checked_add(len)?)?;
         self.at += len;
         Some(slice)
     }
 
-    fn u16(&mut self) -> Option<u16> {
+    pub fn u16(&mut self) -> Option<u16> {
         Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
     }
 
-    fn u32(&mut self) -> Option<u32> {
+    pub fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
 
-    fn u128(&mut self) -> Option<u128> {
+    pub fn u128(&mut self) -> Option<u128> {
         Some(u128::from_le_bytes(self.take(16)?.try_into().ok()?))
     }
 }
@@ -260,6 +277,13 @@ pub fn encode_v1(map: &BlockMap) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::io::block_incr::{BlockHashes, BlockIncrResult};
+
+    fn complete(decoded: Decoded) -> BlockMap {
+        match decoded {
+            Decoded::Complete(map) => map,
+            Decoded::Sparse(_) => panic!("sparse"),
+        }
+    }
 
     fn chain() -> BlockMap {
         let result = |hashes: &[u128], stored: &[u32], deltas: &[bool]| BlockIncrResult {
@@ -288,7 +312,7 @@ mod tests {
         let map = chain();
         let bytes = encode(&map).unwrap();
         let digest = to_hex(&bytes[bytes.len() - 32..]);
-        assert_eq!(decode(&bytes, Some(&digest), "m").unwrap(), map);
+        assert_eq!(complete(decode(&bytes, Some(&digest), "m").unwrap()), map);
         let mut flipped = bytes.clone();
         flipped[40] ^= 1;
         let err = decode(&flipped, None, "m").unwrap_err();
@@ -313,7 +337,7 @@ mod tests {
         let bytes = encode_v1(&map);
         assert_eq!(&bytes[8..10], &1u16.to_le_bytes());
         assert_eq!(bytes.len(), 8 + 2 + 4 + 2 + 3 + 4 + 3 * 22 + 32);
-        assert_eq!(decode(&bytes, None, "m").unwrap(), map);
+        assert_eq!(complete(decode(&bytes, None, "m").unwrap()), map);
     }
 
     #[test]
