@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::pgkeep::{Run, Stanza, empty_dir};
 use pgkeep::repo::Manifest;
+use pgkeep::repo::block_map::BlockMap;
 use pgkeep::repo::manifest::FileEntry;
 use pgkeep::storage::PosixStorage;
 
@@ -199,6 +200,105 @@ fn block_incremental_chain_stores_changed_blocks_and_restores() {
     );
 }
 
+/// Restores backup set `label` to its own end (`--type=immediate`) into the stopped cluster,
+/// starts it and returns the table's digest.
+fn restore_set(s: &Stanza, label: &str) -> String {
+    empty_dir(s.data_dir());
+    s.pgkeep(&[
+        &format!("--set={label}"),
+        "--type=immediate",
+        "--target-action=promote",
+        "--target-timeline=current",
+        "restore",
+    ])
+    .ok();
+    start_and_wait(s);
+    s.table_digest("big")
+}
+
+#[test]
+fn repeated_changes_chain_deltas_and_damage_fails_the_sets_built_on_them() {
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    // Half-full pages keep updated rows on their page (HOT): the same blocks change each time.
+    s.cluster.psql(
+        "create table big with (fillfactor = 50) as \
+         select g, md5(g::text) as v from generate_series(1, 200000) g; \
+         vacuum (freeze) big; checkpoint",
+    );
+    let name = format!(
+        "pg_data/{}",
+        s.cluster.psql("select pg_relation_filepath('big')")
+    );
+    let mut sets = vec![(backup(&s, &["--type=full"]), s.table_digest("big"))];
+    for (round, kind) in ["incr", "incr", "diff"].iter().enumerate() {
+        s.cluster.psql(&format!(
+            "update big set v = md5(v || '{round}') where g % 500 = 0; checkpoint"
+        ));
+        sets.push((
+            backup(&s, &[&format!("--type={kind}")]),
+            s.table_digest("big"),
+        ));
+    }
+    let labels: Vec<String> = sets.iter().map(|(l, _)| l.clone()).collect();
+    // The second incremental's changed blocks are deltas on deltas: three layers.
+    let repo = PosixStorage::new(s.repo.clone());
+    let map_of = |label: &str| BlockMap::load(&repo, &s.name, label, &name, None).unwrap();
+    let incr2 = map_of(&labels[2]);
+    let deepest = (0..incr2.blocks.len()).map(|n| incr2.layers(n).len()).max();
+    assert_eq!(deepest, Some(3));
+    assert_eq!(incr2.labels.len(), 3);
+    let e2 = entry(&s, &labels[2], &name);
+    // Pruning may compact a page (moving its tuples), so a delta is not always tiny.
+    assert!(
+        e2.repo_size * 5 < e2.block.as_ref().unwrap().stored_size,
+        "deltas of {} changed bytes took {} in the repository",
+        e2.block.as_ref().unwrap().stored_size,
+        e2.repo_size
+    );
+    // Each incremental's map lists only its blocks, on the prior map: much smaller than the
+    // full's. The diff's deltas and map are on the full only.
+    let map_size = |label: &str| entry(&s, label, &name).block.unwrap().map_size;
+    assert!(map_size(&labels[2]) * 4 < map_size(&labels[0]));
+    assert_eq!(incr2.maps, vec![labels[0].clone(), labels[1].clone()]);
+    let diff = map_of(&labels[3]);
+    assert_eq!(diff.labels.len(), 2);
+    assert_eq!(diff.maps, vec![labels[0].clone()]);
+    s.pgkeep(&["verify"]).ok();
+    for (label, digest) in &sets {
+        s.cluster.stop();
+        assert_eq!(&restore_set(&s, label), digest, "set {label}");
+        assert!(digest.starts_with("200000:"), "{digest}");
+    }
+    s.cluster.stop();
+
+    // Damage the first incremental's object: it and the incremental built on it are invalid,
+    // the full and the diff (on the full) are not.
+    flip_middle_byte(&stored_object(&s, &labels[1], &name));
+    let run = s.pgkeep(&["--log-level-console=info", "verify"]).code(104);
+    for (label, valid) in labels.iter().zip([true, false, false, true]) {
+        let shown = format!(
+            "backup {label}: {}",
+            if valid { "valid" } else { "invalid" }
+        );
+        assert!(run.stdout.contains(&shown), "{shown} in:\n{}", run.output());
+    }
+    for label in &labels[1..3] {
+        empty_dir(s.data_dir());
+        let run = s.pgkeep(&[&format!("--set={label}"), "restore"]);
+        assert_ne!(run.code, 0, "{}", run.output());
+        assert!(
+            run.output()
+                .contains("does not match its hash in the block map")
+                || run.output().contains("unable to decompress"),
+            "{}",
+            run.output()
+        );
+    }
+    assert_eq!(restore_set(&s, &labels[3]), sets[3].1);
+    s.cluster.stop();
+}
+
 /// Repository growth of a diff after `pgbench -T 30` on a scale-10 cluster, with and without
 /// block-level incremental, both against the same full backup. A measurement, not a check:
 /// `cargo test --release --test block_incr -- --ignored --nocapture`.
@@ -235,12 +335,14 @@ fn measure_pgbench_growth_with_and_without_blocks() {
     bench(&run);
     s.cluster.psql("checkpoint");
     let mut rows = Vec::new();
+    let mut labels = Vec::new();
     for block in ["n", "y"] {
         let started = std::time::Instant::now();
         let label = backup(&s, &["--type=diff", &format!("--repo1-block={block}")]);
         let elapsed = started.elapsed();
         let m = manifest(&s, &label);
         rows.push((block, m.repo_delta(), m.delta(), elapsed));
+        labels.push(label.clone());
         let mut files: Vec<&FileEntry> = m.files.iter().filter(|f| f.reference.is_none()).collect();
         files.sort_by_key(|f| std::cmp::Reverse(f.repo_size));
         let maps: u64 = files
@@ -273,4 +375,15 @@ fn measure_pgbench_growth_with_and_without_blocks() {
         "ratio block/file-level: {:.3}",
         rows[1].1 as f64 / rows[0].1 as f64
     );
+    // Restore time of the full and of the block diff (which reads the full's objects too).
+    s.cluster.stop();
+    for label in [&full, &labels[1]] {
+        empty_dir(s.data_dir());
+        let started = std::time::Instant::now();
+        s.pgkeep(&[&format!("--set={label}"), "restore"]).ok();
+        println!(
+            "restore --set={label}: {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
 }

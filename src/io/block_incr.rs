@@ -7,7 +7,9 @@
 //! ascending order. The result lists every block's new hash and which blocks were passed on,
 //! which is what the repository's block map is built from (`repo::block_map`). The filter knows
 //! nothing of labels or files: the prior hashes come in its spec, so it runs unchanged on the
-//! far side of the remote protocol.
+//! far side of the remote protocol. Framed (as a backup asks for it), each block passed on is
+//! preceded by its block number and length (u32 LE each), so the repository side can store it
+//! as a delta against the block's prior version (`command::backup::block`).
 
 use std::fmt::Write as _;
 
@@ -63,6 +65,10 @@ pub struct BlockIncrResult {
     pub hashes: BlockHashes,
     /// Block numbers passed on downstream, ascending.
     pub stored: Vec<u32>,
+    /// Per stored block, whether the repository side stored it as a delta against its prior
+    /// version (filled in there: the filter itself stores nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<bool>,
 }
 
 /// Cuts the stream into blocks and passes on those whose hash differs from `prior`.
@@ -71,18 +77,24 @@ pub struct BlockIncrFilter {
     block_size: usize,
     pending: Vec<u8>,
     next_block: u32,
+    framed: bool,
     result: BlockIncrResult,
 }
 
+/// The bytes before each block in a framed stream: block number and length, u32 LE each.
+pub const FRAME_HEADER: usize = 8;
+
 impl BlockIncrFilter {
     /// A filter comparing with `prior` (every block is passed on when there is none).
-    pub fn new(prior: Option<BlockHashes>, block_size: u32) -> BlockIncrFilter {
+    /// With `framed`, each block passed on is preceded by its number and length.
+    pub fn new(prior: Option<BlockHashes>, block_size: u32, framed: bool) -> BlockIncrFilter {
         let block_size = (block_size as usize).max(1);
         BlockIncrFilter {
             prior: prior.map(|p| p.0).unwrap_or_default(),
             block_size,
             pending: Vec::with_capacity(block_size),
             next_block: 0,
+            framed,
             result: BlockIncrResult::default(),
         }
     }
@@ -91,6 +103,10 @@ impl BlockIncrFilter {
         let hash = block_hash(data);
         if self.prior.get(self.next_block as usize) != Some(&hash) {
             self.result.stored.push(self.next_block);
+            if self.framed {
+                out.extend_from_slice(&self.next_block.to_le_bytes());
+                out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            }
             out.extend_from_slice(data);
         }
         self.result.hashes.0.push(hash);
@@ -146,7 +162,7 @@ mod tests {
 
     /// Runs the filter over `data` in uneven pieces; returns output and result.
     fn run(prior: Option<BlockHashes>, data: &[u8]) -> (Vec<u8>, BlockIncrResult) {
-        let mut filter = BlockIncrFilter::new(prior, BS);
+        let mut filter = BlockIncrFilter::new(prior, BS, false);
         let mut out = Vec::new();
         for piece in data.chunks(5000) {
             filter.process(piece, &mut out).unwrap();
@@ -213,6 +229,22 @@ mod tests {
         let (out, result) = run(None, &data[..(BS + 100) as usize]);
         assert_eq!(out.len(), (BS + 100) as usize);
         assert_eq!(result.stored, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_framed_stream_names_each_block() {
+        let data = file(3, 5);
+        let (_, first) = run(None, &data);
+        let mut changed = data.clone();
+        changed[(2 * BS) as usize] ^= 1;
+        let mut filter = BlockIncrFilter::new(Some(first.hashes), BS, true);
+        let mut out = Vec::new();
+        filter.process(&changed[..100], &mut out).unwrap();
+        filter.process(&changed[100..], &mut out).unwrap();
+        filter.finish(&mut out).unwrap();
+        assert_eq!(&out[..4], &2u32.to_le_bytes());
+        assert_eq!(&out[4..8], &BS.to_le_bytes());
+        assert_eq!(&out[8..], block(&changed, 2));
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub enum FilterSpec {
     BlockIncr {
         prior: Option<BlockHashes>,
         block_size: u32,
+        /// Each block passed on is preceded by its number and length.
+        #[serde(default)]
+        framed: bool,
     },
 }
 
@@ -109,9 +112,11 @@ impl FilterSpec {
                 first_block,
                 start_lsn,
             } => Box::new(PageChecksumFilter::new(*first_block, *start_lsn)),
-            FilterSpec::BlockIncr { prior, block_size } => {
-                Box::new(BlockIncrFilter::new(prior.clone(), *block_size))
-            }
+            FilterSpec::BlockIncr {
+                prior,
+                block_size,
+                framed,
+            } => Box::new(BlockIncrFilter::new(prior.clone(), *block_size, *framed)),
         })
     }
 }
@@ -140,6 +145,7 @@ mod tests {
             FilterSpec::BlockIncr {
                 prior: Some(BlockHashes(vec![1, 2])),
                 block_size: 8192,
+                framed: true,
             },
         ];
         let json = serde_json::to_string(&specs).unwrap();

@@ -1,13 +1,15 @@
 //! Reading a block-incremental file back: its blocks in order, from the sets its map names.
 //!
 //! A [`Reassembler`] loads the file's map from the set holding the entry, then hands out
-//! blocks in ascending order. Each holder's data object is opened (and decompressed) the first
-//! time one of its blocks is wanted and only ever read forward, because a holder's positions
-//! grow with the block number: every object is streamed at most once, with one buffer per
-//! holder, whatever the file's size. Blocks not asked for are skipped over (a delta restore
-//! asks only for the blocks it must rewrite; a holder none of whose blocks is wanted is never
-//! opened). Every block read is checked against its hash in the map, so damage is found at the
-//! block it hits. [`ReassembledRead`] turns the whole file into a `Read` for restore and verify.
+//! blocks in ascending order. A block is its first layer (a raw block) XOR every later layer
+//! (deltas), each read from the set the map names. Each holder's data object is opened (and
+//! decompressed) the first time one of its layers is wanted and only ever read forward,
+//! because a holder's positions grow with the block number: every object is streamed at most
+//! once, with one buffer per holder, whatever the file's size or the chain's length. Blocks not
+//! asked for are skipped over (a delta restore asks only for the blocks it must rewrite; a
+//! holder none of whose layers is wanted is never opened). Every block read is checked against
+//! its hash in the map, so damage is found at the block it hits. [`ReassembledRead`] turns the
+//! whole file into a `Read` for restore and verify.
 
 use std::io::Read;
 
@@ -16,9 +18,12 @@ use crate::io::block_incr::block_hash;
 use crate::io::stream::{from_io_error, to_io_error};
 use crate::io::{CompressType, FilterSpec};
 use crate::repo::block_map::{BlockMap, MAP_EXT};
+use crate::repo::block_write::xor_into;
 use crate::repo::layout;
 use crate::repo::manifest::FileEntry;
 use crate::storage::{ChainReader, Storage};
+
+const DAMAGED: &str = "the repository is damaged; run verify or restore another set with --set";
 
 struct Holder {
     path: String,
@@ -35,6 +40,7 @@ pub struct Reassembler<'a> {
     size: u64,
     holders: Vec<Holder>,
     block: Vec<u8>,
+    delta: Vec<u8>,
 }
 
 impl<'a> Reassembler<'a> {
@@ -54,7 +60,7 @@ impl<'a> Reassembler<'a> {
             ));
         };
         let map_path = layout::backup_file(stanza, holder, &file.name, MAP_EXT);
-        let map = BlockMap::load(repo, &map_path, Some(&block.map_checksum))?;
+        let map = BlockMap::load(repo, stanza, holder, &file.name, Some(&block.map_checksum))?;
         let expected = file.size.div_ceil(u64::from(map.block_size.max(1)));
         if map.blocks.len() as u64 != expected {
             return Err(Error::new(
@@ -68,24 +74,39 @@ impl<'a> Reassembler<'a> {
             )
             .with_hint("the repository is damaged; run verify"));
         }
+        Ok(Reassembler::with_map(
+            repo, stanza, &file.name, compress, map, file.size,
+        ))
+    }
+
+    /// A reassembler of manifest name `name`, `size` bytes, whose map is already loaded.
+    pub fn with_map(
+        repo: &'a dyn Storage,
+        stanza: &str,
+        name: &str,
+        compress: CompressType,
+        map: BlockMap,
+        size: u64,
+    ) -> Reassembler<'a> {
         let ext = compress.extension();
         let holders = map
             .labels
             .iter()
             .map(|label| Holder {
-                path: layout::backup_file(stanza, label, &file.name, ext),
+                path: layout::backup_file(stanza, label, name, ext),
                 reader: None,
                 next: 0,
             })
             .collect();
-        Ok(Reassembler {
+        Reassembler {
             repo,
             compress,
             block: Vec::with_capacity(map.block_size as usize),
+            delta: Vec::with_capacity(map.block_size as usize),
             map,
-            size: file.size,
+            size,
             holders,
-        })
+        }
     }
 
     /// How many blocks the file has.
@@ -96,6 +117,11 @@ impl<'a> Reassembler<'a> {
     /// The hash the map records for block `n`.
     pub fn hash(&self, n: usize) -> u128 {
         self.map.blocks[n].hash
+    }
+
+    /// The file's map.
+    pub fn map(&self) -> &BlockMap {
+        &self.map
     }
 
     /// The length of block `n`: the block size, less for a partial last block.
@@ -111,11 +137,63 @@ impl<'a> Reassembler<'a> {
 
     /// Reads block `n`, checked against its hash. Blocks must be asked for in ascending order.
     pub fn read(&mut self, n: usize) -> Result<&[u8]> {
-        let entry = self.map.blocks[n];
         let len = self.block_len(n);
-        let label = self.map.labels[entry.holder as usize].as_str();
-        let holder = &mut self.holders[entry.holder as usize];
-        if holder.next > entry.pos {
+        let count = self.map.blocks[n].count as usize;
+        for index in 0..count {
+            let layer = self.map.layers(n)[index];
+            let mut into = std::mem::take(if index == 0 {
+                &mut self.block
+            } else {
+                &mut self.delta
+            });
+            let read = self.read_layer(n, layer.holder as usize, layer.pos, len, &mut into);
+            if index == 0 {
+                self.block = into;
+            } else {
+                xor_into(&mut self.block, &into);
+                self.delta = into;
+            }
+            read?;
+        }
+        if block_hash(&self.block) != self.map.blocks[n].hash {
+            let layers = self.map.layers(n);
+            let top = layers[layers.len() - 1];
+            let path = &self.holders[top.holder as usize].path;
+            let message = if layers.len() == 1 {
+                format!(
+                    "block {n} in backup file '{}' does not match its hash in the block map",
+                    self.repo.describe(path)
+                )
+            } else {
+                let sets: Vec<String> = layers
+                    .iter()
+                    .map(|l| format!("'{}'", self.map.holder(l)))
+                    .collect();
+                format!(
+                    "block {n} of backup file '{}', rebuilt from backup sets {}, does not match \
+                     its hash in the block map",
+                    self.repo.describe(path),
+                    sets.join(", ")
+                )
+            };
+            return Err(Error::new(ErrorKind::Checksum, message).with_hint(DAMAGED));
+        }
+        Ok(&self.block)
+    }
+
+    /// Reads the layer of block `n` (`len` bytes) at position `pos` of holder `index` into
+    /// `into`, skipping forward over the holder's blocks not wanted.
+    fn read_layer(
+        &mut self,
+        n: usize,
+        index: usize,
+        pos: u32,
+        len: usize,
+        into: &mut Vec<u8>,
+    ) -> Result<()> {
+        let label = self.map.labels[index].as_str();
+        let holder = &mut self.holders[index];
+        if holder.next > pos {
             return Err(Error::new(
                 ErrorKind::Assert,
                 format!("block {n} asked for after a later block of its holder"),
@@ -131,9 +209,7 @@ impl<'a> Reassembler<'a> {
                     ErrorKind::FileMissing,
                     format!("backup file '{}' is missing", describe()),
                 )
-                .with_hint(
-                    "the repository is damaged; run verify or restore another set with --set",
-                )
+                .with_hint(DAMAGED)
             })?;
             let opened: Box<dyn Read + Send> = match self.compress {
                 CompressType::None => raw,
@@ -155,11 +231,11 @@ impl<'a> Reassembler<'a> {
                     describe()
                 ),
             )
-            .with_hint("the repository is damaged; run verify or restore another set with --set")
+            .with_hint(DAMAGED)
         };
         // Skip the holder's blocks that are not wanted (changed again in a later set, or
         // already right on disk for a delta restore).
-        let skip = u64::from(entry.pos - *next) * block_size as u64;
+        let skip = u64::from(pos - *next) * block_size as u64;
         if skip > 0 {
             let skipped =
                 std::io::copy(&mut reader.take(skip), &mut std::io::sink()).map_err(io_fail)?;
@@ -167,26 +243,16 @@ impl<'a> Reassembler<'a> {
                 return Err(short());
             }
         }
-        self.block.resize(len, 0);
-        reader.read_exact(&mut self.block).map_err(|err| {
+        into.resize(len, 0);
+        reader.read_exact(into).map_err(|err| {
             if err.kind() == std::io::ErrorKind::UnexpectedEof {
                 short()
             } else {
                 io_fail(err)
             }
         })?;
-        *next = entry.pos + 1;
-        if block_hash(&self.block) != entry.hash {
-            return Err(Error::new(
-                ErrorKind::Checksum,
-                format!(
-                    "block {n} in backup file '{}' does not match its hash in the block map",
-                    describe()
-                ),
-            )
-            .with_hint("the repository is damaged; run verify or restore another set with --set"));
-        }
-        Ok(&self.block)
+        *next = pos + 1;
+        Ok(())
     }
 }
 
@@ -234,142 +300,5 @@ impl Read for ReassembledRead<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::io::{FilterChain, FilterResult, sha256_hex, stream};
-    use crate::repo::manifest::BlockRef;
-    use crate::storage::{PosixStorage, WriteOptions};
-
-    const BS: usize = 8192;
-    const NAME: &str = "pg_data/base/1/16384";
-
-    /// Stores `data` as backup `label` would, comparing with `prior`; returns the entry.
-    fn store(
-        repo: &PosixStorage,
-        label: &str,
-        data: &[u8],
-        prior: Option<&BlockMap>,
-    ) -> (FileEntry, BlockMap) {
-        let mut chain = FilterChain::from_specs(&[
-            FilterSpec::BlockIncr {
-                prior: prior.map(BlockMap::hashes),
-                block_size: BS as u32,
-            },
-            FilterSpec::Compress {
-                kind: CompressType::Zst,
-                level: 1,
-            },
-        ])
-        .unwrap();
-        let mut object = Vec::new();
-        let results = stream::copy_through(&mut &data[..], &mut chain, &mut object, 4096).unwrap();
-        let [FilterResult::BlockIncr(result)] = results.as_slice() else {
-            panic!("{results:?}")
-        };
-        let options = WriteOptions {
-            create_path: true,
-            ..WriteOptions::default()
-        };
-        repo.put(
-            &layout::backup_file("s", label, NAME, "zst"),
-            &object,
-            &options,
-        )
-        .unwrap();
-        let map = BlockMap::next(prior, label, result, BS as u32).unwrap();
-        let path = layout::backup_file("s", label, NAME, MAP_EXT);
-        let (map_size, map_checksum) = map.save(repo, &path).unwrap();
-        let entry = FileEntry {
-            name: NAME.into(),
-            size: data.len() as u64,
-            mtime: 0,
-            mode: 0o600,
-            user: None,
-            group: None,
-            checksum: sha256_hex(data),
-            repo_size: object.len() as u64 + map_size,
-            reference: None,
-            page_errors: None,
-            block: Some(BlockRef {
-                map_size,
-                map_checksum,
-                holders: map.labels.clone(),
-                stored_size: 0,
-            }),
-            bundle_id: None,
-            bundle_offset: None,
-        };
-        (entry, map)
-    }
-
-    fn read_all(repo: &PosixStorage, label: &str, entry: &FileEntry) -> Result<Vec<u8>> {
-        let blocks = Reassembler::open(repo, "s", label, CompressType::Zst, entry)?;
-        let mut out = Vec::new();
-        ReassembledRead::new(blocks)
-            .read_to_end(&mut out)
-            .map_err(|e| from_io_error(e, ErrorKind::FileRead, "read"))?;
-        Ok(out)
-    }
-
-    fn content(blocks: usize, seed: u8) -> Vec<u8> {
-        (0..blocks * BS)
-            .map(|i| (i / 13) as u8 ^ seed ^ (i / BS) as u8)
-            .collect()
-    }
-
-    #[test]
-    fn a_chain_reassembles_to_each_backups_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = PosixStorage::new(dir.path().to_path_buf());
-        let v1 = content(40, 1);
-        let (full, map1) = store(&repo, "F", &v1, None);
-        let mut v2 = v1.clone();
-        v2[5 * BS + 3] ^= 1;
-        v2[30 * BS] ^= 1;
-        v2.extend_from_slice(&[7; 3000]);
-        let (incr1, map2) = store(&repo, "I1", &v2, Some(&map1));
-        let mut v3 = v2.clone();
-        v3.truncate(35 * BS);
-        v3[6 * BS] ^= 1;
-        let (incr2, _) = store(&repo, "I2", &v3, Some(&map2));
-        assert_eq!(read_all(&repo, "F", &full).unwrap(), v1);
-        assert_eq!(read_all(&repo, "I1", &incr1).unwrap(), v2);
-        assert_eq!(read_all(&repo, "I2", &incr2).unwrap(), v3);
-
-        // Only wanted blocks are read; a holder never asked for is never opened.
-        std::fs::remove_file(dir.path().join("backup/s/F/pg_data/base/1/16384.zst")).unwrap();
-        let mut blocks = Reassembler::open(&repo, "s", "I2", CompressType::Zst, &incr2).unwrap();
-        assert_eq!(blocks.read(6).unwrap(), &v3[6 * BS..7 * BS]);
-        assert_eq!(blocks.read(30).unwrap(), &v3[30 * BS..31 * BS]);
-        let err = blocks.read(31).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::FileMissing);
-        assert!(
-            err.message().contains("16384.zst' is missing"),
-            "{}",
-            err.message()
-        );
-    }
-
-    #[test]
-    fn a_damaged_block_or_map_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = PosixStorage::new(dir.path().to_path_buf());
-        let (full, _) = store(&repo, "F", &content(8, 2), None);
-        let mut other = full.clone();
-        other.block.as_mut().unwrap().map_checksum = "0".repeat(64);
-        let err = read_all(&repo, "F", &other).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Format);
-        let object = dir.path().join("backup/s/F/pg_data/base/1/16384.zst");
-        let uncompressed = zstd::decode_all(&std::fs::read(&object).unwrap()[..]).unwrap();
-        let mut damaged = uncompressed.clone();
-        damaged[3 * BS + 17] ^= 1;
-        std::fs::write(&object, zstd::encode_all(&damaged[..], 1).unwrap()).unwrap();
-        let err = read_all(&repo, "F", &full).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Checksum);
-        assert!(
-            err.message().starts_with("block 3 in backup file"),
-            "{}",
-            err.message()
-        );
-    }
-}
+#[path = "block_read_tests.rs"]
+mod tests;

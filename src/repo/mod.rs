@@ -9,6 +9,7 @@ pub mod archive_info;
 pub mod backup_info;
 pub mod block_map;
 pub mod block_read;
+pub mod block_write;
 pub mod bundle;
 pub mod info_file;
 pub mod label;

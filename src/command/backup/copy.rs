@@ -86,9 +86,15 @@ pub fn copy_file_to(
             start_lsn: start_lsn.into(),
         });
     }
-    let block_job = block::prepare(settings, &file.rel, &name, file.info.size)?;
+    // A bundled file is stored whole (bundle::destination keeps block-eligible files out of
+    // bundles, so this only guards the rule).
+    let block_job = match &target {
+        Target::Bundle(_) => None,
+        Target::Object => block::prepare(settings, &file.rel, &name, file.info.size)?,
+    };
     specs.extend(block_job.as_ref().map(block::BlockJob::spec));
-    if settings.compress != CompressType::None {
+    // A block-incremental file is compressed on the repository side, after its deltas.
+    if settings.compress != CompressType::None && block_job.is_none() {
         specs.push(FilterSpec::Compress {
             kind: settings.compress,
             level: settings.level,
@@ -100,9 +106,10 @@ pub fn copy_file_to(
     let Some(mut reader) = settings.pg.open_read_filtered(&file.rel, &specs)? else {
         return Ok(Copied::Removed(file.rel.clone()));
     };
-    let (stored, bundle) = match target {
-        Target::Object => store_filtered(settings, &name, &mut reader).map(|s| (s, None)),
-        Target::Bundle(open) => append_filtered(settings, file, &mut reader, open),
+    let (stored, bundle) = match (&block_job, target) {
+        (Some(job), _) => block::store(settings, &name, job, &mut reader).map(|s| (s, None)),
+        (None, Target::Object) => store_filtered(settings, &name, &mut reader).map(|s| (s, None)),
+        (None, Target::Bundle(open)) => append_filtered(settings, file, &mut reader, open),
     }
     .map_err(|e| {
         e.context(format!(
@@ -209,7 +216,7 @@ fn store_filtered(
 }
 
 /// Where a manifest name is stored in the backup set, and how.
-fn target(settings: &CopySettings, name: &str) -> (String, WriteOptions) {
+pub(super) fn target(settings: &CopySettings, name: &str) -> (String, WriteOptions) {
     let target = layout::backup_file(
         settings.stanza,
         settings.label,
@@ -296,7 +303,7 @@ pub fn store(
 }
 
 /// What a backup file's chain reported: size, hash, page checksums if checked, stored size.
-fn stored_from(results: &[FilterResult]) -> Result<Stored> {
+pub(super) fn stored_from(results: &[FilterResult]) -> Result<Stored> {
     match results {
         [
             FilterResult::Size(size),

@@ -1,0 +1,356 @@
+//! The binary forms of a block map (little-endian), documented in docs/repository-format.md.
+//!
+//! Both versions start `PGKEEPBM` · u16 version · u32 block size · u16 label count · per label
+//! (u16 length, UTF-8 bytes) · u32 block count, and end with the 32-byte SHA-256 of everything
+//! before it (the manifest entry records that SHA-256 too).
+//! - Version 1 (first block-incremental release): per block a 16-byte hash, a u16 label index
+//!   and a u32 position — one raw layer a block. Still read, so its backups stay restorable.
+//! - Version 2 (written now): u32 layer count, then one zstd frame of columns: every hash
+//!   (16 bytes each), every block's layer count (u8), every layer's label index (u16), every
+//!   layer's position gap (u32: the position less the holder's previous position plus one).
+//!   Columns keep alike values together, and gaps are nearly all zero, so the label and
+//!   position columns compress to almost nothing; the hashes are what is left.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::hash::to_hex;
+
+use super::sparse::{self, Sparse};
+use super::{BlockMap, Layer, MapBlock};
+
+const MAGIC: &[u8; 8] = b"PGKEEPBM";
+pub(super) const MAGIC_BYTES: &[u8; 8] = MAGIC;
+const VERSION: u16 = 2;
+/// The length of the trailing SHA-256.
+pub const TRAILER: usize = 32;
+/// zstd level for the columns: the hash column is incompressible, the others are long runs.
+const LEVEL: i32 = 3;
+
+/// The current binary form of `map`.
+pub fn encode(map: &BlockMap) -> Result<Vec<u8>> {
+    let mut out = header(map, VERSION)?;
+    out.extend_from_slice(&u32_of(map.layers.len())?.to_le_bytes());
+    let mut columns = Vec::with_capacity(map.blocks.len() * 17 + map.layers.len() * 6);
+    for block in &map.blocks {
+        columns.extend_from_slice(&block.hash.to_le_bytes());
+    }
+    columns.extend(map.blocks.iter().map(|b| b.count));
+    for layer in &map.layers {
+        columns.extend_from_slice(&layer.holder.to_le_bytes());
+    }
+    let mut next = vec![0u32; map.labels.len()];
+    for n in 0..map.blocks.len() {
+        for layer in map.layers(n) {
+            let expected = &mut next[layer.holder as usize];
+            let gap = layer.pos.checked_sub(*expected).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Assert,
+                    format!("block {n} is placed before an earlier block of its holder"),
+                )
+            })?;
+            columns.extend_from_slice(&gap.to_le_bytes());
+            *expected = layer.pos + 1;
+        }
+    }
+    let packed = zstd::bulk::compress(&columns, LEVEL).map_err(|err| {
+        Error::new(
+            ErrorKind::Assert,
+            format!("unable to compress a block map: {err}"),
+        )
+    })?;
+    out.extend_from_slice(&packed);
+    let digest = sha256(&out);
+    out.extend_from_slice(&digest);
+    Ok(out)
+}
+
+/// The start shared by both versions, up to and including the block count.
+fn header(map: &BlockMap, version: u16) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(64 + map.blocks.len() * 22 + TRAILER);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&map.block_size.to_le_bytes());
+    let count = u16::try_from(map.labels.len()).map_err(|_| too_many())?;
+    out.extend_from_slice(&count.to_le_bytes());
+    for label in &map.labels {
+        let len = u16::try_from(label.len()).map_err(|_| too_many())?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.extend_from_slice(&u32_of(map.blocks.len())?.to_le_bytes());
+    Ok(out)
+}
+
+/// Decodes a map of either version; see `BlockMap::decode`.
+pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<Decoded> {
+    let corrupt = |why: &str| corrupt(what, why);
+    if bytes.len() < MAGIC.len() + 2 + TRAILER || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("bad header"));
+    }
+    let (body, trailer) = bytes.split_at(bytes.len() - TRAILER);
+    let digest = sha256(body);
+    if digest.as_slice() != trailer {
+        return Err(corrupt("checksum mismatch"));
+    }
+    if let Some(expected) = expected
+        && to_hex(&digest) != expected
+    {
+        return Err(corrupt(&format!(
+            "checksum '{}' does not match '{expected}' in the manifest",
+            to_hex(&digest)
+        )));
+    }
+    let mut cursor = Cursor {
+        bytes: body,
+        at: MAGIC.len(),
+    };
+    let too_short = || corrupt("truncated");
+    let version = cursor.u16().ok_or_else(too_short)?;
+    if version == sparse::VERSION {
+        return sparse::decode(&mut cursor, what).map(Decoded::Sparse);
+    }
+    if version != 1 && version != VERSION {
+        return Err(corrupt(&format!("unknown version {version}")));
+    }
+    let block_size = cursor.u32().ok_or_else(too_short)?;
+    let count = cursor.u16().ok_or_else(too_short)?;
+    let mut labels = Vec::with_capacity(count.into());
+    for _ in 0..count {
+        let len = cursor.u16().ok_or_else(too_short)?;
+        let text = cursor.take(len.into()).ok_or_else(too_short)?;
+        labels.push(String::from_utf8(text.to_vec()).map_err(|_| corrupt("label is not UTF-8"))?);
+    }
+    let blocks = cursor.u32().ok_or_else(too_short)? as usize;
+    let mut map = BlockMap {
+        block_size,
+        labels,
+        blocks: Vec::with_capacity(blocks),
+        layers: Vec::with_capacity(blocks),
+        maps: Vec::new(),
+        depth: 0,
+    };
+    if version == 1 {
+        if body.len() - cursor.at != blocks * 22 {
+            return Err(corrupt("block count does not match its length"));
+        }
+        for n in 0..blocks {
+            let hash = cursor.u128().ok_or_else(too_short)?;
+            let holder = cursor.u16().ok_or_else(too_short)?;
+            let pos = cursor.u32().ok_or_else(too_short)?;
+            if holder as usize >= map.labels.len() {
+                return Err(corrupt("label index out of range"));
+            }
+            map.blocks.push(MapBlock {
+                hash,
+                first: n as u32,
+                count: 1,
+            });
+            map.layers.push(Layer { holder, pos });
+        }
+        return Ok(Decoded::Complete(map));
+    }
+    let layers = cursor.u32().ok_or_else(too_short)? as usize;
+    let size = blocks * 17 + layers * 6;
+    let columns = zstd::bulk::decompress(&body[cursor.at..], size)
+        .map_err(|_| corrupt("columns do not decompress"))?;
+    if columns.len() != size {
+        return Err(corrupt("block and layer counts do not match its length"));
+    }
+    let mut hashes = Cursor {
+        bytes: &columns,
+        at: 0,
+    };
+    let mut counts = Cursor {
+        bytes: &columns,
+        at: blocks * 16,
+    };
+    let mut holders = Cursor {
+        bytes: &columns,
+        at: blocks * 17,
+    };
+    let mut gaps = Cursor {
+        bytes: &columns,
+        at: blocks * 17 + layers * 2,
+    };
+    let mut next = vec![0u32; map.labels.len()];
+    for _ in 0..blocks {
+        let hash = hashes.u128().ok_or_else(too_short)?;
+        let count = counts.take(1).ok_or_else(too_short)?[0];
+        if count == 0 {
+            return Err(corrupt("a block has no layers"));
+        }
+        let first = map.layers.len() as u32;
+        for _ in 0..count {
+            let holder = holders.u16().ok_or_else(too_short)?;
+            let gap = gaps.u32().ok_or_else(too_short)?;
+            let Some(expected) = next.get_mut(holder as usize) else {
+                return Err(corrupt("label index out of range"));
+            };
+            let pos = expected
+                .checked_add(gap)
+                .ok_or_else(|| corrupt("position out of range"))?;
+            *expected = pos.saturating_add(1);
+            map.layers.push(Layer { holder, pos });
+        }
+        map.blocks.push(MapBlock { hash, first, count });
+    }
+    if map.layers.len() != layers {
+        return Err(corrupt("layer count does not match the blocks"));
+    }
+    Ok(Decoded::Complete(map))
+}
+
+/// A decoded map file: complete, or the blocks one backup stored on top of a base map.
+#[derive(Debug)]
+pub enum Decoded {
+    Complete(BlockMap),
+    Sparse(Sparse),
+}
+
+/// The error for a map that does not decode.
+pub fn corrupt(what: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Format,
+        format!("block map '{what}' is corrupt: {why}"),
+    )
+    .with_hint("the repository is damaged; run verify")
+}
+
+pub(super) fn u32_of(len: usize) -> Result<u32> {
+    u32::try_from(len).map_err(|_| too_many())
+}
+
+fn too_many() -> Error {
+    Error::new(
+        ErrorKind::Assert,
+        "too many backup sets, blocks or layers for a block map",
+    )
+}
+
+pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+pub(super) struct Cursor<'a> {
+    pub bytes: &'a [u8],
+    pub at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let slice = self.bytes.get(self.at..self.at.checked_add(len)?)?;
+        self.at += len;
+        Some(slice)
+    }
+
+    pub fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    pub fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    pub fn u128(&mut self) -> Option<u128> {
+        Some(u128::from_le_bytes(self.take(16)?.try_into().ok()?))
+    }
+}
+
+/// The version 1 form of a map with one raw layer a block, as the first release wrote it.
+#[cfg(test)]
+pub fn encode_v1(map: &BlockMap) -> Vec<u8> {
+    let mut out = header(map, 1).unwrap();
+    for (n, block) in map.blocks.iter().enumerate() {
+        let [layer] = map.layers(n) else {
+            panic!("version 1 has one layer a block")
+        };
+        out.extend_from_slice(&block.hash.to_le_bytes());
+        out.extend_from_slice(&layer.holder.to_le_bytes());
+        out.extend_from_slice(&layer.pos.to_le_bytes());
+    }
+    let digest = sha256(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::block_incr::{BlockHashes, BlockIncrResult};
+
+    fn complete(decoded: Decoded) -> BlockMap {
+        match decoded {
+            Decoded::Complete(map) => map,
+            Decoded::Sparse(_) => panic!("sparse"),
+        }
+    }
+
+    fn chain() -> BlockMap {
+        let result = |hashes: &[u128], stored: &[u32], deltas: &[bool]| BlockIncrResult {
+            hashes: BlockHashes(hashes.to_vec()),
+            stored: stored.to_vec(),
+            deltas: deltas.to_vec(),
+        };
+        let full = BlockMap::next(
+            None,
+            "20261124-100000F",
+            &result(&[1, 2, 3], &[0, 1, 2], &[]),
+            8192,
+        )
+        .unwrap();
+        BlockMap::next(
+            Some(&full),
+            "20261124-100000F_20261124-110000I",
+            &result(&[1, 5, u128::MAX, 4], &[1, 2, 3], &[true, false, false]),
+            8192,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn maps_round_trip_and_corruption_is_detected() {
+        let map = chain();
+        let bytes = encode(&map).unwrap();
+        let digest = to_hex(&bytes[bytes.len() - 32..]);
+        assert_eq!(complete(decode(&bytes, Some(&digest), "m").unwrap()), map);
+        let mut flipped = bytes.clone();
+        flipped[40] ^= 1;
+        let err = decode(&flipped, None, "m").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Format);
+        assert_eq!(err.message(), "block map 'm' is corrupt: checksum mismatch");
+        let err = decode(&bytes, Some("00"), "m").unwrap_err();
+        assert!(
+            err.message()
+                .contains("does not match '00' in the manifest")
+        );
+        assert!(decode(&bytes[..20], None, "m").is_err());
+    }
+
+    #[test]
+    fn a_version_1_map_still_decodes() {
+        let result = BlockIncrResult {
+            hashes: BlockHashes(vec![7, 8, 9]),
+            stored: vec![0, 1, 2],
+            deltas: Vec::new(),
+        };
+        let map = BlockMap::next(None, "F", &result, 8192).unwrap();
+        let bytes = encode_v1(&map);
+        assert_eq!(&bytes[8..10], &1u16.to_le_bytes());
+        assert_eq!(bytes.len(), 8 + 2 + 4 + 2 + 3 + 4 + 3 * 22 + 32);
+        assert_eq!(complete(decode(&bytes, None, "m").unwrap()), map);
+    }
+
+    #[test]
+    fn runs_of_positions_compress_to_almost_nothing() {
+        let hashes: Vec<u128> = (0..10_000u128).map(|h| h * 0x9e37_79b9_7f4a_7c15).collect();
+        let result = BlockIncrResult {
+            stored: (0..10_000).collect(),
+            hashes: BlockHashes(hashes),
+            deltas: Vec::new(),
+        };
+        let map = BlockMap::next(None, "F", &result, 8192).unwrap();
+        let v2 = encode(&map).unwrap().len();
+        assert!(v2 < 10_000 * 17, "{v2}");
+        assert!(encode_v1(&map).len() > 10_000 * 22);
+    }
+}
