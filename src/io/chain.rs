@@ -126,6 +126,16 @@ impl FilterChain {
         push(&mut self.stages, input, self.output_limit, sink)
     }
 
+    /// Pushes a prefix of `input` through the chain, as much as its first transforming stage
+    /// takes before producing about the output limit, and returns how many bytes that was. A
+    /// reader pulling from the chain calls this instead of `process_into` so that one call never
+    /// yields more than about the limit, however well the input was compressed; the caller
+    /// passes the rest again (a call may take nothing while it flushes held output).
+    pub fn process_step(&mut self, input: &[u8], sink: &mut Sink<'_>) -> Result<usize> {
+        self.check_open()?;
+        push_step(&mut self.stages, input, self.output_limit, sink)
+    }
+
     /// Ends the stream like `finish`, handing the remaining output to `sink`.
     pub fn finish_into(&mut self, sink: &mut Sink<'_>) -> Result<Vec<FilterResult>> {
         self.check_open()?;
@@ -189,6 +199,41 @@ fn push(stages: &mut [Stage], data: &[u8], limit: usize, sink: &mut Sink<'_>) ->
             return Ok(());
         }
     }
+}
+
+/// One step of `push`: the first transforming stage runs once, up to `limit` bytes of output,
+/// and that output goes on down the chain; observers before it see exactly the input it took.
+fn push_step(
+    stages: &mut [Stage],
+    data: &[u8],
+    limit: usize,
+    sink: &mut Sink<'_>,
+) -> Result<usize> {
+    let Some((stage, rest)) = stages.split_first_mut() else {
+        if !data.is_empty() {
+            sink(data)?;
+        }
+        return Ok(data.len());
+    };
+    if stage.observes {
+        let consumed = push_step(rest, data, limit, sink)?;
+        stage.filter.process(&data[..consumed], &mut stage.out)?;
+        return Ok(consumed);
+    }
+    stage.out.clear();
+    let consumed = stage.filter.process_limited(data, &mut stage.out, limit)?;
+    if consumed > data.len() {
+        return Err(Error::new(
+            ErrorKind::Assert,
+            "filter consumed more input than it was given",
+        ));
+    }
+    if !stage.out.is_empty() {
+        push(rest, &stage.out, limit, sink)?;
+    } else if consumed == 0 && !data.is_empty() {
+        return Err(Error::new(ErrorKind::Assert, "filter made no progress"));
+    }
+    Ok(consumed)
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub struct ChainReader {
     inner: Box<dyn Read + Send>,
     chain: FilterChain,
     input: Vec<u8>,
+    /// The part of `input` read but not yet pushed through the chain.
+    pending: std::ops::Range<usize>,
     output: VecDeque<u8>,
     results: Option<Vec<FilterResult>>,
 }
@@ -40,30 +42,41 @@ impl ChainReader {
             inner,
             chain,
             input: vec![0; CHUNK],
+            pending: 0..0,
             output: VecDeque::new(),
             results: None,
         })
     }
 
-    /// Reads input and pushes it through the chain until there is output or the end.
+    /// Reads input and pushes it through the chain, a step at a time, until there is output or
+    /// the end.
     fn fill(&mut self) -> Result<()> {
         while self.output.is_empty() && self.results.is_none() {
-            let read = loop {
-                match self.inner.read(&mut self.input) {
-                    Ok(read) => break read,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(from_io_error(err, ErrorKind::FileRead, "read")),
-                }
-            };
+            if self.pending.is_empty() {
+                let read = loop {
+                    match self.inner.read(&mut self.input) {
+                        Ok(read) => break read,
+                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(err) => return Err(from_io_error(err, ErrorKind::FileRead, "read")),
+                    }
+                };
+                self.pending = 0..read;
+            }
             let output = &mut self.output;
             let mut sink = |bytes: &[u8]| {
                 output.extend(bytes);
                 Ok(())
             };
-            if read == 0 {
+            if self.pending.is_empty() {
                 self.results = Some(self.chain.finish_into(&mut sink)?);
             } else {
-                self.chain.process_into(&self.input[..read], &mut sink)?;
+                // One step at a time: a decompressor can turn a little input into a lot of
+                // output (pages of zeros compress a thousandfold), and all a push yields is held
+                // until read; pushing whole 256 KiB inputs held tens of MiB per open reader.
+                let consumed = self
+                    .chain
+                    .process_step(&self.input[self.pending.clone()], &mut sink)?;
+                self.pending.start += consumed;
             }
         }
         Ok(())
