@@ -20,9 +20,9 @@ use crate::log_detail;
 use crate::repo::Manifest;
 use crate::repo::block_read::{ReassembledRead, Reassembler};
 use crate::repo::manifest::FileEntry;
-use crate::storage::{FileType, PosixStorage, Storage, WriteOptions};
+use crate::storage::{FileType, PosixStorage, Storage};
 
-use super::files::{Outcome, Settings, checksum_of, chown};
+use super::files::{Outcome, Settings, checksum_of, chown, write_options};
 
 /// Delta restore of `file` when it is block-incremental and exists as a file under `root`:
 /// rewrites the blocks that differ, checks the result and logs it. `None` when the file is not
@@ -101,16 +101,7 @@ pub fn copy_from_repo(
         settings.manifest,
         file,
     )?);
-    let options = WriteOptions {
-        mode: file.mode,
-        mtime: Some(file.mtime),
-        create_path: false,
-        atomic: false,
-        // Synced with the rest of the restore (`write::sync_file_systems`).
-        sync_file: false,
-        sync_path: false,
-    };
-    let mut writer = root.open_write(rel, &options)?;
+    let mut writer = root.open_write(rel, &write_options(file))?;
     let results = stream::copy_through(
         &mut reader,
         &mut FilterChain::from_specs(&[FilterSpec::Size, FilterSpec::Hash])?,

@@ -160,18 +160,7 @@ fn copy_from_repo(
     let stored = bundle::locate(settings.stanza, manifest, file);
     let mut reader = open_stored(repo, &stored)
         .map_err(|e| e.context(format!("unable to restore '{}'", root.describe(rel))))?;
-    let options = WriteOptions {
-        mode: file.mode,
-        mtime: Some(file.mtime),
-        create_path: false,
-        atomic: false,
-        // No file is synced on its own: the restore syncs each file system it wrote once,
-        // before pg_control is written (`write::sync_file_systems`). Per-file fsyncs made a
-        // worker wait for the disk after every file instead of decompressing the next one.
-        sync_file: false,
-        sync_path: false,
-    };
-    let mut writer = root.open_write(rel, &options)?;
+    let mut writer = root.open_write(rel, &write_options(file))?;
     let mut specs = bundle::decompress_specs(&stored, manifest.compress_type);
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
@@ -206,6 +195,21 @@ fn copy_from_repo(
 pub fn small_buffer(buffer_size: usize, size: u64) -> usize {
     let needed = usize::try_from(size).unwrap_or(usize::MAX).max(64 * 1024);
     buffer_size.min(needed)
+}
+
+/// How a restored file is written: in place, with the manifest's mode and time. No file is
+/// synced on its own: the restore syncs each file system it wrote once, before pg_control is
+/// written (`write::sync_file_systems`); per-file fsyncs made a worker wait for the disk after
+/// every file instead of decompressing the next one.
+pub(super) fn write_options(file: &FileEntry) -> WriteOptions {
+    WriteOptions {
+        mode: file.mode,
+        mtime: Some(file.mtime),
+        create_path: false,
+        atomic: false,
+        sync_file: false,
+        sync_path: false,
+    }
 }
 
 /// Opens the stored form of a file of the backup set; a missing repository file is an error.
