@@ -15,6 +15,30 @@ use common::{ClusterOptions, PgCluster, free_port, pg16_full_bin, run_as_postgre
 const LOAD: &str =
     "create table kept as select g as id, md5(g::text) as v from generate_series(1, 3000) g";
 
+/// Restores the stanza's old backup `label` into the old cluster's data directory and checks
+/// that the old binaries (`version`) start it with the `expected` data.
+fn restore_old_backup(s: &Stanza, label: &str, expected: &str, version: &str) {
+    empty_dir(s.data_dir());
+    s.pgkeep(&[
+        &format!("--set={label}"),
+        &format!("--pg1-path={}", s.data_dir().display()),
+        "restore",
+    ])
+    .ok();
+    s.cluster.start();
+    s.cluster
+        .wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(60));
+    assert_eq!(s.table_digest("kept"), expected);
+    assert!(s.cluster.psql("select version()").contains(version));
+}
+
+/// The upgraded cluster's digest of table `kept`, as `Stanza::table_digest` computes it.
+fn digest(cluster: &PgCluster) -> String {
+    cluster.psql(
+        "select count(*) || ':' || coalesce(md5(string_agg(t::text, ',' order by t::text)), '') from kept t",
+    )
+}
+
 /// Points the stanza's `[demo]` section at `cluster`.
 fn point_stanza_at(s: &Stanza, cluster: &PgCluster) {
     let conf = std::fs::read_to_string(&s.conf).unwrap();
@@ -86,10 +110,7 @@ fn stanza_upgrade_after_a_real_pg_upgrade_from_15_to_16() {
         .contains("stanza 'demo' upgraded to version 16");
     new.start();
     assert!(new.psql("select version()").contains("PostgreSQL 16"));
-    assert_eq!(
-        new.psql("select count(*) || ':' || coalesce(md5(string_agg(t::text, ',' order by t::text)), '') from kept t"),
-        expected
-    );
+    assert_eq!(digest(&new), expected);
     s.pgkeep(&["check"]).ok();
     s.pgkeep(&["--log-level-console=info", "backup"])
         .ok()
@@ -108,25 +129,11 @@ fn stanza_upgrade_after_a_real_pg_upgrade_from_15_to_16() {
     s.pgkeep(&["restore"]).ok();
     new.start();
     new.wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(60));
-    assert_eq!(
-        new.psql("select count(*) || ':' || coalesce(md5(string_agg(t::text, ',' order by t::text)), '') from kept t"),
-        expected
-    );
+    assert_eq!(digest(&new), expected);
     new.stop();
 
     // The old backup restores with the old binaries from its own archive id.
-    empty_dir(s.data_dir());
-    s.pgkeep(&[
-        &format!("--set={old_label}"),
-        &format!("--pg1-path={}", s.data_dir().display()),
-        "restore",
-    ])
-    .ok();
-    s.cluster.start();
-    s.cluster
-        .wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(60));
-    assert_eq!(s.table_digest("kept"), expected);
-    assert!(s.cluster.psql("select version()").contains("PostgreSQL 15"));
+    restore_old_backup(&s, &old_label, &expected, "PostgreSQL 15");
 }
 
 #[test]
@@ -151,18 +158,7 @@ fn stanza_upgrade_records_the_new_cluster_and_old_backups_stay_restorable() {
             .setting("archive_command", &archive_command)
             .setting("wal_level", "replica"),
     );
-    let conf = std::fs::read_to_string(&s.conf).unwrap();
-    let global = conf.split("[demo]").next().unwrap();
-    std::fs::write(
-        &s.conf,
-        format!(
-            "{global}[demo]\npg1-path={}\npg1-port={}\npg1-socket-path={}\n",
-            new.data_dir().display(),
-            new.port(),
-            new.socket_dir().display()
-        ),
-    )
-    .unwrap();
+    point_stanza_at(&s, &new);
     new.start();
     new.psql(LOAD);
 
@@ -196,16 +192,5 @@ fn stanza_upgrade_records_the_new_cluster_and_old_backups_stay_restorable() {
     // The old backup restores with the old binaries, recovering from its own archive id even
     // though the new cluster's WAL has the same segment names.
     new.stop();
-    empty_dir(s.data_dir());
-    s.pgkeep(&[
-        &format!("--set={old_label}"),
-        &format!("--pg1-path={}", s.data_dir().display()),
-        "restore",
-    ])
-    .ok();
-    s.cluster.start();
-    s.cluster
-        .wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(60));
-    assert_eq!(s.table_digest("kept"), expected);
-    assert!(s.cluster.psql("select version()").contains("PostgreSQL 14"));
+    restore_old_backup(&s, &old_label, &expected, "PostgreSQL 14");
 }
