@@ -70,7 +70,7 @@ pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result
 /// reports a missing marker (`Some(1)`) or an error of the background process.
 fn take(in_dir: &Path, name: &str, destination: &Path) -> Result<Option<i32>> {
     let prefix = format!("{name}-");
-    for (entry, path) in entries(in_dir) {
+    for (entry, path) in super::spool_entries(in_dir) {
         let Some(checksum) = entry.strip_prefix(&prefix) else {
             continue;
         };
@@ -107,7 +107,7 @@ fn refill(cfg: &Config, stanza: &str, in_dir: &Path, name: &str) -> Result<()> {
         return Ok(());
     };
     let size = segment_size();
-    let queued = entries(in_dir)
+    let queued = super::spool_entries(in_dir)
         .iter()
         .filter(|(entry, _)| entry.len() == 24 + 1 + 64)
         .count();
@@ -137,7 +137,7 @@ pub fn run_background(cfg: &Config) -> Result<i32> {
     };
     // Left by an earlier run: errors are retried, missing segments looked for again, temp
     // files of a killed run removed.
-    for (entry, path) in entries(&in_dir) {
+    for (entry, path) in super::spool_entries(&in_dir) {
         let stale = [".error", ".missing", ".tmp", ".fetched"];
         if stale.iter().any(|suffix| entry.ends_with(suffix)) {
             super::remove_quietly(&path);
@@ -163,7 +163,7 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
     }
     let wanted: Vec<String> = wanted.into_iter().map(WalSegment::name).collect();
     // Segments recovery will not ask for (before `first`, beyond the queue, another timeline).
-    let present: Vec<String> = entries(in_dir)
+    let present: Vec<String> = super::spool_entries(in_dir)
         .into_iter()
         .filter_map(|(entry, path)| {
             let segment = entry.get(..24)?.to_string();
@@ -262,7 +262,7 @@ fn capacity(cfg: &Config, segment_size: u32) -> usize {
 
 /// Removes queued segments before `name`: recovery has passed them.
 fn forget_passed(in_dir: &Path, name: &str) {
-    for (entry, path) in entries(in_dir) {
+    for (entry, path) in super::spool_entries(in_dir) {
         if entry.get(..24).is_some_and(|segment| segment < name) {
             super::remove_quietly(&path);
         }
@@ -290,20 +290,4 @@ fn move_file(from: &Path, to: &Path) -> Result<()> {
             &e,
         )),
     }
-}
-
-fn entries(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|entry| {
-                    let entry = entry.ok()?;
-                    Some((
-                        entry.file_name().to_string_lossy().to_string(),
-                        entry.path(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }

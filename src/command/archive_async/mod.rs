@@ -200,6 +200,23 @@ pub fn wait<T>(
     }
 }
 
+/// The names and paths in a spool directory; an unreadable or missing one lists as empty.
+pub(super) fn spool_entries(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| {
+                    let entry = entry.ok()?;
+                    Some((
+                        entry.file_name().to_string_lossy().to_string(),
+                        entry.path(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 //! archived is accepted).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -223,7 +223,7 @@ pub fn ready_files(wal_dir: &Path) -> Result<Vec<String>> {
 /// one the foreground waits for.
 fn forget_done(out: &Path, ready: &[String], requested: &str) {
     let ready: HashSet<&str> = ready.iter().map(String::as_str).collect();
-    for (name, path) in spool_entries(out) {
+    for (name, path) in super::spool_entries(out) {
         if let Some(wal) = name.strip_suffix(".ok")
             && !ready.contains(wal)
             && wal != requested
@@ -234,25 +234,9 @@ fn forget_done(out: &Path, ready: &[String], requested: &str) {
 }
 
 fn remove_errors(out: &Path) {
-    for (name, path) in spool_entries(out) {
+    for (name, path) in super::spool_entries(out) {
         if name.ends_with(".error") {
             super::remove_quietly(&path);
         }
     }
-}
-
-fn spool_entries(dir: &Path) -> Vec<(String, PathBuf)> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|entry| {
-                    let entry = entry.ok()?;
-                    Some((
-                        entry.file_name().to_string_lossy().to_string(),
-                        entry.path(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
