@@ -91,9 +91,11 @@ CONF
   chown postgres "$TMP/$1.conf"
   rm -rf "$TMP/$1-repo"; mkdir -p "$TMP/$1-repo"; chown postgres "$TMP/$1-repo"
 }
-keep() { as_pg "$TMP/bin/pgkeep" --config="$TMP/keep.conf" --stanza=bench "$@"; }
-brest() { as_pg pgbackrest --config="$TMP/brest.conf" --stanza=bench "$@"; }
-create() { keep --pg1-path="$PGDATA" stanza-create >/dev/null; brest --pg1-path="$PGDATA" stanza-create >/dev/null; }
+# The tools run as postgres without a runuser per call: PostgreSQL runs archive_command as
+# itself, and runuser's own 5-7 ms per call would be counted for both tools alike.
+keep() { "$TMP/bin/pgkeep" --config="$TMP/keep.conf" --stanza=bench "$@"; }
+brest() { pgbackrest --config="$TMP/brest.conf" --stanza=bench "$@"; }
+create() { as_pg "$TMP/bin/pgkeep" --config="$TMP/keep.conf" --stanza=bench --pg1-path="$PGDATA" stanza-create >/dev/null; as_pg pgbackrest --config="$TMP/brest.conf" --stanza=bench --pg1-path="$PGDATA" stanza-create >/dev/null; }
 now() { date +%s%N; }
 row() { echo "| $1 | $2 | $3 | $(echo "scale=2; $2 / $3" | bc) |"; }
 # A run counts only when every call succeeded: a failing call is fast.
@@ -105,10 +107,9 @@ rate() { echo "scale=1; $COUNT * 1000000000 / $1" | bc; }
 
 # Sync, alternating: time each tool's call for each segment. PostgreSQL renames .ready to .done.
 # sync_pair <push|get> [options...]
-sync_pair() {
+sync_body() {
   local what=$1; shift
   local tk=0 tb=0 s t
-  reset_wal
   for s in $SEGS; do
     if [ "$what" = push ]; then
       t=$(now); keep "$@" archive-push "$FAKE/pg_wal/$s" >/dev/null || fail keep; tk=$((tk + $(now) - t))
@@ -123,10 +124,9 @@ sync_pair() {
 }
 # One tool, one loop (async modes cannot alternate: each has its own background process).
 # loop <tool> <push|get> [options...]
-loop() {
+loop_body() {
   local tool=$1 what=$2; shift 2
   local t s
-  reset_wal
   t=$(now)
   for s in $SEGS; do
     if [ "$what" = push ]; then
@@ -138,6 +138,14 @@ loop() {
   done
   rate $(($(now) - t))
 }
+
+# Runs a function of this script as postgres, one process for the whole loop.
+as_pg_fn() {
+  as_pg env TMP="$TMP" FAKE="$FAKE" SEGS="$SEGS" COUNT="$COUNT" FAILS="$FAILS" \
+    bash -c "$(declare -f keep brest now rate fail sync_body loop_body); $*"
+}
+sync_pair() { reset_wal; as_pg_fn sync_body "$@"; }
+loop() { reset_wal; as_pg_fn loop_body "$@"; }
 
 echo "# archive-push/get: pgkeep vs pgBackRest $(pgbackrest version | cut -d' ' -f2), $COUNT segments of 16 MiB from pgbench, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), $(date -u +%F)"
 echo "| operation | pgkeep seg/s | pgBackRest seg/s | ratio |"

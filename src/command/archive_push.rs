@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
+use crate::io::frames::{self, FrameBuffers, Framed};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::{WalFileKind, WalHeader};
@@ -128,17 +129,17 @@ impl<'a> Pusher<'a> {
 
     /// Stores `source` (named `name`) in the archive; returns only once it is durable.
     pub fn push(&self, source: &Path, name: &str, kind: WalFileKind) -> Result<Pushed> {
-        self.push_with(source, name, kind, &mut Vec::new())
+        self.push_with(source, name, kind, &mut FrameBuffers::default())
     }
 
-    /// `push`, reading the file into `buffer`: a worker that pushes many segments reuses its
-    /// memory instead of faulting in 16 MiB of fresh pages for each.
+    /// `push`, with `buffers` kept from the last push: a worker that pushes many segments
+    /// reuses its memory instead of faulting in fresh pages for each.
     pub fn push_with(
         &self,
         source: &Path,
         name: &str,
         kind: WalFileKind,
-        buffer: &mut Vec<u8>,
+        buffers: &mut FrameBuffers,
     ) -> Result<Pushed> {
         let (repo, stanza, db) = (self.repo, self.stanza, self.db);
         let archive_id = db.archive_id();
@@ -154,34 +155,33 @@ impl<'a> Pusher<'a> {
             level: self.level,
         };
         if size <= IN_MEMORY_MAX {
-            read_source(source, size, buffer)?;
-            let bytes = buffer.as_slice();
-            let split = self.split_frames;
-            // Hash and compress at the same time, on two cores: PostgreSQL waits for each
-            // segment, so its latency is what counts. The compressed copy is thrown away when
-            // the segment turns out to be archived already.
-            let (checksum, compressed) = std::thread::scope(|scope| {
-                let compressing = scope.spawn(|| compress_all(bytes, &compress, split));
-                let checksum = checksum_in_memory(bytes, name, kind, db);
-                let compressed = compressing.join().unwrap_or_else(|_| {
-                    Err(Error::new(
-                        ErrorKind::Execute,
-                        "compression thread panicked",
-                    ))
-                });
-                checksum.and_then(|checksum| compressed.map(|compressed| (checksum, compressed)))
-            })?;
-            if let Some(pushed) = self.existing(&archive_id, name, &checksum)? {
-                return Ok(pushed);
-            }
-            let target = self.target(&archive_id, name, &checksum);
-            let mut writer = repo.open_write(&target, &WriteOptions::default())?;
-            std::io::Write::write_all(&mut writer, &compressed).map_err(|e| {
-                Error::io(ErrorKind::FileWrite, "write", repo.describe(&target), &e)
-            })?;
-            writer.commit()?;
-            log_info!("pushed WAL file '{name}' to the archive");
-            return Ok(Pushed::Stored);
+            // Read once: hashed in order while its pieces are compressed on every core (a lone
+            // push: PostgreSQL waits for it) or on this worker's alone (the async process). The
+            // compressed frames are thrown away when the segment turns out to be archived.
+            let threads = if self.split_frames {
+                std::thread::available_parallelism()
+                    .map(usize::from)
+                    .unwrap_or(1)
+                    .clamp(1, 4)
+            } else {
+                1
+            };
+            let framed = frames::hash_and_compress(
+                &mut open_source(source)?,
+                &source.display().to_string(),
+                &compress,
+                threads,
+                buffers,
+                &mut |first| {
+                    if matches!(kind, WalFileKind::Segment | WalFileKind::Partial) {
+                        check_header(first, name, db)?;
+                    }
+                    Ok(())
+                },
+            )?;
+            let stored = self.store_frames(&archive_id, name, &framed);
+            framed.recycle(buffers);
+            return stored;
         }
 
         let checksum = checksum_and_check(source, name, kind, db)?;
@@ -207,6 +207,28 @@ impl<'a> Pusher<'a> {
                     source.display()
                 ),
             ));
+        }
+        writer.commit()?;
+        log_info!("pushed WAL file '{name}' to the archive");
+        Ok(Pushed::Stored)
+    }
+
+    /// Writes a hashed and compressed file to the archive, unless it is archived already.
+    fn store_frames(&self, archive_id: &str, name: &str, framed: &Framed) -> Result<Pushed> {
+        if let Some(pushed) = self.existing(archive_id, name, &framed.checksum)? {
+            return Ok(pushed);
+        }
+        let target = self.target(archive_id, name, &framed.checksum);
+        let mut writer = self.repo.open_write(&target, &WriteOptions::default())?;
+        for frame in &framed.frames {
+            std::io::Write::write_all(&mut writer, frame).map_err(|e| {
+                Error::io(
+                    ErrorKind::FileWrite,
+                    "write",
+                    self.repo.describe(&target),
+                    &e,
+                )
+            })?;
         }
         writer.commit()?;
         log_info!("pushed WAL file '{name}' to the archive");
@@ -245,58 +267,6 @@ impl<'a> Pusher<'a> {
     }
 }
 
-/// `bytes` compressed in memory, as one frame (gzip member) per core compressed in parallel and
-/// concatenated. Every decompressor reads concatenated frames as one stream (gzip, zstd and lz4
-/// define it; pgkeep's filters and the command-line tools implement it); splitting a 16 MiB
-/// segment in two costs a few bytes of frame header and a negligible loss of ratio.
-fn compress_all(bytes: &[u8], spec: &FilterSpec, split: bool) -> Result<Vec<u8>> {
-    let parts = if !split {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(1)
-            .clamp(1, 4)
-    };
-    // Small files are not worth a thread.
-    if parts == 1 || bytes.len() < 2 << 20 {
-        return compress_frame(bytes, spec);
-    }
-    let chunk = bytes.len().div_ceil(parts);
-    let frames: Vec<Result<Vec<u8>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = bytes
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || compress_frame(part, spec)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(Error::new(
-                        ErrorKind::Execute,
-                        "compression thread panicked",
-                    ))
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(bytes.len() / 2);
-    for frame in frames {
-        out.extend_from_slice(&frame?);
-    }
-    Ok(out)
-}
-
-/// `bytes` compressed as one frame.
-fn compress_frame(bytes: &[u8], spec: &FilterSpec) -> Result<Vec<u8>> {
-    let mut chain = FilterChain::from_specs(std::slice::from_ref(spec))?;
-    let mut out = Vec::with_capacity(bytes.len() / 2);
-    out.extend_from_slice(chain.process(bytes)?);
-    let (tail, _) = chain.finish()?;
-    out.extend_from_slice(tail);
-    Ok(out)
-}
-
 /// archive.info, creating the stanza on first use when the data directory is known.
 pub fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<ArchiveInfo> {
     if let Some(info) = ArchiveInfo::load(repo, stanza)? {
@@ -308,37 +278,6 @@ pub fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<
         log_info!("stanza '{stanza}' created by its first archive-push");
     }
     ArchiveInfo::load_required(repo, stanza)
-}
-
-fn read_source(path: &Path, size: u64, bytes: &mut Vec<u8>) -> Result<()> {
-    bytes.clear();
-    bytes.reserve(usize::try_from(size).unwrap_or(0) + 1);
-    open_source(path)?
-        .read_to_end(bytes)
-        .map_err(|e| Error::io(ErrorKind::FileRead, "read WAL file", path.display(), &e))?;
-    Ok(())
-}
-
-/// Checks a segment's header against the stanza and returns the SHA-256 of `bytes`.
-fn checksum_in_memory(
-    bytes: &[u8],
-    name: &str,
-    kind: WalFileKind,
-    db: &DbHistory,
-) -> Result<String> {
-    if matches!(kind, WalFileKind::Segment | WalFileKind::Partial) {
-        check_header(bytes, name, db)?;
-    }
-    let mut chain = FilterChain::from_specs(&[FilterSpec::Hash])?;
-    chain.process(bytes)?;
-    let (_, results) = chain.finish()?;
-    match results.first() {
-        Some(FilterResult::Hash(hash)) => Ok(hash.clone()),
-        _ => Err(Error::new(
-            ErrorKind::Assert,
-            "hash filter returned no result",
-        )),
-    }
 }
 
 fn open_source(path: &Path) -> Result<File> {

@@ -10,6 +10,7 @@ pub mod block_incr;
 pub mod chain;
 pub mod compress;
 pub mod filter;
+pub mod frames;
 pub mod hash;
 pub mod page_checksum;
 pub mod stream;

@@ -20,6 +20,7 @@ use crate::command::open;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::run_parallel;
+use crate::io::frames::FrameBuffers;
 use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::WalFileKind;
 use crate::{log_info, log_warn};
@@ -145,7 +146,9 @@ fn push_ready(
     } else {
         pusher
     };
-    let buffers: Vec<Mutex<Vec<u8>>> = (0..workers).map(|_| Mutex::new(Vec::new())).collect();
+    let buffers: Vec<Mutex<FrameBuffers>> = (0..workers)
+        .map(|_| Mutex::new(FrameBuffers::default()))
+        .collect();
     let failed = Mutex::new(HashSet::new());
     let mut first = true;
     loop {

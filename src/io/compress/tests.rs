@@ -164,6 +164,28 @@ fn output_decodes_with_the_reference_decoders() {
 }
 
 #[test]
+fn incompressible_lz4_blocks_are_stored_and_decode_with_the_reference_decoder() {
+    // xorshift noise: no block shrinks, so every block is written as stored.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let data: Vec<u8> = (0..700_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let lz4 = compress(CompressType::Lz4, &data, 300_000);
+    assert!(lz4.len() > data.len(), "stored blocks carry their headers");
+    let mut plain = Vec::new();
+    lz4_flex::frame::FrameDecoder::new(&lz4[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert!(plain == data, "lz4 differs");
+    assert!(decompress(CompressType::Lz4, &lz4, 4096).unwrap() == data);
+}
+
+#[test]
 fn decoders_read_what_the_reference_encoders_write() {
     let data = mixed(600_000);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
