@@ -298,3 +298,39 @@ fn repeated_changes_chain_deltas_and_damage_fails_the_sets_built_on_them() {
     assert_eq!(restore_set(&s, &labels[3]), sets[3].1);
     s.cluster.stop();
 }
+
+/// A relation file of more than 64 MiB is restored with process-max 2: its blocks are written
+/// by a second thread while they are assembled, and the files are created ahead of the workers
+/// by a thread of their own (restore into an empty directory). The data must be the backup's.
+#[test]
+fn a_large_file_restores_with_its_writes_behind_and_files_created_ahead() {
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    s.cluster.psql(
+        "create table big as select g, md5(g::text) as v, md5((g + 1)::text) as w \
+         from generate_series(1, 1000000) g; checkpoint",
+    );
+    let full = backup(&s, &["--type=full", "--process-max=2"]);
+    let relation = s.cluster.psql("select pg_relation_filepath('big')");
+    let name = format!("pg_data/{}", relation.trim());
+    assert!(
+        entry(&s, &full, &name).size > 64 << 20,
+        "the table's first segment must be over 64 MiB"
+    );
+    change(&s, 97, 3);
+    let diff = backup(&s, &["--type=diff", "--process-max=2"]);
+    assert!(entry(&s, &diff, &name).block.is_some());
+    let digest = s.table_digest("big");
+    s.cluster.stop();
+    empty_dir(s.data_dir());
+    s.pgkeep(&[
+        "--process-max=2",
+        "--type=immediate",
+        "--target-action=promote",
+        "--target-timeline=current",
+        "restore",
+    ])
+    .ok();
+    start_and_wait(&s);
+    assert_eq!(s.table_digest("big"), digest);
+}

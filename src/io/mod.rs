@@ -9,6 +9,7 @@
 pub mod block_incr;
 pub mod chain;
 pub mod compress;
+pub mod decoded;
 pub mod filter;
 pub mod frames;
 pub mod hash;

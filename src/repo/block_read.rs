@@ -14,20 +14,21 @@
 use std::io::Read;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::io::CompressType;
 use crate::io::block_incr::block_hash;
-use crate::io::stream::{from_io_error, to_io_error};
-use crate::io::{CompressType, FilterSpec};
+use crate::io::decoded::DecodedReader;
+use crate::io::stream::to_io_error;
 use crate::repo::block_map::{BlockMap, MAP_EXT};
 use crate::repo::block_write::xor_into;
 use crate::repo::layout;
 use crate::repo::manifest::FileEntry;
-use crate::storage::{ChainReader, Storage};
+use crate::storage::Storage;
 
 const DAMAGED: &str = "the repository is damaged; run verify or restore another set with --set";
 
 struct Holder {
     path: String,
-    reader: Option<Box<dyn Read + Send>>,
+    reader: Option<DecodedReader>,
     /// The position of the next block the reader yields.
     next: u32,
 }
@@ -137,60 +138,75 @@ impl<'a> Reassembler<'a> {
 
     /// Reads block `n`, checked against its hash. Blocks must be asked for in ascending order.
     pub fn read(&mut self, n: usize) -> Result<&[u8]> {
-        let len = self.block_len(n);
-        let count = self.map.blocks[n].count as usize;
-        for index in 0..count {
-            let layer = self.map.layers(n)[index];
-            let mut into = std::mem::take(if index == 0 {
-                &mut self.block
-            } else {
-                &mut self.delta
-            });
-            let read = self.read_layer(n, layer.holder as usize, layer.pos, len, &mut into);
-            if index == 0 {
-                self.block = into;
-            } else {
-                xor_into(&mut self.block, &into);
-                self.delta = into;
-            }
-            read?;
-        }
-        if block_hash(&self.block) != self.map.blocks[n].hash {
-            let layers = self.map.layers(n);
-            let top = layers[layers.len() - 1];
-            let path = &self.holders[top.holder as usize].path;
-            let message = if layers.len() == 1 {
-                format!(
-                    "block {n} in backup file '{}' does not match its hash in the block map",
-                    self.repo.describe(path)
-                )
-            } else {
-                let sets: Vec<String> = layers
-                    .iter()
-                    .map(|l| format!("'{}'", self.map.holder(l)))
-                    .collect();
-                format!(
-                    "block {n} of backup file '{}', rebuilt from backup sets {}, does not match \
-                     its hash in the block map",
-                    self.repo.describe(path),
-                    sets.join(", ")
-                )
-            };
-            return Err(Error::new(ErrorKind::Checksum, message).with_hint(DAMAGED));
-        }
-        Ok(&self.block)
+        let mut block = std::mem::take(&mut self.block);
+        block.clear();
+        let read = self.read_into(n, &mut block);
+        self.block = block;
+        read.map(|()| self.block.as_slice())
     }
 
-    /// Reads the layer of block `n` (`len` bytes) at position `pos` of holder `index` into
-    /// `into`, skipping forward over the holder's blocks not wanted.
-    fn read_layer(
-        &mut self,
-        n: usize,
-        index: usize,
-        pos: u32,
-        len: usize,
-        into: &mut Vec<u8>,
-    ) -> Result<()> {
+    /// Appends block `n`, checked against its hash, to `out`: a restore gathers its writes
+    /// there without another copy. Blocks must be asked for in ascending order.
+    pub fn read_into(&mut self, n: usize, out: &mut Vec<u8>) -> Result<()> {
+        let len = self.block_len(n);
+        let start = out.len();
+        let count = self.map.blocks[n].count as usize;
+        let mut delta = std::mem::take(&mut self.delta);
+        delta.resize(len, 0);
+        let mut read = Ok(());
+        for index in 0..count {
+            let layer = self.map.layers(n)[index];
+            // The first layer lands where the block goes; every later one is XORed onto it.
+            read = if index == 0 {
+                self.read_layer(n, layer.holder as usize, layer.pos, Into::Append(out, len))
+            } else {
+                self.read_layer(n, layer.holder as usize, layer.pos, Into::Slice(&mut delta))
+            };
+            if read.is_err() {
+                out.truncate(start);
+                break;
+            }
+            if index > 0 {
+                xor_into(&mut out[start..], &delta);
+            }
+        }
+        self.delta = delta;
+        read?;
+        if block_hash(&out[start..]) != self.map.blocks[n].hash {
+            out.truncate(start);
+            return Err(self.damaged(n));
+        }
+        Ok(())
+    }
+
+    /// The error for block `n` not matching its hash, naming the sets it was rebuilt from.
+    fn damaged(&self, n: usize) -> Error {
+        let layers = self.map.layers(n);
+        let top = layers[layers.len() - 1];
+        let path = &self.holders[top.holder as usize].path;
+        let message = if layers.len() == 1 {
+            format!(
+                "block {n} in backup file '{}' does not match its hash in the block map",
+                self.repo.describe(path)
+            )
+        } else {
+            let sets: Vec<String> = layers
+                .iter()
+                .map(|l| format!("'{}'", self.map.holder(l)))
+                .collect();
+            format!(
+                "block {n} of backup file '{}', rebuilt from backup sets {}, does not match \
+                 its hash in the block map",
+                self.repo.describe(path),
+                sets.join(", ")
+            )
+        };
+        Error::new(ErrorKind::Checksum, message).with_hint(DAMAGED)
+    }
+
+    /// Reads the layer of block `n` at position `pos` of holder `index` into `into` (exactly the
+    /// block's length), skipping forward over the holder's blocks not wanted.
+    fn read_layer(&mut self, n: usize, index: usize, pos: u32, into: Into) -> Result<()> {
         let label = self.map.labels[index].as_str();
         let holder = &mut self.holders[index];
         if holder.next > pos {
@@ -211,18 +227,13 @@ impl<'a> Reassembler<'a> {
                 )
                 .with_hint(DAMAGED)
             })?;
-            let opened: Box<dyn Read + Send> = match self.compress {
-                CompressType::None => raw,
-                kind => Box::new(ChainReader::new(raw, &[FilterSpec::Decompress { kind }])?),
-            };
-            *reader = Some(opened);
+            *reader = Some(DecodedReader::new(raw, self.compress)?);
         }
         let Some(reader) = reader.as_mut() else {
             return Err(Error::new(ErrorKind::Assert, "holder reader not open"));
         };
         let block_size = self.map.block_size as usize;
-        let io_fail =
-            |err| from_io_error(err, ErrorKind::FileRead, &format!("read '{}'", describe()));
+        let failed = |err: Error| err.context(format!("unable to read '{}'", describe()));
         let short = || {
             Error::new(
                 ErrorKind::Format,
@@ -236,24 +247,25 @@ impl<'a> Reassembler<'a> {
         // Skip the holder's blocks that are not wanted (changed again in a later set, or
         // already right on disk for a delta restore).
         let skip = u64::from(pos - *next) * block_size as u64;
-        if skip > 0 {
-            let skipped =
-                std::io::copy(&mut reader.take(skip), &mut std::io::sink()).map_err(io_fail)?;
-            if skipped != skip {
-                return Err(short());
-            }
+        if skip > 0 && reader.skip(skip).map_err(failed)? != skip {
+            return Err(short());
         }
-        into.resize(len, 0);
-        reader.read_exact(into).map_err(|err| {
-            if err.kind() == std::io::ErrorKind::UnexpectedEof {
-                short()
-            } else {
-                io_fail(err)
-            }
-        })?;
+        let (got, wanted) = match into {
+            Into::Append(out, len) => (reader.append_to(out, len).map_err(failed)?, len),
+            Into::Slice(slice) => (reader.read_into(slice).map_err(failed)?, slice.len()),
+        };
+        if got != wanted {
+            return Err(short());
+        }
         *next = pos + 1;
         Ok(())
     }
+}
+
+/// Where a layer goes: appended to the block being assembled, or into a scratch slice.
+enum Into<'b> {
+    Append(&'b mut Vec<u8>, usize),
+    Slice(&'b mut [u8]),
 }
 
 /// The whole content of a block-incremental file as a reader.

@@ -1,7 +1,8 @@
 //! Tests of block-incremental reassembly: chains of raw and delta layers, damage, old maps.
 
 use super::*;
-use crate::io::{FilterChain, FilterResult, sha256_hex, stream};
+use crate::io::stream::from_io_error;
+use crate::io::{FilterChain, FilterResult, FilterSpec, sha256_hex, stream};
 use crate::repo::block_map::MAX_MAP_DEPTH;
 use crate::repo::block_write::{record_deltas, write_blocks};
 use crate::repo::manifest::BlockRef;

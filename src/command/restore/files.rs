@@ -34,6 +34,8 @@ pub struct Settings<'a> {
     /// With delta: compare size and time instead of checksums; without: no comparison.
     pub force: bool,
     pub buffer_size: usize,
+    /// More than one worker (process-max > 1): a large file may use a second thread.
+    pub parallel: bool,
     /// Set file owners from the manifest (only root can).
     pub set_owner: bool,
     /// Bytes of the whole restore, and bytes done so far, for the percentages logged.

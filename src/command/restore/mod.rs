@@ -30,7 +30,7 @@ mod write;
 mod fixture;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -154,6 +154,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
             .cmp(&a.1.size)
             .then_with(|| a.1.name.cmp(&b.1.name))
     });
+    let process_max = open::process_max(cfg);
     let settings = files::Settings {
         repo: &repo,
         stanza,
@@ -161,6 +162,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         delta: request.delta,
         force: request.force,
         buffer_size,
+        parallel: process_max > 1,
         set_owner: am_root,
         total: manifest.size(),
         done: AtomicU64::new(0),
@@ -170,8 +172,27 @@ pub fn run(cfg: &Config) -> Result<i32> {
         let file = &manifest.files[index];
         files::restore(&settings, &storages[place.root], &place.rel, file, *zero)
     };
-    let outcomes = exec::run_parallel(jobs, open::process_max(cfg), |_, (index, _)| {
-        restore_one(index)
+    // Into empty directories, with several workers, the files are created ahead of the
+    // workers by a thread of their own (`write::create_files_ahead`); process-max=1 keeps a
+    // restore on one core.
+    let ahead: Vec<std::path::PathBuf> = if occupied.is_none() && process_max > 1 {
+        jobs.iter()
+            .map(|(index, _)| {
+                let (place, _) = &plan.files[*index];
+                storages[place.root].root().join(&place.rel)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let stop_ahead = AtomicBool::new(false);
+    let outcomes = std::thread::scope(|scope| {
+        if !ahead.is_empty() {
+            scope.spawn(|| write::create_files_ahead(&ahead, &stop_ahead));
+        }
+        let outcomes = exec::run_parallel(jobs, process_max, |_, (index, _)| restore_one(index));
+        stop_ahead.store(true, Ordering::Relaxed);
+        outcomes
     })?;
 
     if plan.tablespaces_moved {

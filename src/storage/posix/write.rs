@@ -72,7 +72,18 @@ impl PosixWrite {
                 .mode(options.mode)
                 .open(&written)
         };
-        let opened = match open() {
+        // A file written in place that exists already (a restore creates its files ahead of
+        // the workers) is opened without O_CREAT, which would take its directory's lock.
+        let existing = if options.atomic {
+            None
+        } else {
+            match OpenOptions::new().write(true).truncate(true).open(&written) {
+                Ok(file) => Some(Ok(file)),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+                Err(err) => Some(Err(err)),
+            }
+        };
+        let opened = match existing.unwrap_or_else(open) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && options.create_path => {
                 if let Some(parent) = path.parent() {
                     create_path(parent, PATH_MODE)?;
