@@ -18,6 +18,7 @@ use std::io::Read;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::io::stream::read_full;
 use crate::io::{FilterChain, FilterResult, FilterSpec};
 
 /// The size of a piece read and of the input of one frame.
@@ -157,7 +158,7 @@ impl Pool<'_, '_> {
     ) -> Result<()> {
         for index in 0.. {
             let mut piece = self.free_piece()?;
-            let len = fill(source, &mut piece)
+            let len = read_full(source, &mut piece)
                 .map_err(|e| Error::io(ErrorKind::FileRead, "read", describe, &e))?;
             if len == 0 && index > 0 {
                 self.pieces.push(piece);
@@ -269,20 +270,6 @@ fn compress_frame(bytes: &[u8], spec: &FilterSpec, out: &mut Vec<u8>) -> Result<
     let (tail, _) = chain.finish()?;
     out.extend_from_slice(tail);
     Ok(())
-}
-
-/// Reads until `buf` is full or the source ends; how much was read.
-fn fill(source: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match source.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

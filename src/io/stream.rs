@@ -29,6 +29,36 @@ pub fn from_io_error(err: std::io::Error, kind: ErrorKind, action: &str) -> Erro
     Error::new(kind, format!("unable to {action}: {}", io_cause(&err)))
 }
 
+/// Reads until `buf` is full or `reader` ends; how much was read (fewer only at the end).
+pub fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads `buf.len()` bytes of `file` from `offset` (pread, the file position is untouched);
+/// how many there were (fewer only at the end of the file).
+pub fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Streams everything `reader` yields through `chain` into `writer`, with one read buffer of
 /// `buffer_size` bytes; the chain's output limit is set to `buffer_size` too, so memory stays
 /// near a few times `buffer_size` whatever the stream. Returns the chain's results in order.

@@ -9,7 +9,7 @@
 //! past the file's current end, are read from the repository and written in place, so a holder
 //! none of whose blocks is needed is never read. The file is then cut to the manifest's size.
 
-use std::fs::{File, FileTimes, OpenOptions, Permissions};
+use std::fs::{FileTimes, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
@@ -17,6 +17,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::block_incr::block_hash;
+use crate::io::stream::read_full_at;
 use crate::io::{FilterChain, FilterResult, FilterSpec, stream};
 use crate::log_detail;
 use crate::repo::Manifest;
@@ -259,7 +260,7 @@ fn rewrite_blocks(
     for n in 0..blocks.blocks() {
         let len = blocks.block_len(n);
         let offset = n as u64 * block_size;
-        let current = read_at(&out, &mut existing[..len], offset)
+        let current = read_full_at(&out, &mut existing[..len], offset)
             .map_err(|e| Error::io(ErrorKind::FileRead, "read", path.display(), &e))?;
         if current == len && block_hash(&existing[..len]) == blocks.hash(n) {
             continue;
@@ -281,18 +282,4 @@ fn rewrite_blocks(
     out.sync_all()
         .map_err(|e| Error::io(ErrorKind::FileSync, "sync", path.display(), &e))?;
     Ok(rewritten)
-}
-
-/// Reads up to `buf.len()` bytes at `offset`; fewer at the end of the file.
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }

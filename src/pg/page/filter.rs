@@ -9,7 +9,6 @@
 //! the same after the copy, so the stream never waits on it.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{PAGE_SIZE, page_is_invalid};
@@ -92,16 +91,7 @@ pub fn recheck_in(
 
 /// Reads the page at `offset` into `page`; false when the file ends before the page does.
 fn read_page(file: &File, offset: u64, page: &mut [u8; PAGE_SIZE]) -> std::io::Result<bool> {
-    let mut filled = 0;
-    while filled < PAGE_SIZE {
-        match file.read_at(&mut page[filled..], offset + filled as u64) {
-            Ok(0) => return Ok(false),
-            Ok(read) => filled += read,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(true)
+    Ok(crate::io::stream::read_full_at(file, page, offset)? == PAGE_SIZE)
 }
 
 #[cfg(test)]

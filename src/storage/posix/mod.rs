@@ -190,7 +190,6 @@ impl Storage for PosixStorage {
 
     /// With `pread`: no reading of the bytes before `offset`.
     fn read_range(&self, path: &str, offset: u64, len: usize) -> Result<Option<Vec<u8>>> {
-        use std::os::unix::fs::FileExt;
         let full = self.resolve(path)?;
         let file = match fs::File::open(&full) {
             Ok(file) => file,
@@ -204,21 +203,14 @@ impl Storage for PosixStorage {
             }
         };
         let mut content = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            match file.read_at(&mut content[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(read) => filled += read,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(err) => {
-                    return Err(os_error(
-                        ErrorKind::FileRead,
-                        format!("unable to read '{}'", full.display()),
-                        &err,
-                    ));
-                }
-            }
-        }
+        let filled =
+            crate::io::stream::read_full_at(&file, &mut content, offset).map_err(|err| {
+                os_error(
+                    ErrorKind::FileRead,
+                    format!("unable to read '{}'", full.display()),
+                    &err,
+                )
+            })?;
         content.truncate(filled);
         Ok(Some(content))
     }
