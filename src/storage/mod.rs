@@ -71,6 +71,10 @@ pub struct WriteOptions {
     pub sync_file: bool,
     /// fsync the parent directory on commit, so the new name is durable.
     pub sync_path: bool,
+    /// The file was most likely created already (a restore creates its files ahead of its
+    /// workers): open it without O_CREAT, which would take its directory's lock, and create it
+    /// only if it is missing. Only for writes in place.
+    pub created_ahead: bool,
 }
 
 impl Default for WriteOptions {
@@ -83,6 +87,7 @@ impl Default for WriteOptions {
             atomic: true,
             sync_file: true,
             sync_path: true,
+            created_ahead: false,
         }
     }
 }

@@ -147,6 +147,7 @@ impl Write for OpenBundle<'_> {
                 atomic: true,
                 sync_file: true,
                 sync_path: false,
+                created_ahead: false,
             };
             let writer = self
                 .repo

@@ -231,6 +231,7 @@ pub(super) fn target(settings: &CopySettings, name: &str) -> (String, WriteOptio
         atomic: true,
         sync_file: true,
         sync_path: false,
+        created_ahead: false,
     };
     (target, options)
 }

@@ -104,7 +104,7 @@ pub fn copy_from_repo(
     file: &FileEntry,
 ) -> Result<()> {
     let mut blocks = blocks(settings.repo, settings.stanza, settings.manifest, file)?;
-    let mut writer = root.open_write(rel, &write_options(file))?;
+    let mut writer = root.open_write(rel, &write_options(file, settings.created_ahead))?;
     let describe = || root.describe(rel);
     // Blocks are assembled straight into the write buffer: one write per buffer, not per block.
     let gather = settings.buffer_size.max(blocks.block_size() as usize);

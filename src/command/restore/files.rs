@@ -36,6 +36,8 @@ pub struct Settings<'a> {
     pub buffer_size: usize,
     /// More than one worker (process-max > 1): a large file may use a second thread.
     pub parallel: bool,
+    /// The files were created ahead of the workers (`write::create_files_ahead`).
+    pub created_ahead: bool,
     /// Set file owners from the manifest (only root can).
     pub set_owner: bool,
     /// Bytes of the whole restore, and bytes done so far, for the percentages logged.
@@ -162,7 +164,7 @@ fn copy_from_repo(
     let stored = bundle::locate(settings.stanza, manifest, file);
     let mut reader = open_stored(repo, &stored)
         .map_err(|e| e.context(format!("unable to restore '{}'", root.describe(rel))))?;
-    let mut writer = root.open_write(rel, &write_options(file))?;
+    let mut writer = root.open_write(rel, &write_options(file, settings.created_ahead))?;
     let mut specs = bundle::decompress_specs(&stored, manifest.compress_type);
     specs.push(FilterSpec::Size);
     specs.push(FilterSpec::Hash);
@@ -203,7 +205,7 @@ pub fn small_buffer(buffer_size: usize, size: u64) -> usize {
 /// synced on its own: the restore syncs each file system it wrote once, before pg_control is
 /// written (`write::sync_file_systems`); per-file fsyncs made a worker wait for the disk after
 /// every file instead of decompressing the next one.
-pub(super) fn write_options(file: &FileEntry) -> WriteOptions {
+pub(super) fn write_options(file: &FileEntry, created_ahead: bool) -> WriteOptions {
     WriteOptions {
         mode: file.mode,
         mtime: Some(file.mtime),
@@ -211,6 +213,7 @@ pub(super) fn write_options(file: &FileEntry) -> WriteOptions {
         atomic: false,
         sync_file: false,
         sync_path: false,
+        created_ahead,
     }
 }
 

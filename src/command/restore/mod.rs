@@ -155,6 +155,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
             .then_with(|| a.1.name.cmp(&b.1.name))
     });
     let process_max = open::process_max(cfg);
+    // Into empty directories, with several workers, the files are created ahead of the
+    // workers by a thread of their own (`write::create_files_ahead`); process-max=1 keeps a
+    // restore on one core.
+    let create_ahead = occupied.is_none() && process_max > 1;
     let settings = files::Settings {
         repo: &repo,
         stanza,
@@ -163,6 +167,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         force: request.force,
         buffer_size,
         parallel: process_max > 1,
+        created_ahead: create_ahead,
         set_owner: am_root,
         total: manifest.size(),
         done: AtomicU64::new(0),
@@ -172,10 +177,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         let file = &manifest.files[index];
         files::restore(&settings, &storages[place.root], &place.rel, file, *zero)
     };
-    // Into empty directories, with several workers, the files are created ahead of the
-    // workers by a thread of their own (`write::create_files_ahead`); process-max=1 keeps a
-    // restore on one core.
-    let ahead: Vec<std::path::PathBuf> = if occupied.is_none() && process_max > 1 {
+    let ahead: Vec<std::path::PathBuf> = if create_ahead {
         jobs.iter()
             .map(|(index, _)| {
                 let (place, _) = &plan.files[*index];

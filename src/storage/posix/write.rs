@@ -72,9 +72,7 @@ impl PosixWrite {
                 .mode(options.mode)
                 .open(&written)
         };
-        // A file written in place that exists already (a restore creates its files ahead of
-        // the workers) is opened without O_CREAT, which would take its directory's lock.
-        let existing = if options.atomic {
+        let existing = if options.atomic || !options.created_ahead {
             None
         } else {
             match OpenOptions::new().write(true).truncate(true).open(&written) {
