@@ -26,7 +26,7 @@ use crate::io::stream::from_io_error;
 
 pub use driver::Driver;
 pub use filtered::{ChainReader, FilteredRead};
-pub use posix::PosixStorage;
+pub use posix::{AlignedBuf, PosixStorage};
 pub use remote::RemoteStorage;
 
 /// The type of a directory entry.
@@ -75,6 +75,10 @@ pub struct WriteOptions {
     /// workers): open it without O_CREAT, which would take its directory's lock, and create it
     /// only if it is missing. Only for writes in place.
     pub created_ahead: bool,
+    /// Bypass the page cache (O_DIRECT) where the file system allows it; see
+    /// `storage::posix::direct`. For large files a restore writes in place and syncs later.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 impl Default for WriteOptions {
@@ -88,6 +92,7 @@ impl Default for WriteOptions {
             sync_file: true,
             sync_path: true,
             created_ahead: false,
+            direct: false,
         }
     }
 }

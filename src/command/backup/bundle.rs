@@ -148,6 +148,7 @@ impl Write for OpenBundle<'_> {
                 sync_file: true,
                 sync_path: false,
                 created_ahead: false,
+                direct: false,
             };
             let writer = self
                 .repo

@@ -232,6 +232,7 @@ pub(super) fn target(settings: &CopySettings, name: &str) -> (String, WriteOptio
         sync_file: true,
         sync_path: false,
         created_ahead: false,
+        direct: false,
     };
     (target, options)
 }

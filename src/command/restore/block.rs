@@ -23,7 +23,7 @@ use crate::log_detail;
 use crate::repo::Manifest;
 use crate::repo::block_read::{ReassembledRead, Reassembler};
 use crate::repo::manifest::FileEntry;
-use crate::storage::{FileType, PosixStorage, Storage, StorageWrite};
+use crate::storage::{AlignedBuf, FileType, PosixStorage, Storage, StorageWrite};
 
 use super::files::{Outcome, Settings, chown, write_options};
 
@@ -89,10 +89,16 @@ fn blocks<'a>(
 }
 
 /// Files at least this large are written by a thread of their own while their blocks are
-/// assembled, when the restore runs several workers (process-max=1 keeps it on one core): the kernel's copy into the page cache is a third of a restore's work, and a
-/// 1 GiB relation segment restored by one worker would otherwise keep the other cores waiting
-/// at the end of a parallel restore.
-const WRITE_BEHIND_MIN: u64 = 64 << 20;
+/// assembled: when the restore runs several workers (process-max=1 keeps it on one core, as
+/// far as CPU goes), and whenever the writes bypass the page cache, where that thread spends
+/// its time waiting for the device, not on a core. Otherwise the kernel's copy into the page
+/// cache is a third of a restore's work, and a 1 GiB relation segment restored by one worker
+/// would keep the other cores waiting at the end of a parallel restore.
+const WRITE_BEHIND_MIN: u64 = 16 << 20;
+
+/// Files at least this large are written by a second thread when the restore runs several
+/// workers, even where the writes go through the page cache.
+const WRITE_BEHIND_BUFFERED_MIN: u64 = 64 << 20;
 
 /// Writes the reassembled content of `file` to `rel` under `root`. Every block is checked
 /// against its hash in the map as it is assembled, and the map against the manifest, so the
@@ -104,14 +110,21 @@ pub fn copy_from_repo(
     file: &FileEntry,
 ) -> Result<()> {
     let mut blocks = blocks(settings.repo, settings.stanza, settings.manifest, file)?;
-    let mut writer = root.open_write(rel, &write_options(file, settings.created_ahead))?;
+    let options = write_options(file, settings.created_ahead);
+    let mut writer = root.open_write(rel, &options)?;
     let describe = || root.describe(rel);
-    // Blocks are assembled straight into the write buffer: one write per buffer, not per block.
+    // Blocks are assembled straight into the write buffer (page-aligned, so that a direct write
+    // takes it as it is): one write per buffer, not per block.
     let gather = settings.buffer_size.max(blocks.block_size() as usize);
-    let written = if file.size < WRITE_BEHIND_MIN || !settings.parallel {
+    let behind = if options.direct {
+        file.size >= WRITE_BEHIND_MIN
+    } else {
+        file.size >= WRITE_BEHIND_BUFFERED_MIN && settings.parallel
+    };
+    let written = if !behind {
         assemble(&mut blocks, gather, &describe, &mut |mut full| {
             writer
-                .write_all(&full)
+                .write_all(full.content())
                 .map_err(|e| Error::io(ErrorKind::FileWrite, "write", describe(), &e))?;
             full.clear();
             Ok(full)
@@ -131,14 +144,14 @@ fn assemble(
     blocks: &mut Reassembler,
     gather: usize,
     describe: &dyn Fn() -> String,
-    write: &mut dyn FnMut(Vec<u8>) -> Result<Vec<u8>>,
+    write: &mut dyn FnMut(AlignedBuf) -> Result<AlignedBuf>,
 ) -> Result<u64> {
     let block_size = blocks.block_size() as usize;
-    let mut pending = Vec::with_capacity(gather);
+    let mut pending = AlignedBuf::with_capacity(gather);
     let mut size = 0u64;
     for n in 0..blocks.blocks() {
         blocks
-            .read_into(n, &mut pending)
+            .read_into(n, pending.appender())
             .map_err(|e| e.context(format!("unable to restore '{}'", describe())))?;
         if pending.len() + block_size > gather || n + 1 == blocks.blocks() {
             size += pending.len() as u64;
@@ -155,14 +168,14 @@ fn write_behind(
     describe: &dyn Fn() -> String,
     writer: &mut Box<dyn StorageWrite>,
 ) -> Result<u64> {
-    let (full_tx, full_rx) = crossbeam_channel::bounded::<Vec<u8>>(2);
-    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(3);
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<AlignedBuf>(2);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<AlignedBuf>(3);
     let path = describe();
     std::thread::scope(|scope| {
         let writing = scope.spawn(move || -> Result<()> {
             for mut full in full_rx.iter() {
                 writer
-                    .write_all(&full)
+                    .write_all(full.content())
                     .map_err(|e| Error::io(ErrorKind::FileWrite, "write", &path, &e))?;
                 full.clear();
                 // The assembling side may have finished; a buffer it does not take is freed.
@@ -180,7 +193,7 @@ fn write_behind(
             }
             if spare > 0 {
                 spare -= 1;
-                return Ok(Vec::with_capacity(gather));
+                return Ok(AlignedBuf::with_capacity(gather));
             }
             empty_rx
                 .recv()

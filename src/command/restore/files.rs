@@ -205,8 +205,15 @@ pub fn small_buffer(buffer_size: usize, size: u64) -> usize {
 /// synced on its own: the restore syncs each file system it wrote once, before pg_control is
 /// written (`write::sync_file_systems`); per-file fsyncs made a worker wait for the disk after
 /// every file instead of decompressing the next one.
+/// Files at least this large are written bypassing the page cache (`WriteOptions::direct`):
+/// for them the kernel's copy into fresh page-cache pages and their writeback at the final
+/// sync cost more than waiting for the device. Smaller files stay buffered, where one syncfs
+/// at the end writes many of them at once and no write waits for the device.
+pub(super) const DIRECT_MIN: u64 = 16 << 20;
+
 pub(super) fn write_options(file: &FileEntry, created_ahead: bool) -> WriteOptions {
     WriteOptions {
+        direct: file.size >= DIRECT_MIN,
         mode: file.mode,
         mtime: Some(file.mtime),
         create_path: false,

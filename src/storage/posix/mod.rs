@@ -6,6 +6,7 @@
 //! repository, in place for restoring into a data directory. Every error names the absolute path
 //! and the OS cause.
 
+mod direct;
 mod fs_ops;
 mod write;
 
@@ -16,6 +17,8 @@ use std::path::{Component, Path, PathBuf};
 
 use self::fs_ops::{create_path, is_missing, os_error, remove_tree, sync_path};
 use self::write::{PosixRead, PosixWrite};
+
+pub use self::direct::AlignedBuf;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{FileInfo, FileType, Storage, StorageWrite, WriteOptions};
 

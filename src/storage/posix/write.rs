@@ -14,6 +14,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::direct::DirectWrite;
 use super::fs_ops::{create_path, os_error, sync_path, temp_path};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::stream::to_io_error;
@@ -54,6 +55,8 @@ pub(super) struct PosixWrite {
     /// The name the file has once committed; used in messages.
     path: PathBuf,
     options: WriteOptions,
+    /// Set when the file is written bypassing the page cache (`WriteOptions::direct`).
+    direct: Option<DirectWrite>,
     committed: bool,
 }
 
@@ -64,24 +67,43 @@ impl PosixWrite {
         } else {
             path.clone()
         };
-        let open = || {
+        // O_DIRECT is asked for at open; a file system that refuses it says EINVAL, and the
+        // file is then opened as any other.
+        let flags = |direct: bool| if direct { nix::libc::O_DIRECT } else { 0 };
+        let open_as = |direct: bool| {
             OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .mode(options.mode)
+                .custom_flags(flags(direct))
                 .open(&written)
+        };
+        let mut direct = options.direct;
+        let mut open = || match open_as(direct) {
+            Err(err) if direct && err.raw_os_error() == Some(nix::libc::EINVAL) => {
+                direct = false;
+                open_as(false)
+            }
+            other => other,
         };
         let existing = if options.atomic || !options.created_ahead {
             None
         } else {
-            match OpenOptions::new().write(true).truncate(true).open(&written) {
+            let opened = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .custom_flags(flags(options.direct))
+                .open(&written);
+            match opened {
                 Ok(file) => Some(Ok(file)),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+                // Refused O_DIRECT: `open` tries again without it.
+                Err(err) if err.raw_os_error() == Some(nix::libc::EINVAL) => None,
                 Err(err) => Some(Err(err)),
             }
         };
-        let opened = match existing.unwrap_or_else(open) {
+        let opened = match existing.unwrap_or_else(&mut open) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && options.create_path => {
                 if let Some(parent) = path.parent() {
                     create_path(parent, PATH_MODE)?;
@@ -94,8 +116,10 @@ impl PosixWrite {
             let what = format!("unable to open '{}' for write", path.display());
             os_error(ErrorKind::FileOpen, what, &err)
         })?;
+        let direct = options.direct.then(|| DirectWrite::new(direct));
         Ok(PosixWrite {
             file: Some(file),
+            direct,
             written,
             path,
             options: options.clone(),
@@ -128,7 +152,11 @@ impl Write for PosixWrite {
             let err = Error::new(ErrorKind::Assert, "write to a file already committed");
             return Err(to_io_error(err));
         };
-        match file.write(buf) {
+        let written = match self.direct.as_mut() {
+            Some(direct) => direct.write(file, buf),
+            None => file.write(buf),
+        };
+        match written {
             Ok(written) => Ok(written),
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => Err(err),
             Err(err) => Err(to_io_error(self.error(ErrorKind::FileWrite, "write", &err))),
@@ -142,9 +170,14 @@ impl Write for PosixWrite {
 
 impl StorageWrite for PosixWrite {
     fn commit(mut self: Box<Self>) -> Result<()> {
-        let Some(file) = self.file.take() else {
+        let Some(mut file) = self.file.take() else {
             return Err(Error::new(ErrorKind::Assert, "file committed twice"));
         };
+        let finished = match self.direct.as_mut() {
+            Some(direct) => direct.finish(&mut file),
+            None => Ok(()),
+        };
+        finished.map_err(|err| self.error(ErrorKind::FileWrite, "write", &err))?;
         file.set_permissions(Permissions::from_mode(self.options.mode))
             .map_err(|err| self.error(ErrorKind::FileWrite, "set mode of", &err))?;
         if let Some(mtime) = self.options.mtime {
