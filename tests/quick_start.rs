@@ -350,6 +350,25 @@ fn archive_push_and_get_round_trip_and_refuse_a_different_cluster() {
     s.pgkeep(&["archive-push", fake.to_str().unwrap()])
         .code(45)
         .contains("already exists in the archive with a different checksum");
+    // Neither the duplicate nor the refused push left a second file or a temporary one.
+    let archived: Vec<String> =
+        std::fs::read_dir(s.repo.join("archive/demo/15-1/0000000100000000"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(&segment))
+            .collect();
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    assert!(!archived[0].ends_with(".pgkeep.tmp"), "{archived:?}");
+    // What a push killed mid-write leaves (its temporary file) is never taken for the segment.
+    let leftover = s
+        .repo
+        .join("archive/demo/15-1/0000000100000000")
+        .join(format!("{segment}.4242-1.pgkeep.tmp"));
+    std::fs::write(&leftover, &changed[..1000]).unwrap();
+    common::pgkeep::chown_postgres(&leftover);
+    s.pgkeep(&["archive-push", wal_path.to_str().unwrap()])
+        .ok()
+        .contains("already exists in the archive with the same checksum");
     std::fs::remove_file(&dest).unwrap();
     s.pgkeep(&["archive-get", &segment, dest.to_str().unwrap()])
         .ok();

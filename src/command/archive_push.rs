@@ -6,7 +6,7 @@
 //! refused and the archived file is left untouched.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Opt};
@@ -16,7 +16,7 @@ use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::{WalFileKind, WalHeader};
 use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
-use crate::storage::{Storage, WriteOptions};
+use crate::storage::{Storage, StorageWrite, WriteOptions};
 use crate::{log_info, log_warn};
 
 use super::{archive_async, open, stanza_create};
@@ -27,6 +27,17 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Files up to this size (every WAL segment of a default cluster) are read once into memory:
 /// one read and one hash instead of a checksum pass and a copy pass.
 const IN_MEMORY_MAX: u64 = 64 << 20;
+
+/// How a push writes its temp file: in place under the temp name, fsynced at commit; the rename
+/// to the final name syncs the directory.
+fn temp_options() -> WriteOptions {
+    WriteOptions {
+        atomic: false,
+        sync_path: false,
+        start_writeback: true,
+        ..WriteOptions::default()
+    }
+}
 
 /// The WAL file PostgreSQL asked to push (`%p`), checked.
 pub struct WalParam {
@@ -166,6 +177,11 @@ impl<'a> Pusher<'a> {
             } else {
                 1
             };
+            // Each frame is written as soon as it and the ones before it are done, to a name
+            // of this process's (the checksum in the final name is known only at the end), and
+            // its writeback starts at once: the device writes while later pieces are compressed.
+            let temp = self.temp(&archive_id, name);
+            let mut writer: Option<Box<dyn StorageWrite>> = None;
             let framed = frames::hash_and_compress(
                 &mut open_source(source)?,
                 &source.display().to_string(),
@@ -178,10 +194,17 @@ impl<'a> Pusher<'a> {
                     }
                     Ok(())
                 },
+                &mut |frame| {
+                    let out = match writer.as_mut() {
+                        Some(out) => out,
+                        None => writer.insert(repo.open_write(&temp, &temp_options())?),
+                    };
+                    out.write_all(frame).map_err(|e| {
+                        Error::io(ErrorKind::FileWrite, "write", repo.describe(&temp), &e)
+                    })
+                },
             )?;
-            let stored = self.store_frames(&archive_id, name, &framed);
-            framed.recycle(buffers);
-            return stored;
+            return self.store_frames(&archive_id, name, &framed, writer, &temp);
         }
 
         let checksum = checksum_and_check(source, name, kind, db)?;
@@ -213,26 +236,44 @@ impl<'a> Pusher<'a> {
         Ok(Pushed::Stored)
     }
 
-    /// Writes a hashed and compressed file to the archive, unless it is archived already.
-    fn store_frames(&self, archive_id: &str, name: &str, framed: &Framed) -> Result<Pushed> {
+    /// Makes the frames written to `temp` the archived file, durably, unless the file is
+    /// archived already (then `temp` goes: dropping its writer removes it).
+    fn store_frames(
+        &self,
+        archive_id: &str,
+        name: &str,
+        framed: &Framed,
+        writer: Option<Box<dyn StorageWrite>>,
+        temp: &str,
+    ) -> Result<Pushed> {
         if let Some(pushed) = self.existing(archive_id, name, &framed.checksum)? {
             return Ok(pushed);
         }
-        let target = self.target(archive_id, name, &framed.checksum);
-        let mut writer = self.repo.open_write(&target, &WriteOptions::default())?;
-        for frame in &framed.frames {
-            std::io::Write::write_all(&mut writer, frame).map_err(|e| {
-                Error::io(
-                    ErrorKind::FileWrite,
-                    "write",
-                    self.repo.describe(&target),
-                    &e,
-                )
-            })?;
-        }
+        let writer = writer
+            .ok_or_else(|| Error::new(ErrorKind::Assert, "no frame was written for a WAL file"))?;
         writer.commit()?;
+        let target = self.target(archive_id, name, &framed.checksum);
+        if let Err(err) = self.repo.rename(temp, &target) {
+            let _ = self.repo.remove(temp);
+            return Err(err);
+        }
         log_info!("pushed WAL file '{name}' to the archive");
         Ok(Pushed::Stored)
+    }
+
+    /// Where a push writes its frames before their checksum names the file: beside it, named
+    /// for this process and moment, so two pushes of the same segment into one repository
+    /// (from two hosts, say) never write into one file. A killed push leaves it behind; its
+    /// suffix marks it as no archived file.
+    fn temp(&self, archive_id: &str, name: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        format!(
+            "{}/{name}.{}-{nanos}.pgkeep.tmp",
+            layout::wal_dir(self.stanza, archive_id, name),
+            std::process::id()
+        )
     }
 
     /// The outcome when `name` is archived already: accepted with the same checksum (a retry

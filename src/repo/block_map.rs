@@ -272,6 +272,7 @@ fn put(repo: &dyn Storage, path: &str, bytes: &[u8]) -> Result<(u64, String)> {
         sync_path: false,
         created_ahead: false,
         direct: false,
+        start_writeback: false,
     };
     repo.put(path, bytes, &options)?;
     Ok((bytes.len() as u64, to_hex(&bytes[bytes.len() - TRAILER..])))

@@ -79,6 +79,11 @@ pub struct WriteOptions {
     /// `storage::posix::direct`. For large files a restore writes in place and syncs later.
     #[serde(default)]
     pub direct: bool,
+    /// Start writing each write's pages to the device at once, so that the fsync at commit
+    /// finds little left to wait for: for a file that must be durable before the command
+    /// answers (archive-push), written while the rest of it is still being produced.
+    #[serde(default)]
+    pub start_writeback: bool,
 }
 
 impl Default for WriteOptions {
@@ -93,6 +98,7 @@ impl Default for WriteOptions {
             sync_path: true,
             created_ahead: false,
             direct: false,
+            start_writeback: false,
         }
     }
 }

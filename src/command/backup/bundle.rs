@@ -149,6 +149,7 @@ impl Write for OpenBundle<'_> {
                 sync_path: false,
                 created_ahead: false,
                 direct: false,
+                start_writeback: false,
             };
             let writer = self
                 .repo

@@ -233,6 +233,7 @@ pub(super) fn target(settings: &CopySettings, name: &str) -> (String, WriteOptio
         sync_path: false,
         created_ahead: false,
         direct: false,
+        start_writeback: false,
     };
     (target, options)
 }

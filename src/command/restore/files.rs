@@ -214,6 +214,7 @@ pub(super) const DIRECT_MIN: u64 = 16 << 20;
 pub(super) fn write_options(file: &FileEntry, created_ahead: bool) -> WriteOptions {
     WriteOptions {
         direct: file.size >= DIRECT_MIN,
+        start_writeback: false,
         mode: file.mode,
         mtime: Some(file.mtime),
         create_path: false,

@@ -9,6 +9,7 @@
 //! external dictionary are refused. Memory is bounded by the frame's maximum block size (4 MiB):
 //! one compressed block being gathered, one decoded block handed on in pieces.
 
+use std::cell::RefCell;
 use std::hash::Hasher;
 
 use twox_hash::XxHash32;
@@ -37,6 +38,16 @@ const BD_256KB: u8 = 5 << 4;
 /// FLG of the frames written: version 01, independent blocks, no checksums, no content size.
 const FLG_WRITTEN: u8 = 0x40 | FLG_INDEPENDENT;
 
+thread_local! {
+    /// Block scratch buffers given back on this thread. archive-push compresses a segment as
+    /// many frames, each by a new compressor: a fresh scratch costs its page faults (over
+    /// 256 KiB) every frame.
+    static IDLE_SCRATCH: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Scratch buffers kept per thread.
+const IDLE_MAX: usize = 2;
+
 pub(super) struct Lz4Compress {
     /// The hash table of the block compressor, cleared (not reallocated) for every block.
     table: lz4_flex::block::CompressTable,
@@ -58,7 +69,9 @@ impl Lz4Compress {
         Lz4Compress {
             table: lz4_flex::block::CompressTable::large(),
             pending: Vec::new(),
-            scratch: Vec::new(),
+            scratch: IDLE_SCRATCH
+                .with(|idle| idle.borrow_mut().pop())
+                .unwrap_or_default(),
             header_written: false,
         }
     }
@@ -91,6 +104,19 @@ impl Lz4Compress {
             out.extend_from_slice(block);
         }
         Ok(())
+    }
+}
+
+impl Drop for Lz4Compress {
+    fn drop(&mut self) {
+        let scratch = std::mem::take(&mut self.scratch);
+        // try_with: a thread being torn down simply frees it.
+        let _ = IDLE_SCRATCH.try_with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() < IDLE_MAX {
+                idle.push(scratch);
+            }
+        });
     }
 }
 
