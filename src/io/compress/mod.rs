@@ -97,6 +97,31 @@ impl CompressType {
     }
 }
 
+/// `input` compressed as one whole frame (gzip member, zstd or LZ4 frame) of `kind` at `level`
+/// into `out`, which is emptied first: the same bytes a compressor filter writes for one file,
+/// except that a zstd frame is made in one call with its size known (see
+/// `zst::compress_whole`). `None` copies the input.
+pub fn compress_whole(
+    kind: CompressType,
+    level: i32,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    if kind == CompressType::Zst && kind.level_range().contains(&level) {
+        return zst::compress_whole(level, input, out);
+    }
+    out.clear();
+    if kind == CompressType::None {
+        // The pass filter only observes: it appends nothing.
+        out.extend_from_slice(input);
+        return Ok(());
+    }
+    let mut filter = compressor(kind, level)?;
+    filter.process(input, out)?;
+    filter.finish(out)?;
+    Ok(())
+}
+
 /// A compressor for `kind` at `level`; fails when the level is outside `kind.level_range()`.
 pub fn compressor(kind: CompressType, level: i32) -> Result<Box<dyn Filter>> {
     let range = kind.level_range();

@@ -17,6 +17,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::io::filter::{Filter, FilterResult};
 
 thread_local! {
+    /// The one-shot context of `compress_whole` on this thread, with its level.
+    static WHOLE: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
     /// Compression contexts given back on this thread, with their level.
     static IDLE_ENCODERS: RefCell<Vec<(i32, Encoder<'static>)>> = const { RefCell::new(Vec::new()) };
     /// Decompression contexts given back on this thread.
@@ -25,6 +28,32 @@ thread_local! {
 
 /// Contexts kept per thread: a worker runs one or two chains at a time.
 const IDLE_MAX: usize = 2;
+
+/// `input` compressed as one frame into `out` (emptied first), in one call with the input's
+/// size known: zstd sizes its tables to the input and compresses without first copying the
+/// input into its window, which the streaming filter must do (archive-push's 512 KiB frames:
+/// fewer fresh pages and less CPU). The frame is the same format, with its content size and
+/// checksum.
+pub(super) fn compress_whole(level: i32, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let failed = |err: std::io::Error| compress_failed(CompressType::Zst, err);
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(input.len()));
+    WHOLE.with(|whole| {
+        let mut whole = whole.borrow_mut();
+        if whole.as_ref().is_none_or(|(l, _)| *l != level) {
+            let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
+            compressor
+                .set_parameter(CParameter::ChecksumFlag(true))
+                .map_err(failed)?;
+            *whole = Some((level, compressor));
+        }
+        let Some((_, compressor)) = whole.as_mut() else {
+            return Err(Error::new(ErrorKind::Assert, "zst context missing"));
+        };
+        compressor.compress_to_buffer(input, out).map_err(failed)?;
+        Ok(())
+    })
+}
 
 pub(super) struct ZstCompress {
     level: i32,
