@@ -116,6 +116,8 @@ pub fn compress_whole(
         out.extend_from_slice(input);
         return Ok(());
     }
+    // Room for incompressible input up front: the frame is written without reallocating.
+    out.reserve(input.len() + input.len() / 64 + 1024);
     let mut filter = compressor(kind, level)?;
     filter.process(input, out)?;
     filter.finish(out)?;
