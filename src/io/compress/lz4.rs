@@ -1,8 +1,10 @@
 //! LZ4 frame compress and decompress filters.
 //!
 //! Compression writes the frame format here around `lz4_flex`'s block compressor (see
-//! `Lz4Compress::new` for why not its `FrameEncoder`). `lz4_flex` has no push-mode decoder, so decompression parses the LZ4 frame format
-//! (lz4_Frame_format.md) here and decodes each block with `lz4_flex::block`. It accepts what the
+//! `Lz4Compress::new` for why not its `FrameEncoder`). Decompression parses the LZ4 frame format
+//! (lz4_Frame_format.md) here, as neither library has a push-mode decoder, and decodes each
+//! block with liblz4 (the `lz4` crate; see `Lz4Decompress::block` for why), or with
+//! `lz4_flex::block` when a linked block needs the previous block as its dictionary. It accepts what the
 //! `lz4` tool and liblz4 write: independent or linked blocks (linked blocks see the previous
 //! 64 KiB of output as their dictionary), block and content checksums (XXH32), the optional
 //! content size, skippable frames and concatenated frames. Legacy frames and frames that need an
@@ -345,7 +347,12 @@ impl Lz4Decompress {
             lz4_flex::block::decompress_into_with_dict(data, block, &self.dictionary)
                 .map_err(|err| corrupt(format!("lz4 data is corrupt: {err}")))?
         } else {
-            lz4_flex::block::decompress_into(data, block)
+            // liblz4 here, not lz4_flex: lz4_flex copies an overlapping match a byte at a time,
+            // so a block of zeros (a WAL segment's unused tail, an empty page) decoded at
+            // 0.56 GB/s where liblz4 fills it at 13 GB/s (data blocks: 4.2 against 5.7 GB/s).
+            let capacity = i32::try_from(block.len())
+                .map_err(|_| corrupt("lz4 data is corrupt: block too large"))?;
+            lz4::block::decompress_to_buffer(data, Some(capacity), block)
                 .map_err(|err| corrupt(format!("lz4 data is corrupt: {err}")))?
         };
         self.ready = (0, size);
