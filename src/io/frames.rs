@@ -71,9 +71,14 @@ pub fn hash_and_compress(
     inspect: &mut dyn FnMut(&[u8]) -> Result<()>,
     sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
 ) -> Result<Framed> {
-    let mut hasher = FilterChain::from_specs(&[FilterSpec::Hash])?;
-    let (size, frames) = if threads <= 1 {
-        one_thread(source, describe, spec, buffers, &mut hasher, inspect, sink)?
+    let mut in_order = InOrder {
+        hasher: FilterChain::from_specs(&[FilterSpec::Hash])?,
+        inspect,
+        size: 0,
+        pieces: 0,
+    };
+    let frames = if threads <= 1 {
+        one_thread(source, describe, spec, buffers, &mut in_order, sink)?
     } else {
         pipeline(
             source,
@@ -81,12 +86,15 @@ pub fn hash_and_compress(
             spec,
             threads,
             buffers,
-            &mut hasher,
-            inspect,
+            &mut in_order,
             sink,
         )?
     };
-    let (_, results) = hasher.finish()?;
+    if frames != in_order.pieces {
+        return Err(Error::new(ErrorKind::Assert, "a frame went missing"));
+    }
+    let size = in_order.size;
+    let (_, results) = in_order.hasher.finish()?;
     let checksum = match results.first() {
         Some(FilterResult::Hash(hash)) => hash.clone(),
         _ => return Err(Error::new(ErrorKind::Assert, "hash filter gave no result")),
@@ -98,58 +106,72 @@ pub fn hash_and_compress(
     })
 }
 
+/// What the calling thread does with every piece, in file order: the first one inspected, all
+/// hashed and counted.
+struct InOrder<'a> {
+    hasher: FilterChain,
+    inspect: &'a mut dyn FnMut(&[u8]) -> Result<()>,
+    size: u64,
+    pieces: usize,
+}
+
+impl InOrder<'_> {
+    fn take(&mut self, index: usize, piece: &[u8]) -> Result<()> {
+        if index == 0 {
+            (self.inspect)(piece)?;
+        }
+        self.hasher.process(piece)?;
+        self.size += piece.len() as u64;
+        self.pieces += 1;
+        Ok(())
+    }
+}
+
 /// Every step on the calling thread: the asynchronous process's workers already keep the
-/// cores busy. Returns the size and the frames given to the sink.
+/// cores busy. Returns the frames given to the sink.
 fn one_thread(
     source: &mut dyn Read,
     describe: &str,
     spec: &FilterSpec,
     buffers: &mut FrameBuffers,
-    hasher: &mut FilterChain,
-    inspect: &mut dyn FnMut(&[u8]) -> Result<()>,
+    in_order: &mut InOrder,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-) -> Result<(u64, usize)> {
+) -> Result<usize> {
     let mut piece = buffers.pieces.pop().unwrap_or_default();
     piece.resize(FRAME_SIZE, 0);
     let mut frame = buffers.frames.pop().unwrap_or_default();
     let result = (|| {
-        let mut size = 0u64;
-        for index in 0.. {
+        let mut index = 0;
+        loop {
             let len = read_full(source, &mut piece)
                 .map_err(|e| Error::io(ErrorKind::FileRead, "read", describe, &e))?;
             if len == 0 && index > 0 {
-                return Ok((size, index));
+                return Ok(index);
             }
-            if index == 0 {
-                inspect(&piece[..len])?;
-            }
-            hasher.process(&piece[..len])?;
-            size += len as u64;
+            in_order.take(index, &piece[..len])?;
             compress_frame(&piece[..len], spec, &mut frame)?;
             sink(&frame)?;
+            index += 1;
             if len < FRAME_SIZE {
-                return Ok((size, index + 1));
+                return Ok(index);
             }
         }
-        Ok((size, 0))
     })();
     buffers.pieces.push(piece);
     buffers.frames.push(frame);
     result
 }
 
-/// The threads of the module comment. Returns the size and the frames given to the sink.
-#[allow(clippy::too_many_arguments)]
+/// The threads of the module comment. Returns the frames given to the sink.
 fn pipeline(
     source: &mut (dyn Read + Send),
     describe: &str,
     spec: &FilterSpec,
     threads: usize,
     buffers: &mut FrameBuffers,
-    hasher: &mut FilterChain,
-    inspect: &mut dyn FnMut(&[u8]) -> Result<()>,
+    in_order: &mut InOrder,
     sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
-) -> Result<(u64, usize)> {
+) -> Result<usize> {
     let limit = threads + 2;
     // Set on the first error anywhere: the reader stops, the others drain what is in flight.
     let stop = AtomicBool::new(false);
@@ -175,7 +197,7 @@ fn pipeline(
         }
         drop(done_tx);
         let writer = scope.spawn(move || write_in_order(&done_rx, sink, stop, free_frames));
-        let hashed = hash_in_order(&read_rx, &work_tx, &free_tx, hasher, inspect, stop);
+        let hashed = hash_in_order(&read_rx, &work_tx, &free_tx, in_order, stop);
         drop(work_tx);
         let written = writer
             .join()
@@ -188,12 +210,8 @@ fn pipeline(
         .map(|mut free| std::mem::take(&mut *free))
         .unwrap_or_default();
     // The first cause: a read or inspection error stops everything after it.
-    let (size, pieces) = hashed?;
-    let frames = written?;
-    if frames != pieces {
-        return Err(Error::new(ErrorKind::Assert, "a frame went missing"));
-    }
-    Ok((size, frames))
+    hashed?;
+    written
 }
 
 /// The reading thread: buffers kept from the last file first, new ones up to `limit`, then
@@ -257,12 +275,9 @@ fn hash_in_order(
     read_rx: &Receiver<Result<Piece>>,
     work_tx: &Sender<Piece>,
     free_tx: &Sender<Vec<u8>>,
-    hasher: &mut FilterChain,
-    inspect: &mut dyn FnMut(&[u8]) -> Result<()>,
+    in_order: &mut InOrder,
     stop: &AtomicBool,
-) -> Result<(u64, usize)> {
-    let mut size = 0u64;
-    let mut pieces = 0;
+) -> Result<()> {
     let mut failed = None;
     for read in read_rx.iter() {
         let (index, piece, len) = match read {
@@ -277,25 +292,18 @@ fn hash_in_order(
                 continue;
             }
         };
-        let checked = if index == 0 {
-            inspect(&piece[..len])
-        } else {
-            Ok(())
-        };
-        if let Err(err) = checked.and_then(|()| hasher.process(&piece[..len]).map(|_| ())) {
+        if let Err(err) = in_order.take(index, &piece[..len]) {
             failed = Some(err);
             stop.store(true, Ordering::Relaxed);
             let _ = free_tx.try_send(piece);
             continue;
         }
-        size += len as u64;
-        pieces += 1;
         if let Err(crossbeam_channel::SendError((_, piece, _))) = work_tx.send((index, piece, len))
         {
             let _ = free_tx.try_send(piece);
         }
     }
-    failed.map_or(Ok((size, pieces)), Err)
+    failed.map_or(Ok(()), Err)
 }
 
 /// A compressing thread: every piece it takes becomes a frame (or an error) for the writer,
