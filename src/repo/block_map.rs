@@ -263,17 +263,7 @@ impl BlockMap {
 
 /// Writes map bytes atomically and durably; returns their size and SHA-256 (hex).
 fn put(repo: &dyn Storage, path: &str, bytes: &[u8]) -> Result<(u64, String)> {
-    let options = WriteOptions {
-        mode: 0o640,
-        mtime: None,
-        create_path: false,
-        atomic: true,
-        sync_file: true,
-        sync_path: false,
-        created_ahead: false,
-        direct: false,
-        start_writeback: false,
-    };
+    let options = WriteOptions::in_prepared_dir();
     repo.put(path, bytes, &options)?;
     Ok((bytes.len() as u64, to_hex(&bytes[bytes.len() - TRAILER..])))
 }

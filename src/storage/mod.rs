@@ -103,6 +103,19 @@ impl Default for WriteOptions {
     }
 }
 
+impl WriteOptions {
+    /// The repository default for a file whose directory was created up front and is synced
+    /// once after all its files (a backup set's files, bundles and block maps): atomic and
+    /// fsynced, without creating or syncing the directory per file.
+    pub fn in_prepared_dir() -> WriteOptions {
+        WriteOptions {
+            create_path: false,
+            sync_path: false,
+            ..WriteOptions::default()
+        }
+    }
+}
+
 /// A file being written. Dropping it without `commit` discards it.
 pub trait StorageWrite: Write + Send {
     /// Makes the file visible under its final name, durably as the options asked.

@@ -139,18 +139,7 @@ impl<'a> OpenBundle<'a> {
 impl Write for OpenBundle<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         if self.writer.is_none() {
-            let options = WriteOptions {
-                mode: 0o640,
-                mtime: None,
-                // The bundle directory is created up front and synced once at the end.
-                create_path: false,
-                atomic: true,
-                sync_file: true,
-                sync_path: false,
-                created_ahead: false,
-                direct: false,
-                start_writeback: false,
-            };
+            let options = WriteOptions::in_prepared_dir();
             let writer = self
                 .repo
                 .open_write(&self.path, &options)

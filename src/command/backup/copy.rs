@@ -223,18 +223,7 @@ pub(super) fn target(settings: &CopySettings, name: &str) -> (String, WriteOptio
         name,
         settings.compress.extension(),
     );
-    let options = WriteOptions {
-        mode: 0o640,
-        mtime: None,
-        // Directories are created up front and synced once at the end.
-        create_path: false,
-        atomic: true,
-        sync_file: true,
-        sync_path: false,
-        created_ahead: false,
-        direct: false,
-        start_writeback: false,
-    };
+    let options = WriteOptions::in_prepared_dir();
     (target, options)
 }
 
