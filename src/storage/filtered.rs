@@ -17,8 +17,8 @@ const CHUNK: usize = 256 * 1024;
 
 /// A reader of a filter chain's output.
 pub trait FilteredRead: Read + Send {
-    /// The chain's results, in chain order; an error when called before the reader returned
-    /// end of file.
+    /// The chain's results, in chain order, handed over once (a block-incremental result is
+    /// megabytes); an error when called before the reader returned end of file, or again.
     fn results(&mut self) -> Result<Vec<FilterResult>>;
 }
 
@@ -30,7 +30,10 @@ pub struct ChainReader {
     /// The part of `input` read but not yet pushed through the chain.
     pending: std::ops::Range<usize>,
     output: VecDeque<u8>,
+    /// The chain's results once it has finished, until `results` hands them over.
     results: Option<Vec<FilterResult>>,
+    /// The chain has finished (its results may have been handed over since).
+    finished: bool,
 }
 
 impl ChainReader {
@@ -45,13 +48,14 @@ impl ChainReader {
             pending: 0..0,
             output: VecDeque::new(),
             results: None,
+            finished: false,
         })
     }
 
     /// Reads input and pushes it through the chain, a step at a time, until there is output or
     /// the end.
     fn fill(&mut self) -> Result<()> {
-        while self.output.is_empty() && self.results.is_none() {
+        while self.output.is_empty() && !self.finished {
             if self.pending.is_empty() {
                 let read = loop {
                     match self.inner.read(&mut self.input) {
@@ -69,6 +73,7 @@ impl ChainReader {
             };
             if self.pending.is_empty() {
                 self.results = Some(self.chain.finish_into(&mut sink)?);
+                self.finished = true;
             } else {
                 // One step at a time: a decompressor can turn a little input into a lot of
                 // output (pages of zeros compress a thousandfold), and all a push yields is held
@@ -103,7 +108,7 @@ impl FilteredRead for ChainReader {
             ));
         }
         self.fill()?;
-        self.results.clone().ok_or_else(|| {
+        self.results.take().ok_or_else(|| {
             Error::new(
                 ErrorKind::Assert,
                 "filter results asked for before the end of the stream",

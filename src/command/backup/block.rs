@@ -201,7 +201,7 @@ pub fn store(
         &mut writer,
         settings.buffer_size,
     )?;
-    let mut stored = copy::stored_from(&reader.results()?)?;
+    let mut stored = copy::stored_from(reader.results()?)?;
     let [.., FilterResult::Size(repo_size)] = results.as_slice() else {
         return Err(Error::new(
             ErrorKind::Assert,

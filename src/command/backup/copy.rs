@@ -168,7 +168,7 @@ fn append_filtered(
     if file.info.size == 0 {
         let mut bytes = Vec::new();
         stream::copy_through(reader, &mut pass, &mut bytes, buffer_size)?;
-        let stored = stored_from(&reader.results()?)?;
+        let stored = stored_from(reader.results()?)?;
         if stored.size == 0 {
             return Ok((
                 Stored {
@@ -183,7 +183,7 @@ fn append_filtered(
         return Ok((stored, Some((open.id, offset))));
     }
     stream::copy_through(reader, &mut pass, open, buffer_size)?;
-    let stored = stored_from(&reader.results()?)?;
+    let stored = stored_from(reader.results()?)?;
     if open.offset - offset != stored.repo_size {
         return Err(Error::new(
             ErrorKind::Assert,
@@ -210,7 +210,7 @@ fn store_filtered(
     let mut writer = settings.repo.open_write(&target, &options)?;
     let mut pass = FilterChain::new(Vec::new());
     stream::copy_through(reader, &mut pass, &mut writer, settings.buffer_size)?;
-    let stored = stored_from(&reader.results()?)?;
+    let stored = stored_from(reader.results()?)?;
     writer.commit()?;
     Ok(stored)
 }
@@ -291,35 +291,44 @@ pub fn store(
     let mut chain = FilterChain::new(filters);
     let results = stream::copy_through(reader, &mut chain, &mut writer, settings.buffer_size)?;
     writer.commit()?;
-    stored_from(&results)
+    stored_from(results)
 }
 
 /// What a backup file's chain reported: size, hash, page checksums if checked, stored size.
-pub(super) fn stored_from(results: &[FilterResult]) -> Result<Stored> {
-    match results {
-        [
-            FilterResult::Size(size),
-            FilterResult::Hash(hash),
-            middle @ ..,
-            FilterResult::Size(repo_size),
-        ] => Ok(Stored {
-            size: *size,
-            checksum: hash.clone(),
-            repo_size: *repo_size,
-            pages: middle.iter().find_map(|r| match r {
-                FilterResult::PageChecksum(pages) => Some(pages.clone()),
-                _ => None,
-            }),
-            block: middle.iter().find_map(|r| match r {
-                FilterResult::BlockIncr(result) => Some(result.clone()),
-                _ => None,
-            }),
-        }),
-        _ => Err(Error::new(
+pub(super) fn stored_from(results: Vec<FilterResult>) -> Result<Stored> {
+    // Taken by value: a block-incremental result holds every block's hash (2 MiB for a 1 GiB
+    // segment), which a copy here would double at a backup worker's peak of memory.
+    let unexpected = || {
+        Error::new(
             ErrorKind::Assert,
             "unexpected filter results for a backup file",
-        )),
+        )
+    };
+    let mut results = results.into_iter();
+    let (Some(FilterResult::Size(size)), Some(FilterResult::Hash(checksum))) =
+        (results.next(), results.next())
+    else {
+        return Err(unexpected());
+    };
+    let mut middle: Vec<FilterResult> = results.collect();
+    let Some(FilterResult::Size(repo_size)) = middle.pop() else {
+        return Err(unexpected());
+    };
+    let (mut pages, mut block) = (None, None);
+    for result in middle {
+        match result {
+            FilterResult::PageChecksum(found) if pages.is_none() => pages = Some(found),
+            FilterResult::BlockIncr(found) if block.is_none() => block = Some(found),
+            _ => {}
+        }
     }
+    Ok(Stored {
+        size,
+        checksum,
+        repo_size,
+        pages,
+        block,
+    })
 }
 
 /// Hashes `file` and compares it with the prior backup's entry: unchanged content is

@@ -25,10 +25,10 @@ pub const TRAILER: usize = 32;
 /// zstd level for the columns: the hash column is incompressible, the others are long runs.
 const LEVEL: i32 = 3;
 
-/// The current binary form of `map`.
+/// The current binary form of `map`. The columns are packed before the output is allocated,
+/// and dropped before it is filled: for a 1 GiB segment they are 3 MiB and the packed form
+/// 2 MiB, and this is the peak of a backup worker's memory.
 pub fn encode(map: &BlockMap) -> Result<Vec<u8>> {
-    let mut out = header(map, VERSION)?;
-    out.extend_from_slice(&u32_of(map.layers.len())?.to_le_bytes());
     let mut columns = Vec::with_capacity(map.blocks.len() * 17 + map.layers.len() * 6);
     for block in &map.blocks {
         columns.extend_from_slice(&block.hash.to_le_bytes());
@@ -57,15 +57,20 @@ pub fn encode(map: &BlockMap) -> Result<Vec<u8>> {
             format!("unable to compress a block map: {err}"),
         )
     })?;
+    drop(columns);
+    let mut out = header(map, VERSION, 4 + packed.len())?;
+    out.extend_from_slice(&u32_of(map.layers.len())?.to_le_bytes());
     out.extend_from_slice(&packed);
     let digest = sha256(&out);
     out.extend_from_slice(&digest);
     Ok(out)
 }
 
-/// The start shared by both versions, up to and including the block count.
-fn header(map: &BlockMap, version: u16) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(64 + map.blocks.len() * 22 + TRAILER);
+/// The start shared by both versions, up to and including the block count, in a vector with
+/// room for `body` more bytes and the trailer.
+fn header(map: &BlockMap, version: u16, body: usize) -> Result<Vec<u8>> {
+    let labels: usize = map.labels.iter().map(|l| 2 + l.len()).sum();
+    let mut out = Vec::with_capacity(20 + labels + body + TRAILER);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&map.block_size.to_le_bytes());
@@ -259,7 +264,7 @@ impl<'a> Cursor<'a> {
 /// The version 1 form of a map with one raw layer a block, as the first release wrote it.
 #[cfg(test)]
 pub fn encode_v1(map: &BlockMap) -> Vec<u8> {
-    let mut out = header(map, 1).unwrap();
+    let mut out = header(map, 1, map.blocks.len() * 22).unwrap();
     for (n, block) in map.blocks.iter().enumerate() {
         let [layer] = map.layers(n) else {
             panic!("version 1 has one layer a block")

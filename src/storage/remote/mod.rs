@@ -275,13 +275,17 @@ impl FilteredRead for RemoteRead {
         if self.out.is_empty() && self.channel.is_some() {
             self.next()?;
         }
-        match (&self.results, self.out.is_empty()) {
-            (Some(results), true) => Ok(results.clone()),
-            _ => Err(Error::new(
+        let early = || {
+            Error::new(
                 ErrorKind::Assert,
                 "filter results asked for before the end of the stream",
-            )),
+            )
+        };
+        if !self.out.is_empty() {
+            return Err(early());
         }
+        // Handed over, not copied: a block-incremental result is megabytes.
+        self.results.take().ok_or_else(early)
     }
 }
 
