@@ -392,6 +392,14 @@ mod tests {
     use super::*;
     use crate::io::CompressType;
 
+    /// Compression of `kind` at its default level.
+    fn spec(kind: CompressType) -> FilterSpec {
+        FilterSpec::Compress {
+            kind,
+            level: kind.default_level(),
+        }
+    }
+
     fn sample(len: usize) -> Vec<u8> {
         (0..len)
             .map(|i| if i % 3 == 0 { (i / 7) as u8 } else { 0 })
@@ -415,10 +423,7 @@ mod tests {
                 for len in [0, 100, FRAME_SIZE, 3 * FRAME_SIZE + 17, 16 * FRAME_SIZE] {
                     let data = sample(len);
                     let mut buffers = FrameBuffers::default();
-                    let spec = FilterSpec::Compress {
-                        kind,
-                        level: kind.default_level(),
-                    };
+                    let spec = spec(kind);
                     let mut seen = None;
                     let mut frames = Vec::new();
                     let framed = hash_and_compress(
@@ -456,10 +461,7 @@ mod tests {
     #[test]
     fn buffers_are_reused_from_file_to_file() {
         let data = sample(5 * FRAME_SIZE);
-        let spec = FilterSpec::Compress {
-            kind: CompressType::Lz4,
-            level: 1,
-        };
+        let spec = spec(CompressType::Lz4);
         let mut buffers = FrameBuffers::default();
         for _ in 0..3 {
             let mut frames = Vec::new();
@@ -485,10 +487,7 @@ mod tests {
     #[test]
     fn an_inspection_error_stops_the_read() {
         let data = sample(3 * FRAME_SIZE);
-        let spec = FilterSpec::Compress {
-            kind: CompressType::Zst,
-            level: 1,
-        };
+        let spec = spec(CompressType::Zst);
         let mut buffers = FrameBuffers::default();
         let err = hash_and_compress(
             &mut data.as_slice(),
@@ -518,10 +517,7 @@ mod tests {
                 Ok(n)
             }
         }
-        let spec = FilterSpec::Compress {
-            kind: CompressType::Lz4,
-            level: 1,
-        };
+        let spec = spec(CompressType::Lz4);
         let mut buffers = FrameBuffers::default();
         let err = hash_and_compress(
             &mut Failing(2 * FRAME_SIZE + 5),
@@ -541,10 +537,7 @@ mod tests {
     #[test]
     fn a_sink_error_stops_the_read_and_no_frame_follows_it() {
         let data = sample(6 * FRAME_SIZE);
-        let spec = FilterSpec::Compress {
-            kind: CompressType::Lz4,
-            level: 1,
-        };
+        let spec = spec(CompressType::Lz4);
         let mut buffers = FrameBuffers::default();
         let mut sunk = 0;
         let err = hash_and_compress(

@@ -111,14 +111,14 @@ pub fn compress_whole(
         return zst::compress_whole(level, input, out);
     }
     out.clear();
-    if kind == CompressType::None {
-        // The pass filter only observes: it appends nothing.
+    let mut filter = compressor(kind, level)?;
+    if filter.observes_only() {
+        // As a chain does: a filter that only observes (`none`) passes its input on.
         out.extend_from_slice(input);
         return Ok(());
     }
     // Room for incompressible input up front: the frame is written without reallocating.
     out.reserve(input.len() + input.len() / 64 + 1024);
-    let mut filter = compressor(kind, level)?;
     filter.process(input, out)?;
     filter.finish(out)?;
     Ok(())

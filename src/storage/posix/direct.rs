@@ -62,6 +62,11 @@ impl AlignedBuf {
         self.bytes.truncate(self.pad);
     }
 
+    /// Removes the first `n` bytes of the content; the rest moves to the aligned start.
+    fn consume(&mut self, n: usize) {
+        self.bytes.drain(self.pad..self.pad + n);
+    }
+
     /// The underlying vector, for appending content: what is in it before [`Self::content`]
     /// must stay.
     pub fn appender(&mut self) -> &mut Vec<u8> {
@@ -120,21 +125,32 @@ impl DirectWrite {
         let Some(mut staging) = self.staging.take() else {
             return Ok(());
         };
+        let written = self.write_staged(file, &staging, all);
+        if let Ok(done) = written {
+            staging.consume(done);
+        }
+        self.staging = Some(staging);
+        written.map(|_| ())
+    }
+
+    /// `flush_staging`'s writes; returns how many staged bytes went out.
+    fn write_staged(
+        &mut self,
+        file: &mut File,
+        staging: &AlignedBuf,
+        all: bool,
+    ) -> std::io::Result<usize> {
         let aligned = staging.len() - staging.len() % ALIGN;
         let mut done = 0;
         while done < aligned {
             done += self.write_aligned(file, &staging.content()[done..aligned])?;
         }
-        let rest = staging.content()[done..].to_vec();
-        staging.clear();
-        if all && !rest.is_empty() {
+        if all && done < staging.len() {
             self.disable(file)?;
-            file.write_all(&rest)?;
-        } else {
-            staging.appender().extend_from_slice(&rest);
+            file.write_all(&staging.content()[done..])?;
+            done = staging.len();
         }
-        self.staging = Some(staging);
-        Ok(())
+        Ok(done)
     }
 
     /// One write of aligned bytes: direct while the file system takes it, buffered from the
