@@ -305,3 +305,109 @@ fn segments_compressed_in_parallel_frames_read_back_with_pgkeep_and_the_tools() 
         assert!(output.stdout == bytes, "{tool} output differs");
     }
 }
+
+/// The archived file of `segment` in the stanza's first archive id.
+fn archived_file(s: &Stanza, segment: &str) -> PathBuf {
+    let name = archived(s)
+        .into_iter()
+        .find(|n| n.starts_with(&format!("{segment}-")))
+        .unwrap_or_else(|| panic!("{segment} not archived"));
+    s.repo
+        .join("archive/demo/15-1")
+        .join(&segment[..16])
+        .join(name)
+}
+
+/// Starts the restored cluster (hot standby off: no connection before the end of recovery);
+/// asserts that recovery stopped with PostgreSQL's FATAL for `segment` (archive-get exited 255)
+/// instead of promoting past it.
+fn assert_recovery_stops_at(s: &Stanza, segment: &str, attempt: usize) {
+    // pg_ctl returns once recovery has started: wait for its outcome.
+    let _ = s.cluster.try_start();
+    wait_until(120, || {
+        !s.cluster.is_running() || s.cluster.try_psql("select 1").is_ok()
+    });
+    assert!(
+        !s.cluster.is_running(),
+        "PostgreSQL promoted past damaged {segment}: {:?}",
+        s.cluster.try_psql("select count(*) from t")
+    );
+    let fatal = format!(
+        "FATAL:  could not restore file \"{segment}\" from archive: child process exited with exit code 255"
+    );
+    let log = s.cluster.server_log();
+    assert_eq!(log.matches(&fatal).count(), attempt, "{log}");
+}
+
+#[test]
+fn damaged_segment_stops_recovery_sync_and_async_and_a_missing_one_ends_it() {
+    let (s, _spool, _spool_dir) = stanza("");
+    s.pgkeep(&["stanza-create"]).ok();
+    s.pgkeep(&["backup"]).ok();
+    let last = switch_segments(&s, 4);
+    wait_archived(&s, &last);
+    let expected = s.table_digest("t");
+    assert!(expected.starts_with("4000:"), "{expected}");
+
+    // The second of the four segments after the backup: two segments of rows follow it.
+    let number = u64::from_str_radix(&last[16..], 16).unwrap();
+    let damaged = format!("{}{:08X}", &last[..16], number - 2);
+    let file = archived_file(&s, &damaged);
+    let original = std::fs::read(&file).unwrap();
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    std::fs::write(&file, &flipped).unwrap();
+
+    // By hand: the damaged segment exits above 125 naming it; an absent one still exits 1.
+    let wal = s.dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    chown_postgres(&wal);
+    let destination = wal.join(&damaged);
+    s.pgkeep(&["archive-get", &damaged, &destination.display().to_string()])
+        .code(255)
+        .contains(&format!("unable to get WAL file '{damaged}': "))
+        .contains(&file.display().to_string());
+    assert!(!destination.exists());
+    let absent = format!("{}{:08X}", &last[..16], number + 50);
+    let absent_destination = wal.join(&absent).display().to_string();
+    s.pgkeep(&[
+        "--log-level-console=info",
+        "archive-get",
+        &absent,
+        &absent_destination,
+    ])
+    .code(1)
+    .contains(&format!("unable to find {absent} in the archive"));
+
+    // A restore to the end of the archive: recovery stops at the damaged segment, FATAL.
+    s.cluster.stop();
+    empty_dir(s.data_dir());
+    s.pgkeep(&["restore"]).ok();
+    // Without hot standby pg_ctl waits for the end of recovery: promotion or failure.
+    s.cluster.set("hot_standby", "off");
+    assert_recovery_stops_at(&s, &damaged, 1);
+    let get_log = read(&s.log.join("demo-archive-get.log"));
+    assert!(
+        get_log.contains("ERROR: [")
+            && get_log.contains(&format!("unable to get WAL file '{damaged}'")),
+        "{get_log}"
+    );
+
+    // The same through the asynchronous prefetch: a damaged segment it found is not "absent".
+    let conf = read(&s.conf).replacen("[global]\n", "[global]\narchive-async=y\n", 1);
+    std::fs::write(&s.conf, conf).unwrap();
+    assert_recovery_stops_at(&s, &damaged, 2);
+    let get_async_log = read(&s.log.join("demo-archive-get-async.log"));
+    assert!(
+        get_async_log.contains(&format!("{}", file.display())),
+        "{get_async_log}"
+    );
+
+    // Once the segment is repaired recovery goes on to the end: no row was lost.
+    std::fs::write(&file, &original).unwrap();
+    s.cluster.start();
+    s.cluster
+        .wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(120));
+    assert_eq!(s.table_digest("t"), expected);
+}

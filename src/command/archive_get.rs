@@ -1,9 +1,18 @@
 //! archive-get: fetch one WAL file from the archive for PostgreSQL's `restore_command`.
 //!
 //! Exit 0 when the file was written to the requested path, exit 1 when the archive does not
-//! have it (the normal end of recovery, or a standby waiting for the next segment), any other
-//! code on a real error. The file appears under its final name only when complete and verified
-//! against the checksum it was archived with, so PostgreSQL never replays a partial segment.
+//! have it (the normal end of recovery, or a standby waiting for the next segment), [`STOP_RECOVERY`]
+//! (255) when the archive holds it but it cannot be delivered, any other code on another error.
+//! The file appears under its final name only when complete and verified against the checksum
+//! it was archived with, so PostgreSQL never replays a partial segment.
+//!
+//! Why 255: PostgreSQL's startup process takes every exit code up to 125 for "file not found"
+//! (xlogarchive.c, `RestoreArchivedFile`: only a signal or an exit status above 125 is FATAL,
+//! `wait_result_is_any_signal`), ends recovery there and promotes. For a segment that is in the
+//! archive but damaged that is silent data loss: everything after it is never replayed. An exit
+//! status above 125 makes the startup process stop with a FATAL error instead, and the operator
+//! can repair the archive and start PostgreSQL again. 126 and 127 are left alone: PostgreSQL
+//! reports them as "command not executable" and "command not found", which would mislead.
 
 use std::path::{Path, PathBuf};
 
@@ -14,12 +23,18 @@ use crate::pg::control::ControlData;
 use crate::pg::wal::WalFileKind;
 use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
 use crate::storage::Storage;
-use crate::{log_debug, log_info};
+use crate::{log, log_debug, log_info};
 
 use super::{archive_async, open};
 
 /// Exit code when the archive does not hold the requested file.
 pub const NOT_FOUND: i32 = 1;
+
+/// Exit code when the archive holds the requested file but it cannot be delivered (a checksum
+/// mismatch, data that does not decompress, a read or a write that fails), or when archive.info
+/// and its copy are both unreadable: above 125, so PostgreSQL stops recovery instead of
+/// promoting.
+pub const STOP_RECOVERY: i32 = 255;
 
 pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
@@ -44,18 +59,24 @@ pub fn run(cfg: &Config) -> Result<i32> {
         return archive_async::get::run(cfg, stanza, name, &destination);
     }
     let repo = open::repo(cfg)?;
-    let info = ArchiveInfo::load_required(&repo, stanza)?;
+    let info = match load_archive_info(&repo, stanza) {
+        Ok(info) => info,
+        Err(Damaged(err)) => return Ok(stop_recovery(name, &err)),
+        Err(Failed(err)) => return Err(err),
+    };
     match locate(&repo, stanza, &recovering_dbs(&info), name, kind)? {
         Some(found) => {
-            fetch(
+            let fetched = fetch(
                 &repo,
                 &found.path,
                 found.checksum.as_deref(),
                 found.compress,
                 &destination,
                 open::buffer_size(cfg),
-            )
-            .map_err(|e| e.context(format!("unable to get WAL file '{name}'")))?;
+            );
+            if let Err(err) = fetched {
+                return Ok(stop_recovery(name, &err));
+            }
             log_info!("found {name} in the archive ({})", found.archive_id);
             Ok(0)
         }
@@ -64,6 +85,49 @@ pub fn run(cfg: &Config) -> Result<i32> {
             Ok(NOT_FOUND)
         }
     }
+}
+
+/// Why archive.info could not be loaded.
+pub enum InfoFailure {
+    /// archive.info (or its copy) is there but neither can be read: whether the archive holds
+    /// a segment cannot be known, so recovery must not take it for absent.
+    Damaged(Error),
+    /// Anything else, e.g. a stanza that was never created.
+    Failed(Error),
+}
+
+use InfoFailure::{Damaged, Failed};
+
+/// Loads archive.info, telling a damaged one apart from a missing one.
+pub fn load_archive_info(
+    repo: &dyn Storage,
+    stanza: &str,
+) -> std::result::Result<ArchiveInfo, InfoFailure> {
+    match ArchiveInfo::load(repo, stanza) {
+        Ok(Some(info)) => Ok(info),
+        Ok(None) => Err(Failed(crate::repo::archive_info::stanza_missing(
+            repo,
+            stanza,
+            &layout::archive_info(stanza),
+        ))),
+        Err(err) => Err(Damaged(err)),
+    }
+}
+
+/// Logs why WAL file `name` cannot be delivered although the archive may hold it, and returns
+/// [`STOP_RECOVERY`]: PostgreSQL must stop recovery here, not take the file for absent and
+/// promote.
+pub fn stop_recovery(name: &str, err: &Error) -> i32 {
+    let err = Error::new(
+        err.kind(),
+        format!("unable to get WAL file '{name}': {}", err.message()),
+    )
+    .with_hint(
+        "recovery must stop here rather than end early (exit 255): fix the cause (verify \
+         checks the archive), then start PostgreSQL again",
+    );
+    log::log_error_value(&err);
+    STOP_RECOVERY
 }
 
 /// Where an archived WAL file is.
@@ -158,7 +222,8 @@ pub fn fetch(
             &mut FilterChain::from_specs(&specs)?,
             &mut file,
             buffer_size,
-        )?;
+        )
+        .map_err(|e| e.context(format!("unable to copy '{}'", repo.describe(path))))?;
         if let (Some(expected), Some(FilterResult::Hash(actual))) = (checksum, results.last())
             && expected != actual
         {

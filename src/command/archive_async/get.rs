@@ -5,13 +5,17 @@
 //! archived name while it is fetched, fsynced, and only then renamed to that name, so a queued
 //! segment is complete and right even after a crash; `<segment>.missing` when the archive does
 //! not have the segment the background process was started for; `<segment>.error` or
-//! `global.error` when fetching failed. Queued segments before the one PostgreSQL asks for are
-//! removed: recovery has passed them.
+//! `global.error` when fetching failed; `<segment>.fatal` when the archive holds the segment
+//! but it could not be fetched (damaged, unreadable), `global.fatal` when archive.info and its
+//! copy are both unreadable. A `.fatal` marker makes the foreground exit
+//! [`STOP_RECOVERY`](archive_get::STOP_RECOVERY), as synchronous archive-get does: a damaged
+//! segment must stop recovery, never read as absent. Queued segments before the one PostgreSQL
+//! asks for are removed: recovery has passed them.
 
 use std::path::Path;
 use std::time::Duration;
 
-use crate::command::archive_get::{self, NOT_FOUND};
+use crate::command::archive_get::{self, InfoFailure, NOT_FOUND};
 use crate::command::open;
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
@@ -19,13 +23,13 @@ use crate::exec::run_parallel;
 use crate::lock::{Lock, LockKind};
 use crate::pg::control::ControlData;
 use crate::pg::wal::{WalFileKind, WalSegment};
-use crate::repo::ArchiveInfo;
 use crate::{log_debug, log_info};
 
 use super::{Queue, Status};
 
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 const GLOBAL_ERROR: &str = "global.error";
+const GLOBAL_FATAL: &str = "global.fatal";
 const DEFAULT_SEGMENT_SIZE: u32 = 16 << 20;
 
 /// The foreground: writes segment `name` to `destination` (exit 0), or reports that the archive
@@ -45,6 +49,8 @@ pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result
     if super::background_idle(cfg, stanza, LockKind::ArchiveGet) {
         super::remove_quietly(&in_dir.join(format!("{name}.error")));
         super::remove_quietly(&in_dir.join(GLOBAL_ERROR));
+        super::remove_quietly(&in_dir.join(format!("{name}.fatal")));
+        super::remove_quietly(&in_dir.join(GLOBAL_FATAL));
         start()?;
     }
     let check = || {
@@ -67,7 +73,8 @@ pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result
 }
 
 /// Moves `name` from the queue to `destination` when it is there and verifies (`Some(0)`),
-/// reports a missing marker (`Some(1)`) or an error of the background process.
+/// reports a missing marker (`Some(1)`), a fatal marker (`Some(STOP_RECOVERY)`, logged) or an
+/// error of the background process.
 fn take(in_dir: &Path, name: &str, destination: &Path) -> Result<Option<i32>> {
     let prefix = format!("{name}-");
     for (entry, path) in super::spool_entries(in_dir) {
@@ -78,9 +85,21 @@ fn take(in_dir: &Path, name: &str, destination: &Path) -> Result<Option<i32>> {
         if checksum.contains('.') {
             continue;
         }
-        move_file(&path, destination)?;
+        if let Err(err) = move_file(&path, destination) {
+            // The segment is in hand: failing to hand it over must not read as absent.
+            return Ok(Some(archive_get::stop_recovery(name, &err)));
+        }
         log_info!("found {name} in the archive asynchronously");
         return Ok(Some(0));
+    }
+    for fatal in [
+        in_dir.join(format!("{name}.fatal")),
+        in_dir.join(GLOBAL_FATAL),
+    ] {
+        if let Some(err) = super::read_error(&fatal) {
+            super::remove_quietly(&fatal);
+            return Ok(Some(archive_get::stop_recovery(name, &err)));
+        }
     }
     let missing = in_dir.join(format!("{name}.missing"));
     if missing.exists() {
@@ -138,7 +157,7 @@ pub fn run_background(cfg: &Config) -> Result<i32> {
     // Left by an earlier run: errors are retried, missing segments looked for again, temp
     // files of a killed run removed.
     for (entry, path) in super::spool_entries(&in_dir) {
-        let stale = [".error", ".missing", ".tmp", ".fetched"];
+        let stale = [".error", ".fatal", ".missing", ".tmp", ".fetched"];
         if stale.iter().any(|suffix| entry.ends_with(suffix)) {
             super::remove_quietly(&path);
         }
@@ -153,7 +172,14 @@ pub fn run_background(cfg: &Config) -> Result<i32> {
 fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()> {
     let segment = WalSegment::parse(first)?;
     let repo = open::repo(cfg)?;
-    let info = ArchiveInfo::load_required(&repo, stanza)?;
+    let info = match archive_get::load_archive_info(&repo, stanza) {
+        Ok(info) => info,
+        Err(InfoFailure::Damaged(err)) => {
+            crate::log::log_error_value(&err);
+            return super::write_status(in_dir, GLOBAL_FATAL, &super::error_text(&err));
+        }
+        Err(InfoFailure::Failed(err)) => return Err(err),
+    };
     let dbs = archive_get::recovering_dbs(&info);
     let size = segment_size();
     let mut wanted = vec![segment];
@@ -193,11 +219,28 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
     );
     let buffer_size = open::buffer_size(cfg);
     let outcome = run_parallel(todo, open::process_max(cfg), |_, name: String| {
+        let found = archive_get::locate(&repo, stanza, &dbs, &name, WalFileKind::Segment);
+        let found = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                // Only the segment PostgreSQL asked for gets a marker: a later one may yet
+                // be archived before recovery needs it.
+                if name == first {
+                    super::write_status(in_dir, &format!("{name}.missing"), "")?;
+                }
+                return Err(Error::new(
+                    ErrorKind::FileMissing,
+                    format!("{name} is not in the archive"),
+                ));
+            }
+            Err(err) => {
+                super::write_status(in_dir, &format!("{name}.error"), &super::error_text(&err))?;
+                return Err(err);
+            }
+        };
+        // The archive holds the segment: from here any failure is fatal to recovery, never
+        // "absent" (a damaged segment read as absent would end recovery early).
         let fetched = (|| {
-            let found = archive_get::locate(&repo, stanza, &dbs, &name, WalFileKind::Segment)?;
-            let Some(found) = found else {
-                return Ok(false);
-            };
             let checksum = found.checksum.clone().unwrap_or_default();
             let fetched = in_dir.join(format!("{name}-{checksum}.fetched"));
             archive_get::fetch(
@@ -216,26 +259,13 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
             std::fs::rename(&fetched, &queued)
                 .map_err(|e| Error::io(ErrorKind::FileWrite, "rename to", queued.display(), &e))?;
             log_debug!("fetched {name} into the spool");
-            Ok(true)
+            Ok(())
         })();
-        match fetched {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                // Only the segment PostgreSQL asked for gets a marker: a later one may yet
-                // be archived before recovery needs it.
-                if name == first {
-                    super::write_status(in_dir, &format!("{name}.missing"), "")?;
-                }
-                Err(Error::new(
-                    ErrorKind::FileMissing,
-                    format!("{name} is not in the archive"),
-                ))
-            }
-            Err(err) => {
-                super::write_status(in_dir, &format!("{name}.error"), &super::error_text(&err))?;
-                Err(err)
-            }
+        if let Err(err) = &fetched {
+            crate::log::log_error_value(err);
+            super::write_status(in_dir, &format!("{name}.fatal"), &super::error_text(err))?;
         }
+        fetched
     });
     // Each failure is in the queue for the foreground; the first one ends the prefetch.
     if let Err(err) = outcome {
