@@ -160,3 +160,169 @@ fn concurrent_backup_is_refused() {
     drop(file);
     s.pgkeep(&["backup"]).ok();
 }
+
+/// Every file under `dir`, relative to it, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(next) = todo.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() && !path.is_symlink() {
+                todo.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn hostile_stanza_names_are_refused_and_create_nothing() {
+    let dir = common::TempDir::new();
+    let root = dir.path().join("a/b");
+    for sub in ["lock", "log", "repo"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    common::pgkeep::chown_postgres(dir.path());
+    let option = |name: &str| format!("--{name}-path={}", root.join(name).display());
+    let paths = [option("lock"), option("log")];
+    let mut common_args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    common_args.extend(["--no-config", "--log-level-file=info"]);
+    let rule = "a stanza name is 1 to 64 ASCII letters, digits, '_', '-' and '.', and does not \
+                begin with '.'";
+    let before = tree(dir.path());
+    let long = "x".repeat(65);
+    let hostile = [
+        "../../x",
+        "../x",
+        "a/b",
+        "x\ny",
+        ".hidden",
+        "..",
+        "a b",
+        long.as_str(),
+    ];
+    for name in hostile {
+        for command in [
+            "stop",
+            "start",
+            "stanza-create",
+            "backup",
+            "expire",
+            "restore",
+        ] {
+            let stanza = format!("--stanza={name}");
+            let mut args = common_args.clone();
+            args.extend([stanza.as_str(), command]);
+            run_pgkeep(&args, &[]).code(32).contains(rule);
+            // The same name from the environment.
+            let mut args = common_args.clone();
+            args.push(command);
+            run_pgkeep(&args, &[("PGKEEP_STANZA", name)])
+                .code(32)
+                .contains(rule)
+                .contains("in environment variable 'PGKEEP_STANZA'");
+        }
+        let mut args = common_args.clone();
+        let stanza = format!("--stanza={name}");
+        args.extend([
+            stanza.as_str(),
+            "archive-push",
+            "/nonexistent/000000010000000000000001",
+        ]);
+        run_pgkeep(&args, &[]).code(32).contains(rule);
+    }
+    // A configuration file section naming a stanza obeys the same rule.
+    let conf = dir.path().join("pgkeep.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\nrepo1-path={}\n\n[../../x]\npg1-path=/tmp\n",
+            root.join("repo").display()
+        ),
+    )
+    .unwrap();
+    let config = format!("--config={}", conf.display());
+    run_pgkeep(
+        &[&config, &paths[0], &paths[1], "--stanza=demo", "stop"],
+        &[],
+    )
+    .code(32)
+    .contains(rule)
+    .contains(&format!(
+        "in the section above line 5 of '{}'",
+        conf.display()
+    ));
+    std::fs::remove_file(&conf).unwrap();
+    // Nothing was created anywhere: not in lock-path or log-path, not beside them.
+    assert_eq!(tree(dir.path()), before);
+}
+
+/// Rewrites an info file (manifest, backup.info) and its copy with `edit` applied to its content,
+/// the checksum recomputed: what anyone who can write the repository can do.
+fn rewrite_info(path: &std::path::Path, edit: impl Fn(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let envelope: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let mut content = envelope["content"].clone();
+    edit(&mut content);
+    let encoded = pgkeep::repo::info_file::encode(&content).unwrap();
+    std::fs::write(path, &encoded).unwrap();
+    std::fs::write(format!("{}.copy", path.display()), &encoded).unwrap();
+}
+
+#[test]
+fn manifest_reference_outside_the_backups_is_a_clear_error_for_restore_and_verify() {
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    s.pgkeep(&["backup", "--type=full"]).ok();
+    s.cluster
+        .psql("create table t as select g from generate_series(1, 1000) g");
+    s.pgkeep(&["backup", "--type=incr"]).ok();
+    let labels = s.labels();
+    let incr = labels.last().unwrap().clone();
+    let manifest = s.repo.join(format!("backup/demo/{incr}/backup.manifest"));
+    rewrite_info(&manifest, |content| {
+        let files = content["files"].as_array_mut().unwrap();
+        let referenced = files
+            .iter_mut()
+            .find(|f| f.get("reference").is_some())
+            .expect("a file of the full backup");
+        referenced["reference"] = serde_json::json!("../../x");
+    });
+    let message = "'../../x' is not a backup label: a backup label is YYYYMMDD-HHMMSSF";
+
+    s.cluster.stop();
+    common::pgkeep::empty_dir(s.data_dir());
+    let run = s.pgkeep(&["restore"]).code(29).contains(message);
+    assert!(
+        run.output().contains(&manifest.display().to_string()),
+        "{}",
+        run.output()
+    );
+    assert!(!run.output().contains("AssertError"), "{}", run.output());
+    assert_eq!(std::fs::read_dir(s.data_dir()).unwrap().count(), 0);
+
+    let run = s.pgkeep(&["verify"]).code(104).contains(message);
+    assert!(
+        run.output().contains(&manifest.display().to_string()),
+        "{}",
+        run.output()
+    );
+
+    // backup.info's labels obey the same grammar: expire never removes a directory by one.
+    let info = s.repo.join("backup/demo/backup.info");
+    rewrite_info(&info, |content| {
+        content["backups"][0]["label"] = serde_json::json!("../../x");
+    });
+    let run = s
+        .pgkeep(&["expire", "--repo1-retention-full=1"])
+        .code(29)
+        .contains("'../../x' is not a backup label");
+    assert!(
+        run.output().contains(&info.display().to_string()),
+        "{}",
+        run.output()
+    );
+}

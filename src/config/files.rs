@@ -64,6 +64,7 @@ pub fn load(
             }
         }
     }
+    check_stanza_sections(&lines)?;
     let mut sections = Vec::new();
     if let Some(stanza) = stanza {
         sections.push(format!("{stanza}:{command}"));
@@ -79,6 +80,30 @@ pub fn load(
         }
     }
     Ok(Loaded { values, main_file })
+}
+
+/// Section names other than `global[:<command>]` name a stanza: they obey the stanza rule,
+/// as `--stanza` does, so that no name a command could run with is refused in one place and
+/// accepted in another.
+fn check_stanza_sections(lines: &[Line]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for line in lines {
+        let section = line.entry.section.as_str();
+        if !seen.insert(section) {
+            continue;
+        }
+        let stanza = section.split_once(':').map_or(section, |(name, _)| name);
+        if stanza != "global" {
+            // The section is not echoed: the (shortened) name in the message is enough.
+            let origin = format!(
+                " in the section above line {} of '{}'",
+                line.entry.line,
+                line.file.display()
+            );
+            super::stanza::check(stanza, &origin)?;
+        }
+    }
+    Ok(())
 }
 
 fn add_lines(lines: &mut Vec<Line>, text: &str, file: &Path) -> Result<()> {

@@ -15,6 +15,7 @@ mod ini;
 pub mod options;
 mod parse;
 mod resolve;
+pub mod stanza;
 pub mod value;
 
 #[cfg(test)]

@@ -1133,7 +1133,10 @@ pub static OPTIONS: &[OptionDef] = &[
         ],
         summary: "Defines the stanza.",
         help: "A stanza names one PostgreSQL cluster and its backups. It selects the \
-            [<stanza>] sections of the configuration file.",
+            [<stanza>] sections of the configuration file. The name becomes part of lock, log, \
+            spool and repository paths, so it is 1 to 64 ASCII letters, digits, '_', '-' and \
+            '.', and does not begin with '.'; any other name is refused (exit 32), whether \
+            given with --stanza, PGKEEP_STANZA or as a configuration file section.",
         ..OptionDef::BASE
     },
     OptionDef {

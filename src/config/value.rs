@@ -96,6 +96,11 @@ pub fn convert(
             }
             Value::TimeMs(ms)
         }
+        // The stanza name becomes part of paths: it has a rule of its own.
+        Kind::String if def.id == crate::config::Opt::Stanza => {
+            super::stanza::check(&text, origin)?;
+            Value::Text(text.clone())
+        }
         Kind::String => Value::Text(text.clone()),
         Kind::Path => {
             if !text.starts_with('/') {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::repo::archive_info::stanza_missing;
+use crate::repo::label::checked;
 use crate::repo::{BackupType, DbHistory, info_file, layout};
 use crate::storage::Storage;
 
@@ -23,12 +24,15 @@ pub struct BackupInfo {
 /// What backup.info records of one backup (the manifest holds the full detail).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRecord {
+    #[serde(deserialize_with = "checked::label")]
     pub label: String,
     #[serde(rename = "type")]
     pub backup_type: BackupType,
     /// The backup this one is based on (diff: its full; incr: the previous backup).
+    #[serde(default, deserialize_with = "checked::optional")]
     pub prior: Option<String>,
     /// Every backup holding files this one references, oldest first.
+    #[serde(deserialize_with = "checked::list")]
     pub references: Vec<String>,
     /// Id of the `db_history` entry of the cluster backed up.
     pub db_id: u32,

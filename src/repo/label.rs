@@ -83,6 +83,10 @@ impl BackupLabel {
 
     /// Parses a label, `None` when it is not one.
     pub fn parse(label: &str) -> Option<BackupLabel> {
+        // Labels are ASCII; the byte arithmetic below relies on it (no split inside a char).
+        if !label.is_ascii() {
+            return None;
+        }
         let is_stamp = |s: &str| {
             s.len() == 15
                 && s.as_bytes()[8] == b'-'
@@ -116,6 +120,49 @@ impl BackupLabel {
                 })
             }
         }
+    }
+}
+
+/// The label grammar, as stated in errors and docs.
+pub const GRAMMAR: &str = "a backup label is YYYYMMDD-HHMMSSF, or <full label>_YYYYMMDD-HHMMSSD \
+                           or ..I";
+
+/// serde helpers for labels read from the repository (manifests, backup.info). A label becomes
+/// part of repository paths (`backup/<stanza>/<label>/...`), and expire removes directories by
+/// it: one that is not a label (`../../x`) is refused while the file is read, so it can never
+/// name a path outside the stanza's backups.
+pub mod checked {
+    use serde::{Deserialize, Deserializer};
+
+    use super::{BackupLabel, GRAMMAR};
+
+    fn check<E: serde::de::Error>(label: String) -> Result<String, E> {
+        if BackupLabel::parse(&label).is_some() {
+            return Ok(label);
+        }
+        let mut shown: String = label.escape_debug().collect();
+        if let Some((end, _)) = shown.char_indices().nth(80) {
+            shown.truncate(end);
+            shown.push_str("...");
+        }
+        Err(E::custom(format!(
+            "'{shown}' is not a backup label: {GRAMMAR}"
+        )))
+    }
+
+    pub fn label<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        check(String::deserialize(d)?)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Option::<String>::deserialize(d)?.map(check).transpose()
+    }
+
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(check)
+            .collect()
     }
 }
 
@@ -162,6 +209,9 @@ mod tests {
             "2026112-212345F",
             "20261124-212345F_bad",
             "20261124-212345D",
+            "é",
+            "20261124-21234éF",
+            "../../x",
         ] {
             assert_eq!(BackupLabel::parse(bad), None, "{bad}");
         }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::io::CompressType;
+use crate::repo::label::checked;
 use crate::repo::{BackupType, info_file, layout};
 use crate::storage::Storage;
 
@@ -22,11 +23,14 @@ pub const PG_DATA: &str = "pg_data";
 /// The content of `backup/<stanza>/<label>/backup.manifest`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    #[serde(deserialize_with = "checked::label")]
     pub label: String,
     #[serde(rename = "type")]
     pub backup_type: BackupType,
+    #[serde(default, deserialize_with = "checked::optional")]
     pub prior: Option<String>,
     /// Every backup set this manifest's files reference, oldest first.
+    #[serde(deserialize_with = "checked::list")]
     pub references: Vec<String>,
     pub db_id: u32,
     /// Major version, e.g. "15".
@@ -88,7 +92,11 @@ pub struct FileEntry {
     /// Bytes stored in the repository (after compression).
     pub repo_size: u64,
     /// The backup set holding the content, when it is not this one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::optional"
+    )]
     pub reference: Option<String>,
     /// Blocks whose page checksum failed (absolute block numbers), when pages were checked
     /// and some failed.
@@ -114,6 +122,7 @@ pub struct BlockRef {
     /// SHA-256 (hex) of the map's content before its trailer, which the trailer repeats.
     pub map_checksum: String,
     /// Every backup set the map takes blocks from: they must stay while this entry does.
+    #[serde(deserialize_with = "checked::list")]
     pub holders: Vec<String>,
     /// Bytes of the file's content the holding set stored itself (its changed blocks).
     pub stored_size: u64,
