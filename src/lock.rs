@@ -6,10 +6,15 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// The mode of lock and log files, as of repository files: they name stanzas, paths and
+/// process ids, which are no business of other users (the umask may take more away).
+pub const FILE_MODE: u32 = 0o640;
 
 /// What a lock protects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +55,7 @@ impl Lock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
             .open(&path)
             .map_err(|e| Error::io(ErrorKind::LockAcquire, "open lock file", path.display(), &e))?;
         let deadline = Instant::now() + wait;

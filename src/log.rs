@@ -9,6 +9,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -141,6 +142,7 @@ fn open_log_file(path: &Path) -> Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(crate::lock::FILE_MODE)
         .open(path)
         .map_err(|e| Error::io(ErrorKind::FileOpen, "open log file", path.display(), &e))?;
     // A new run is separated from the previous one by a blank line, as pgBackRest does.

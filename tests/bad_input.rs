@@ -326,3 +326,39 @@ fn manifest_reference_outside_the_backups_is_a_clear_error_for_restore_and_verif
         run.output()
     );
 }
+
+#[test]
+fn log_and_lock_files_are_created_0640() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = common::TempDir::new();
+    for sub in ["lock", "log", "repo"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    common::pgkeep::chown_postgres(dir.path());
+    let option = |name: &str| format!("--{name}-path={}", dir.path().join(name).display());
+    let repo = format!("--repo1-path={}", dir.path().join("repo").display());
+    // The usual umask: without an explicit mode the files would be 0644.
+    let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let run = run_pgkeep(
+        &[
+            "--no-config",
+            "--stanza=demo",
+            &option("lock"),
+            &option("log"),
+            &repo,
+            "--log-level-file=info",
+            "expire",
+        ],
+        &[],
+    );
+    nix::sys::stat::umask(previous);
+    // The stanza was never created; the lock and the log came first.
+    run.code(103);
+    for (sub, file) in [("lock", "demo-backup.lock"), ("log", "demo-expire.log")] {
+        let path = dir.path().join(sub).join(file);
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .mode();
+        assert_eq!(format!("{:o}", mode & 0o777), "640", "{}", path.display());
+    }
+}
