@@ -132,7 +132,8 @@ fn section_values(
         let found = match def::find(name) {
             None => {
                 warnings.push(format!(
-                    "configuration file contains invalid option '{name}'"
+                    "configuration file contains invalid option '{}'",
+                    super::ini::excerpt(name)
                 ));
                 continue;
             }

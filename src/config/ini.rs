@@ -4,11 +4,23 @@
 //! pair (spaces around the key and value are trimmed; the value may itself contain `=`).
 //! Every pair belongs to the section above it. The parser keeps every pair in order with its
 //! line number, repeated keys included: whether a repeat is a list or a mistake is the
-//! option table's call (files.rs). Errors are `ConfigError`s naming the file and line.
+//! option table's call (files.rs). Errors are `ConfigError`s naming the file and line, and
+//! quote at most [`QUOTE_MAX`] characters of it: a file can hold a line of any length.
 
 use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// The most characters of a line a message quotes.
+pub const QUOTE_MAX: usize = 200;
+
+/// `text` for a message: its first [`QUOTE_MAX`] characters, then `...` when there is more.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_MAX) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
+}
 
 /// One `key=value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +50,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Entry>> {
         }
         if let Some(header) = trimmed.strip_prefix('[') {
             let Some(name) = header.strip_suffix(']') else {
-                return Err(fail(format!("section '{trimmed}' does not end with ']'")));
+                return Err(fail(format!(
+                    "section '{}' does not end with ']'",
+                    excerpt(trimmed)
+                )));
             };
             let name = name.trim();
             if name.is_empty() {
@@ -48,18 +63,24 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Entry>> {
             continue;
         }
         let Some((key, value)) = trimmed.split_once('=') else {
-            return Err(fail(format!("missing '=' in key/value '{trimmed}'"))
-                .with_hint("write options as key=value, one per line"));
+            return Err(
+                fail(format!("missing '=' in key/value '{}'", excerpt(trimmed)))
+                    .with_hint("write options as key=value, one per line"),
+            );
         };
         let key = key.trim();
         if key.is_empty() {
-            return Err(fail(format!("key is missing in key/value '{trimmed}'")));
+            return Err(fail(format!(
+                "key is missing in key/value '{}'",
+                excerpt(trimmed)
+            )));
         }
         let Some(section) = &section else {
-            return Err(
-                fail(format!("key/value '{trimmed}' found outside of a section"))
-                    .with_hint("put options under a section such as [global] or [<stanza>]"),
-            );
+            return Err(fail(format!(
+                "key/value '{}' found outside of a section",
+                excerpt(trimmed)
+            ))
+            .with_hint("put options under a section such as [global] or [<stanza>]"));
         };
         entries.push(Entry {
             section: section.clone(),
@@ -127,6 +148,26 @@ mod tests {
             assert_eq!(err.as_ref().map(|e| e.kind()), Some(ErrorKind::Config));
             assert_eq!(err.as_ref().map(|e| e.message()), Some(message), "{text}");
         }
+    }
+
+    #[test]
+    fn a_huge_malformed_line_is_quoted_shortened() {
+        let line = "x".repeat(50 << 20);
+        for text in [
+            format!("[global]\n{line}\n"),
+            format!("{line}=y\n"),
+            format!("[{line}\n"),
+            format!("[global]\n={line}\n"),
+        ] {
+            let err = parse(&text, Path::new("/x.conf")).err();
+            assert_eq!(err.as_ref().map(|e| e.kind()), Some(ErrorKind::Config));
+            let message = err.map(|e| e.message().to_string()).unwrap_or_default();
+            assert!(message.len() < 400, "{} bytes", message.len());
+            assert!(message.contains(&format!("{}...'", "x".repeat(QUOTE_MAX - 1))));
+            assert!(message.ends_with("of '/x.conf'"), "{}", excerpt(&message));
+        }
+        assert_eq!(excerpt("short"), "short");
+        assert_eq!(excerpt(&"é".repeat(201)), format!("{}...", "é".repeat(200)));
     }
 
     #[test]
