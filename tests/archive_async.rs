@@ -1,7 +1,8 @@
 //! archive-async and archive-push-queue-max against real PostgreSQL 15 clusters: PostgreSQL's
 //! archiver pushing through the spool, a restore replaying from the prefetch queue, a full
 //! queue refused and (opt-in) dropped, and a failing background process reported by the
-//! foreground.
+//! foreground; archive-get stopping recovery at a damaged segment, temporary files of killed
+//! pushes removed, a full disk reported.
 
 mod common;
 
@@ -410,4 +411,140 @@ fn damaged_segment_stops_recovery_sync_and_async_and_a_missing_one_ends_it() {
     s.cluster
         .wait_for("select pg_is_in_recovery()", "f", Duration::from_secs(120));
     assert_eq!(s.table_digest("t"), expected);
+}
+
+/// Sets a file's modification time `seconds` into the past.
+fn age(path: &Path, seconds: u64) {
+    let when = std::time::SystemTime::now() - Duration::from_secs(seconds);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
+#[test]
+fn stale_push_temporaries_are_removed_by_the_next_push_and_by_expire() {
+    let (s, _spool, _spool_dir) = stanza("");
+    s.pgkeep(&["stanza-create"]).ok();
+    let last = switch_segments(&s, 2);
+    wait_archived(&s, &last);
+    let number = u64::from_str_radix(&last[16..], 16).unwrap();
+    let first = format!("{}{:08X}", &last[..16], number - 1);
+    let dir = s.repo.join("archive/demo/15-1").join(&last[..16]);
+    // What killed pushes leave: a framed push's temporary file, a streamed push's one.
+    let temp = |segment: &str, tail: &str, seconds: u64| {
+        let path = dir.join(format!("{segment}{tail}.pgkeep.tmp"));
+        std::fs::write(&path, vec![7u8; 1 << 20]).unwrap();
+        age(&path, seconds);
+        path
+    };
+    let killed = temp(&last, ".4000001-1700000000000000000", 11 * 60);
+    let killed_streamed = temp(&last, &format!("-{}", "a".repeat(64)), 11 * 60);
+    let live = temp(&last, ".4000002-1700000000000000001", 60);
+    let other_segment = temp(&first, ".4000003-1700000000000000002", 11 * 60);
+    let old_other = temp(&first, ".4000004-1700000000000000003", 2 * 3600);
+    let top = s.repo.join("archive/demo/15-1/00000002.history.pgkeep.tmp");
+    std::fs::write(&top, b"x").unwrap();
+    age(&top, 2 * 3600);
+    chown_postgres(&s.repo);
+
+    // PostgreSQL pushing the segment again (a retry): its stale temporaries go, nothing else.
+    let wal = s.dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    chown_postgres(&wal);
+    let copy = wal.join(&last).display().to_string();
+    s.pgkeep(&["archive-get", &last, &copy]).ok();
+    s.pgkeep(&["--log-level-console=info", "archive-push", &copy])
+        .ok()
+        .contains("already exists in the archive with the same checksum")
+        .contains(&format!(
+            "removed temporary file '{}' left by an interrupted push",
+            killed.display()
+        ));
+    assert!(!killed.exists() && !killed_streamed.exists());
+    assert!(live.exists(), "a live push's temporary file was removed");
+    assert!(other_segment.exists() && old_other.exists() && top.exists());
+
+    // expire removes those older than an hour, whatever the retention keeps.
+    s.pgkeep(&[
+        "--log-level-console=info",
+        "expire",
+        "--repo1-retention-full=1",
+    ])
+    .ok()
+    .contains(&format!(
+        "remove stale temporary file '{}'",
+        old_other.display()
+    ));
+    assert!(!old_other.exists() && !top.exists());
+    assert!(live.exists() && other_segment.exists());
+    assert!(
+        archived(&s)
+            .iter()
+            .any(|n| n.starts_with(&format!("{last}-")))
+    );
+    assert!(
+        archived(&s)
+            .iter()
+            .any(|n| n.starts_with(&format!("{first}-")))
+    );
+}
+
+/// A 1 MiB tmpfs mounted for one test, unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(path: PathBuf) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs at {}", path.display());
+        chown_postgres(&path);
+        SmallDisk(path)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_with_the_path_once() {
+    let (s, _spool, _spool_dir) = stanza("");
+    s.pgkeep(&["stanza-create"]).ok();
+    let segment = switch_segments(&s, 1);
+    wait_archived(&s, &segment);
+    let wal = s.dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    chown_postgres(&wal);
+    let copy = wal.join(&segment).display().to_string();
+    s.pgkeep(&["archive-get", &segment, &copy]).ok();
+
+    let disk = SmallDisk::mount(s.dir.path().join("small"));
+    let repo = format!("--repo1-path={}", disk.0.display());
+    s.pgkeep(&[&repo, "stanza-create"]).ok();
+    // Uncompressed, the 16 MiB segment cannot fit.
+    let run = s
+        .pgkeep(&[&repo, "--compress-type=none", "archive-push", &copy])
+        .code(74)
+        .contains("[28] No space left on device");
+    let dir = format!("{}/archive/demo/15-1/{}/", disk.0.display(), &segment[..16]);
+    let line = run
+        .output()
+        .lines()
+        .find(|l| l.contains("ERROR: [074]"))
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(line.matches(&dir).count(), 1, "{line}");
+    assert_eq!(line.matches("unable to write").count(), 1, "{line}");
+    // Nothing of the failed push is left to fill the disk.
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }

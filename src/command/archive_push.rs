@@ -28,6 +28,13 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// one read and one hash instead of a checksum pass and a copy pass.
 const IN_MEMORY_MAX: u64 = 64 << 20;
 
+/// A temporary file of the same WAL file untouched this long was left by a push that was
+/// killed: a live push writes its file without pause and finishes in seconds. Age, not the
+/// process id, decides, because the repository may be shared by pushes from other hosts,
+/// whose process ids mean nothing here. A push that merely stalled this long and then goes on
+/// fails at its rename, and PostgreSQL, which still has the segment, pushes it again.
+const STALE_TEMP_SECONDS: i64 = 10 * 60;
+
 /// How a push writes its temp file: in place under the temp name, fsynced at commit; the rename
 /// to the final name syncs the directory.
 fn temp_options() -> WriteOptions {
@@ -144,8 +151,46 @@ impl<'a> Pusher<'a> {
     }
 
     /// `push`, with `buffers` kept from the last push: a worker that pushes many segments
-    /// reuses its memory instead of faulting in fresh pages for each.
+    /// reuses its memory instead of faulting in fresh pages for each. Once the file is in the
+    /// archive, the temporary files killed pushes of it left are removed.
     pub fn push_with(
+        &self,
+        source: &Path,
+        name: &str,
+        kind: WalFileKind,
+        buffers: &mut FrameBuffers,
+    ) -> Result<Pushed> {
+        let pushed = self.store(source, name, kind, buffers)?;
+        if kind != WalFileKind::History {
+            self.remove_stale_temps(name);
+        }
+        Ok(pushed)
+    }
+
+    /// Removes temporary files of `name` older than [`STALE_TEMP_SECONDS`]. A failure is
+    /// only a warning: the push itself succeeded, and expire removes what is left.
+    fn remove_stale_temps(&self, name: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let before = i64::try_from(now).unwrap_or(i64::MAX) - STALE_TEMP_SECONDS;
+        let dir = layout::wal_dir(self.stanza, &self.db.archive_id(), name);
+        let removed = archive::stale_temps(self.repo, &dir, Some(name), before).and_then(|temps| {
+            temps.iter().try_for_each(|temp| {
+                self.repo.remove(temp)?;
+                log_info!(
+                    "removed temporary file '{}' left by an interrupted push",
+                    self.repo.describe(temp)
+                );
+                Ok(())
+            })
+        });
+        if let Err(err) = removed {
+            log_warn!("unable to remove stale temporary files of WAL file '{name}': {err}");
+        }
+    }
+
+    fn store(
         &self,
         source: &Path,
         name: &str,
@@ -199,9 +244,8 @@ impl<'a> Pusher<'a> {
                         Some(out) => out,
                         None => writer.insert(repo.open_write(&temp, &temp_options())?),
                     };
-                    out.write_all(frame).map_err(|e| {
-                        Error::io(ErrorKind::FileWrite, "write", repo.describe(&temp), &e)
-                    })
+                    out.write_all(frame)
+                        .map_err(|e| storage_error(e, ErrorKind::FileWrite, "write", repo, &temp))
                 },
             )?;
             return self.store_frames(&archive_id, name, &framed, writer, &temp);
@@ -321,6 +365,26 @@ pub fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<
     ArchiveInfo::load_required(repo, stanza)
 }
 
+/// The error of a storage reader's or writer's I/O: the driver's own error when it made one
+/// (it names the file and the cause: "unable to write '<path>': [28] No space left on
+/// device"), else "unable to <action> '<path>': <cause>". Wrapping the driver's error in a
+/// second "unable to write '<path>'" would say the path twice.
+fn storage_error(
+    err: std::io::Error,
+    kind: ErrorKind,
+    action: &str,
+    repo: &dyn Storage,
+    path: &str,
+) -> Error {
+    match err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+    {
+        Some(inner) => inner.clone(),
+        None => Error::io(kind, action, repo.describe(path), &err),
+    }
+}
+
 fn open_source(path: &Path) -> Result<File> {
     File::open(path)
         .map_err(|e| Error::io(ErrorKind::FileOpen, "open WAL file", path.display(), &e))
@@ -396,7 +460,7 @@ fn push_history(
         let mut stored = Vec::new();
         existing
             .read_to_end(&mut stored)
-            .map_err(|e| Error::io(ErrorKind::FileRead, "read", repo.describe(&target), &e))?;
+            .map_err(|e| storage_error(e, ErrorKind::FileRead, "read", repo, &target))?;
         if stored == content {
             log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
             return Ok(Pushed::AlreadyArchived);
@@ -408,7 +472,7 @@ fn push_history(
     }
     let mut writer = repo.open_write(&target, &WriteOptions::default())?;
     std::io::Write::write_all(&mut writer, &content)
-        .map_err(|e| Error::io(ErrorKind::FileWrite, "write", repo.describe(&target), &e))?;
+        .map_err(|e| storage_error(e, ErrorKind::FileWrite, "write", repo, &target))?;
     writer.commit()?;
     log_info!("pushed WAL file '{name}' to the archive (checksum {checksum})");
     Ok(Pushed::Stored)

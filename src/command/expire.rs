@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::config::{Config, Opt};
 use crate::error::Result;
 use crate::lock::{self, Lock, LockKind};
+use crate::repo::archive::{self, TEMP_SUFFIX};
 use crate::repo::retention::{
     self, ArchiveDecision, FullRetention, PathDecision, RetentionPlan, RetentionPolicy,
     WalRetention,
@@ -101,9 +102,10 @@ fn warn_with_hint(message: &str, hint: &str) {
 
 fn expire(repo: &dyn Storage, stanza: &str, settings: &ExpireSettings) -> Result<()> {
     let mut info = BackupInfo::load_required(repo, stanza)?;
+    let now = jiff::Timestamp::now().as_second();
     let plan = match settings.set {
         Some(label) => retention::plan_set(&info, label, &settings.policy)?,
-        None => retention::plan(&info, &settings.policy, jiff::Timestamp::now().as_second()),
+        None => retention::plan(&info, &settings.policy, now),
     };
     let dry = if settings.dry_run { "[DRY-RUN] " } else { "" };
     for set in &plan.expired {
@@ -122,6 +124,53 @@ fn expire(repo: &dyn Storage, stanza: &str, settings: &ExpireSettings) -> Result
     remove_backup_sets(repo, stanza, &plan, dry)?;
     for decision in &plan.archive {
         remove_archive(repo, stanza, &info.db_history, decision, dry)?;
+    }
+    remove_stale_temps(
+        repo,
+        stanza,
+        &info.db_history,
+        now - STALE_TEMP_SECONDS,
+        dry,
+    )
+}
+
+/// Temporary files in the archive older than this were left by killed pushes (a push takes
+/// seconds; archive-push itself removes those of the segment it pushes after ten minutes).
+const STALE_TEMP_SECONDS: i64 = 60 * 60;
+
+/// Removes the temporary files killed archive-pushes left in the archive, whatever retention
+/// keeps: each may hold up to a segment's worth of space until its directory expires.
+fn remove_stale_temps(
+    repo: &dyn Storage,
+    stanza: &str,
+    db_history: &[DbHistory],
+    before: i64,
+    dry: &str,
+) -> Result<()> {
+    for db in db_history {
+        let archive_id = db.archive_id();
+        let dir = layout::archive_id_dir(stanza, &archive_id);
+        let Some(entries) = repo.list(&dir)? else {
+            continue;
+        };
+        let mut dirs = vec![dir.clone()];
+        dirs.extend(
+            entries
+                .into_iter()
+                .filter(|e| e.file_type == FileType::Path)
+                .map(|e| format!("{dir}/{}", e.name)),
+        );
+        for path in dirs {
+            for temp in archive::stale_temps(repo, &path, None, before)? {
+                log_info!(
+                    "{dry}remove stale temporary file '{}'",
+                    repo.describe(&temp)
+                );
+                if dry.is_empty() {
+                    repo.remove(&temp)?;
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -247,7 +296,9 @@ fn remove_wal(
                     .list(&path)?
                     .unwrap_or_default()
                     .into_iter()
-                    .filter(|e| e.file_type == FileType::File)
+                    // Temporary files go by age alone (remove_stale_temps): a young one may be
+                    // a push in progress.
+                    .filter(|e| e.file_type == FileType::File && !e.name.ends_with(TEMP_SUFFIX))
                     .map(|e| e.name)
                     .collect();
                 for run in retention::removal_runs(&files, retention) {

@@ -1,8 +1,11 @@
-//! Finding WAL files in the archive.
+//! Finding WAL files in the archive, and the temporary files interrupted pushes left there.
 
 use crate::error::Result;
 use crate::repo::layout;
-use crate::storage::Storage;
+use crate::storage::{FileType, Storage};
+
+/// The suffix of a file whose write did not finish: never an archived file.
+pub const TEMP_SUFFIX: &str = ".pgkeep.tmp";
 
 /// A WAL file found in the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +36,7 @@ pub fn find_wal(
         .filter_map(|entry| {
             let rest = entry.name.strip_prefix(&prefix)?;
             // A temp file of an unfinished write is not an archived file.
-            if rest.ends_with(".pgkeep.tmp") {
+            if rest.ends_with(TEMP_SUFFIX) {
                 return None;
             }
             let (checksum, ext) = match rest.split_once('.') {
@@ -50,5 +53,37 @@ pub fn find_wal(
         })
         .collect();
     found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}
+
+/// The temporary files in `dir` last modified before `before` (Unix seconds), as paths;
+/// with `wal_name`, only those of that WAL file (`<name>.<pid>-<ns>.pgkeep.tmp` of a framed
+/// push, `<name>-<checksum>[.<ext>].pgkeep.tmp` of a streamed one). A push writes its temporary
+/// file without pause, so one untouched for long belongs to a push that was killed.
+pub fn stale_temps(
+    storage: &dyn Storage,
+    dir: &str,
+    wal_name: Option<&str>,
+    before: i64,
+) -> Result<Vec<String>> {
+    let Some(entries) = storage.list(dir)? else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<String> = entries
+        .into_iter()
+        .filter(|entry| {
+            entry.file_type == FileType::File
+                && entry.name.ends_with(TEMP_SUFFIX)
+                && entry.mtime < before
+                && wal_name.is_none_or(|name| {
+                    entry
+                        .name
+                        .strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(['.', '-']))
+                })
+        })
+        .map(|entry| format!("{dir}/{}", entry.name))
+        .collect();
+    found.sort();
     Ok(found)
 }
