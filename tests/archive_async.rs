@@ -341,7 +341,7 @@ fn assert_recovery_stops_at(s: &Stanza, segment: &str, attempt: usize) {
 }
 
 #[test]
-fn damaged_segment_stops_recovery_sync_and_async_and_a_missing_one_ends_it() {
+fn damaged_segment_stops_recovery_sync_async_and_standby_absent_one_ends_it() {
     let (s, _spool, _spool_dir) = stanza("");
     s.pgkeep(&["stanza-create"]).ok();
     s.pgkeep(&["backup"]).ok();
@@ -381,6 +381,23 @@ fn damaged_segment_stops_recovery_sync_and_async_and_a_missing_one_ends_it() {
     .code(1)
     .contains(&format!("unable to find {absent} in the archive"));
 
+    // archive.info and its copy both unreadable: whether the segment is there cannot be known.
+    let info = s.repo.join("archive/demo/archive.info");
+    let info_copy = s.repo.join("archive/demo/archive.info.copy");
+    let saved = (
+        std::fs::read(&info).unwrap(),
+        std::fs::read(&info_copy).unwrap(),
+    );
+    std::fs::write(&info, b"{ damaged").unwrap();
+    std::fs::write(&info_copy, b"{ damaged").unwrap();
+    s.pgkeep(&["archive-get", &absent, &absent_destination])
+        .code(255)
+        .contains(&format!(
+            "unable to get WAL file '{absent}': invalid info file"
+        ));
+    std::fs::write(&info, &saved.0).unwrap();
+    std::fs::write(&info_copy, &saved.1).unwrap();
+
     // A restore to the end of the archive: recovery stops at the damaged segment, FATAL.
     s.cluster.stop();
     empty_dir(s.data_dir());
@@ -404,6 +421,13 @@ fn damaged_segment_stops_recovery_sync_and_async_and_a_missing_one_ends_it() {
         get_async_log.contains(&format!("{}", file.display())),
         "{get_async_log}"
     );
+
+    // A standby stops too, rather than wait forever for a segment it was told is absent.
+    let standby_signal = s.data_dir().join("standby.signal");
+    std::fs::write(&standby_signal, b"").unwrap();
+    chown_postgres(&standby_signal);
+    assert_recovery_stops_at(&s, &damaged, 3);
+    std::fs::remove_file(&standby_signal).unwrap();
 
     // Once the segment is repaired recovery goes on to the end: no row was lost.
     std::fs::write(&file, &original).unwrap();
