@@ -1,8 +1,9 @@
 //! archive-get: fetch one WAL file from the archive for PostgreSQL's `restore_command`.
 //!
 //! Exit 0 when the file was written to the requested path, exit 1 when the archive does not
-//! have it (the normal end of recovery, or a standby waiting for the next segment), [`STOP_RECOVERY`]
-//! (255) when the archive holds it but it cannot be delivered, any other code on another error.
+//! have it (the normal end of recovery, or a standby waiting for the next segment),
+//! [`STOP_RECOVERY`] (255) when the archive holds it but it cannot be delivered, any other code
+//! on another error.
 //! The file appears under its final name only when complete and verified against the checksum
 //! it was archived with, so PostgreSQL never replays a partial segment.
 //!
