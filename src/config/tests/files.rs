@@ -202,3 +202,25 @@ fn suspicious_settings_are_warned_about_and_ignored() {
     let restore = ok(&[&config, "--stanza=main", "restore"], &[]);
     assert!(restore.bool(Opt::Delta));
 }
+
+#[test]
+fn a_huge_line_is_quoted_shortened_in_errors_and_warnings() {
+    let dir = Dir::new();
+    let huge = "k".repeat(5 << 20);
+    let config = dir.config(&format!("[global]\n{huge}\n"));
+    let err = fail(&[&config, "--stanza=main", "info"], &[]);
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().len() < 400, "{} bytes", err.message().len());
+    assert!(
+        err.message()
+            .starts_with(&format!("missing '=' in key/value '{}...'", &huge[..200]))
+    );
+
+    let config = dir.config(&format!("[global]\n{huge}=1\n"));
+    let info = ok(&[&config, "info"], &[]);
+    let warning = format!(
+        "configuration file contains invalid option '{}...'",
+        &huge[..200]
+    );
+    assert_eq!(info.warnings(), [warning]);
+}
