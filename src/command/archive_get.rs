@@ -93,7 +93,8 @@ pub enum InfoFailure {
     /// archive.info (or its copy) is there but neither can be read: whether the archive holds
     /// a segment cannot be known, so recovery must not take it for absent.
     Damaged(Error),
-    /// Anything else, e.g. a stanza that was never created.
+    /// Anything else: a stanza that was never created, a repository host that stopped
+    /// answering.
     Failed(Error),
 }
 
@@ -111,6 +112,11 @@ pub fn load_archive_info(
             stanza,
             &layout::archive_info(stanza),
         ))),
+        // The repository host did not answer: nothing is known about the archive, as when the
+        // connection fails at the start (see docs/archive.md).
+        Err(err) if matches!(err.kind(), ErrorKind::Protocol | ErrorKind::HostConnect) => {
+            Err(Failed(err))
+        }
         Err(err) => Err(Damaged(err)),
     }
 }
