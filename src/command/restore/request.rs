@@ -161,10 +161,18 @@ fn restore_command(cfg: &Config) -> Result<String> {
     if !args.iter().any(|a| a.starts_with("--stanza=")) {
         args.push(format!("--stanza={}", open::stanza(cfg)?));
     }
-    let mut parts = vec![shell_quote(&exe.display().to_string())];
-    parts.extend(args.iter().map(|a| shell_quote(a)));
+    let mut parts = vec![percent_escape(&shell_quote(&exe.display().to_string()))];
+    parts.extend(args.iter().map(|a| percent_escape(&shell_quote(a))));
+    // The only placeholders PostgreSQL is meant to fill in.
     parts.push("archive-get %f \"%p\"".to_string());
     Ok(parts.join(" "))
+}
+
+/// Doubles every `%` of a word pgkeep inserts: PostgreSQL replaces `%f`, `%p` and `%r` in
+/// restore_command wherever they appear, so a path such as `/etc/a%for/pgkeep.conf` would reach
+/// archive-get with a WAL file name inside it; `%%` is PostgreSQL's escape for a plain `%`.
+fn percent_escape(word: &str) -> String {
+    word.replace('%', "%%")
 }
 
 /// Quotes a word for the shell PostgreSQL runs restore_command with, when it needs it.
@@ -239,5 +247,15 @@ mod tests {
         assert_eq!(shell_quote("--stanza=demo"), "--stanza=demo");
         assert_eq!(shell_quote("/a b/pgkeep"), "'/a b/pgkeep'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn percent_signs_pgkeep_inserts_are_escaped_and_the_placeholders_kept() {
+        let r = request(&["--repo1-path=/r%p", "--lock-path=/a%f b"]).unwrap();
+        let command = r.recovery.restore_command;
+        assert!(command.contains(" '--lock-path=/a%%f b' "), "{command}");
+        assert!(command.contains(" --repo1-path=/r%%p "), "{command}");
+        assert!(command.ends_with(" archive-get %f \"%p\""), "{command}");
+        assert_eq!(percent_escape("100%"), "100%%");
     }
 }
