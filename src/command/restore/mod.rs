@@ -45,6 +45,7 @@ use crate::{log_debug, log_info, log_warn};
 use super::{format_size, open};
 use files::Outcome;
 use recovery::RecoveryType;
+pub use safety::check_manifest;
 
 const PG_CONTROL: &str = "global/pg_control";
 
