@@ -160,10 +160,22 @@ fn a_symlinked_pg_wal_is_a_directory_unless_link_all_or_link_map() {
     assert_eq!(s.table_digest("t"), expected);
     s.cluster.stop();
 
-    // link-all: the old WAL directory still holds segments, so it must be cleaned with delta.
+    // link-all: the old WAL directory still holds segments. The data directory's pg_wal is a
+    // directory now, not a link to it, so nothing shows it is still this cluster's: even
+    // delta leaves it alone until the DBA empties it.
     s.pgkeep(&["--link-all", "--log-level-console=info", "restore"])
         .code(40)
         .contains("because it contains files");
+    let old_wal: Vec<_> = std::fs::read_dir(&wal).unwrap().flatten().collect();
+    s.pgkeep(&["--link-all", "--delta", "restore"])
+        .code(40)
+        .contains(&format!(
+            "unable to restore to path '{}' because it contains files",
+            wal.display()
+        ))
+        .contains("HINT: the data directory's link 'pg_wal' does not point to");
+    assert_eq!(std::fs::read_dir(&wal).unwrap().count(), old_wal.len());
+    empty_dir(&wal);
     s.pgkeep(&["--link-all", "--delta", "restore"]).ok();
     assert_eq!(
         std::fs::read_link(s.data_dir().join("pg_wal")).unwrap(),
@@ -173,6 +185,13 @@ fn a_symlinked_pg_wal_is_a_directory_unless_link_all_or_link_map() {
     start_and_wait(&s);
     assert_eq!(s.table_digest("t"), expected);
     s.cluster.stop();
+
+    // Now the link points there: delta cleans the WAL directory as the cluster's.
+    let stray = wal.join("stray");
+    std::fs::write(&stray, "x").unwrap();
+    chown_postgres(&stray);
+    s.pgkeep(&["--link-all", "--delta", "restore"]).ok();
+    assert!(!stray.exists());
 
     let elsewhere = wal_dir.path().join("elsewhere");
     empty_dir(s.data_dir());
