@@ -1,5 +1,6 @@
 //! Restore refuses what it cannot do safely, against real PostgreSQL 15 clusters (issue 13):
-//! `--delta`/`--force` never empty a directory that is not shown to be the cluster's, and a
+//! `--delta`/`--force` never empty a directory that is not shown to be the cluster's, a
+//! restore whose WAL is missing from the archive is refused before anything is written, and a
 //! config path holding `%` reaches archive-get intact through restore_command.
 
 mod common;
@@ -182,6 +183,84 @@ fn an_interrupted_restore_into_an_empty_directory_can_be_finished_with_delta() {
     std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o640)).unwrap();
     s.pgkeep(&["--delta", "restore"]).ok();
     assert!(!s.data_dir().join("backup.manifest").exists());
+    start_and_wait(&s);
+    assert_eq!(s.table_digest("t"), expected);
+}
+
+/// The archived file of a segment.
+fn archived(repo: &Path, segment: &str) -> PathBuf {
+    let dir = repo.join("archive/demo/15-1").join(&segment[..16]);
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{segment}-"))
+        })
+        .unwrap_or_else(|| panic!("{segment} not archived in '{}'", dir.display()))
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+#[test]
+fn restore_refuses_before_writing_when_the_wal_the_backup_needs_is_missing() {
+    let s = Stanza::new();
+    s.pgkeep(&["stanza-create"]).ok();
+    s.cluster
+        .psql("create table t as select g as id from generate_series(1, 1000) g");
+    s.pgkeep(&["--type=full", "backup"]).ok();
+    let expected = s.table_digest("t");
+    let info = s.pgkeep(&["info", "--output=json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    let start = json[0]["backup"][0]["archive"]["start"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.cluster.stop();
+    empty_dir(s.data_dir());
+
+    // A segment the backup needs is gone from the archive.
+    let segment = archived(&s.repo, &start);
+    let aside = s.dir.path().join("aside");
+    std::fs::rename(&segment, &aside).unwrap();
+    s.pgkeep(&["restore"])
+        .code(55)
+        .contains(&format!("is missing {start}"))
+        .contains("--no-archive-check");
+    assert!(is_empty(s.data_dir()), "restore wrote before refusing");
+    // The DBA who supplies the WAL another way says so.
+    s.pgkeep(&["--no-archive-check", "restore"]).ok();
+    assert!(s.data_dir().join("PG_VERSION").exists());
+    empty_dir(s.data_dir());
+    std::fs::rename(&aside, &segment).unwrap();
+
+    // archive.info and its copy unreadable.
+    let info_path = s.repo.join("archive/demo/archive.info");
+    let copy_path = s.repo.join("archive/demo/archive.info.copy");
+    let (info_bytes, copy_bytes) = (
+        std::fs::read(&info_path).unwrap(),
+        std::fs::read(&copy_path).unwrap(),
+    );
+    std::fs::write(&info_path, "garbage").unwrap();
+    std::fs::write(&copy_path, "garbage").unwrap();
+    let run = s.pgkeep(&["restore"]);
+    assert_ne!(run.code, 0, "{}", run.output());
+    assert!(
+        run.output().contains("unable to check the WAL backup set"),
+        "{}",
+        run.output()
+    );
+    assert!(is_empty(s.data_dir()), "restore wrote before refusing");
+    std::fs::write(&info_path, info_bytes).unwrap();
+    std::fs::write(&copy_path, copy_bytes).unwrap();
+
+    // The normal case.
+    s.pgkeep(&["restore"]).ok();
     start_and_wait(&s);
     assert_eq!(s.table_digest("t"), expected);
 }

@@ -4,8 +4,9 @@
 //! Order of work: stop files → options → choose the backup set (`select`) → check everything
 //! that can be checked before writing: manifest names, remapping and link destinations
 //! (`plan`), the databases to leave out (`selective`), the target timeline against the archived
-//! history (`timeline`), a running cluster and a non-empty directory, which delta or force may
-//! only clean where it is shown to be the cluster's (`clean`) → with delta or force, remove `global/pg_control` first and then
+//! history (`timeline`), the WAL the backup needs in the archive (`wal`), a running cluster and
+//! a non-empty directory, which delta or force may only clean where it is shown to be the
+//! cluster's (`clean`) → with delta or force, remove `global/pg_control` first and then
 //! whatever the backup does not hold → directories and links → `backup.manifest` in the data
 //! directory, so that an interrupted restore can be finished with delta → files in parallel, largest first, each kept, zeroed or restored and
 //! verified (`files`) → tablespace_map when tablespaces moved → recovery settings → syncfs of
@@ -25,6 +26,7 @@ mod select;
 mod selective;
 mod target;
 mod timeline;
+mod wal;
 mod write;
 
 #[cfg(test)]
@@ -104,6 +106,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     ) {
         check_timeline(&repo, stanza, &info, &manifest, version, request.timeline)?;
     }
+    check_wal(&repo, stanza, &manifest, &request, buffer_size)?;
     clean::check_not_running(&pg_path)?;
     let (delta, force) = destructive_options(&request, &pg_path);
     let occupied = clean::occupied(&plan)?;
@@ -231,6 +234,33 @@ pub fn run(cfg: &Config) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The WAL the backup set needs from the archive, unless `--no-archive-check`. With
+/// `--type=none` pgkeep writes no recovery settings, so the DBA says where WAL comes from: not
+/// checked. A standby with `primary_conninfo` may stream it from the primary: a warning.
+fn check_wal(
+    repo: &dyn Storage,
+    stanza: &str,
+    manifest: &Manifest,
+    request: &request::Request,
+    buffer_size: usize,
+) -> Result<()> {
+    let recovery = &request.recovery;
+    if !request.archive_check || recovery.recovery_type == RecoveryType::None {
+        return Ok(());
+    }
+    let streams = recovery::is_standby(recovery)
+        && recovery
+            .options
+            .iter()
+            .any(|(k, _)| k == "primary_conninfo");
+    let missing = if streams {
+        wal::Missing::Warn
+    } else {
+        wal::Missing::Refuse
+    };
+    wal::check(repo, stanza, manifest, buffer_size, missing)
 }
 
 /// `--delta` and `--force` as they apply: both are turned off, with a warning, when the data

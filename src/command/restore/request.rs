@@ -23,6 +23,8 @@ pub struct Request {
     pub set: Option<String>,
     pub delta: bool,
     pub force: bool,
+    /// `archive-check`: refuse when the archive lacks the WAL the backup set needs.
+    pub archive_check: bool,
     pub remap: Remap,
     pub db_include: Vec<String>,
     pub db_exclude: Vec<String>,
@@ -96,6 +98,7 @@ pub fn from_config(cfg: &Config) -> Result<Request> {
         set: cfg.str(Opt::Set).map(str::to_string),
         delta: cfg.bool(Opt::Delta),
         force: cfg.bool(Opt::Force),
+        archive_check: cfg.bool(Opt::ArchiveCheck),
         remap: Remap {
             tablespaces: cfg.hash(Opt::TablespaceMap).to_vec(),
             tablespace_all: cfg.str(Opt::TablespaceMapAll).map(str::to_string),
