@@ -146,3 +146,100 @@ fn segment_size(repo: &dyn Storage, stanza: &str, manifest: &Manifest, buffer_si
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::restore::fixture;
+    use crate::repo::DbHistory;
+    use crate::storage::PosixStorage;
+
+    /// A repository whose archive holds `segments` of stanza `demo`, archive id `15-1`.
+    fn repo_with(segments: &[&str]) -> (tempfile::TempDir, PosixStorage) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = PosixStorage::new(tmp.path().to_path_buf());
+        ArchiveInfo::new(DbHistory {
+            id: 1,
+            version: "15".into(),
+            system_id: 1,
+            catalog_version: 202209061,
+            control_version: 1300,
+        })
+        .save(&repo, "demo")
+        .unwrap();
+        for name in segments {
+            let dir = tmp.path().join("archive/demo/15-1").join(&name[..16]);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}-{}.zst", "ab".repeat(32))), b"x").unwrap();
+        }
+        (tmp, repo)
+    }
+
+    fn backup(start: &str, stop: &str) -> Manifest {
+        let mut m = fixture::manifest();
+        m.archive_start = start.into();
+        m.archive_stop = stop.into();
+        m
+    }
+
+    #[test]
+    fn every_segment_of_the_range_must_be_archived() {
+        let (_tmp, repo) = repo_with(&["000000010000000000000003", "000000010000000000000005"]);
+        let m = backup("000000010000000000000003", "000000010000000000000005");
+        let err = check(&repo, "demo", &m, 4096, Missing::Refuse).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FileMissing);
+        assert_eq!(
+            err.message(),
+            "backup set 'L' needs WAL 000000010000000000000003..000000010000000000000005 to \
+             become consistent, but archive id '15-1' is missing 000000010000000000000004"
+        );
+        check(&repo, "demo", &m, 4096, Missing::Warn).unwrap();
+        let m = backup("000000010000000000000003", "000000010000000000000003");
+        check(&repo, "demo", &m, 4096, Missing::Refuse).unwrap();
+    }
+
+    #[test]
+    fn offline_and_archive_copy_backups_need_nothing_from_the_archive() {
+        let (_tmp, repo) = repo_with(&[]);
+        let mut m = backup("000000010000000000000003", "000000010000000000000004");
+        m.online = false;
+        check(&repo, "demo", &m, 4096, Missing::Refuse).unwrap();
+        m.online = true;
+        m.archive_copy = true;
+        check(&repo, "demo", &m, 4096, Missing::Refuse).unwrap();
+    }
+
+    #[test]
+    fn long_lists_are_counted_and_impossible_ranges_refused() {
+        let (_tmp, repo) = repo_with(&[]);
+        let m = backup("000000010000000000000001", "000000010000000000000020");
+        let err = check(&repo, "demo", &m, 4096, Missing::Refuse).unwrap_err();
+        assert!(err.message().ends_with(" and 22 more"), "{err}");
+        // Backwards, across timelines, or longer than any backup's WAL.
+        for (start, stop) in [
+            ("000000010000000000000005", "000000010000000000000004"),
+            ("000000010000000000000005", "000000020000000000000006"),
+            ("000000010000000000000000", "00000001FFFFFFFF000000FF"),
+        ] {
+            let err =
+                check(&repo, "demo", &backup(start, stop), 4096, Missing::Refuse).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::FileInvalid, "{start}..{stop}");
+            assert!(err.message().contains("impossible WAL range"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_archive_info_refuses_the_restore() {
+        let (tmp, repo) = repo_with(&["000000010000000000000003"]);
+        for name in ["archive.info", "archive.info.copy"] {
+            std::fs::write(tmp.path().join("archive/demo").join(name), "garbage").unwrap();
+        }
+        let m = backup("000000010000000000000003", "000000010000000000000003");
+        let err = check(&repo, "demo", &m, 4096, Missing::Refuse).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("unable to check the WAL backup set 'L' needs: "),
+            "{err}"
+        );
+    }
+}
