@@ -1,6 +1,6 @@
 //! Restore's placement against real PostgreSQL 15 clusters: tablespaces in place and
 //! remapped, a symlinked pg_wal, selective restore of databases, and manifests that would make
-//! restore write outside the data directory.
+//! restore write outside the data directory (which verify refuses too).
 
 mod common;
 
@@ -160,10 +160,22 @@ fn a_symlinked_pg_wal_is_a_directory_unless_link_all_or_link_map() {
     assert_eq!(s.table_digest("t"), expected);
     s.cluster.stop();
 
-    // link-all: the old WAL directory still holds segments, so it must be cleaned with delta.
+    // link-all: the old WAL directory still holds segments. The data directory's pg_wal is a
+    // directory now, not a link to it, so nothing shows it is still this cluster's: even
+    // delta leaves it alone until the DBA empties it.
     s.pgkeep(&["--link-all", "--log-level-console=info", "restore"])
         .code(40)
         .contains("because it contains files");
+    let old_wal: Vec<_> = std::fs::read_dir(&wal).unwrap().flatten().collect();
+    s.pgkeep(&["--link-all", "--delta", "restore"])
+        .code(40)
+        .contains(&format!(
+            "unable to restore to path '{}' because it contains files",
+            wal.display()
+        ))
+        .contains("HINT: the data directory's link 'pg_wal' does not point to");
+    assert_eq!(std::fs::read_dir(&wal).unwrap().count(), old_wal.len());
+    empty_dir(&wal);
     s.pgkeep(&["--link-all", "--delta", "restore"]).ok();
     assert_eq!(
         std::fs::read_link(s.data_dir().join("pg_wal")).unwrap(),
@@ -173,6 +185,13 @@ fn a_symlinked_pg_wal_is_a_directory_unless_link_all_or_link_map() {
     start_and_wait(&s);
     assert_eq!(s.table_digest("t"), expected);
     s.cluster.stop();
+
+    // Now the link points there: delta cleans the WAL directory as the cluster's.
+    let stray = wal.join("stray");
+    std::fs::write(&stray, "x").unwrap();
+    chown_postgres(&stray);
+    s.pgkeep(&["--link-all", "--delta", "restore"]).ok();
+    assert!(!stray.exists());
 
     let elsewhere = wal_dir.path().join("elsewhere");
     empty_dir(s.data_dir());
@@ -297,6 +316,7 @@ fn manifests_naming_paths_outside_the_data_directory_are_refused_before_writing(
         ("absolute", file_named(&escape.display().to_string()), 28),
         ("outside pg_data", file_named("pg_wal_x/../../escape"), 28),
         ("relative link", with_link("../../escape"), 28),
+        ("link climbing out", with_link("/tmp/../escape"), 28),
         (
             "link into the data directory",
             with_link(&format!("{data}/base")),
@@ -315,10 +335,19 @@ fn manifests_naming_paths_outside_the_data_directory_are_refused_before_writing(
             !s.data_dir().parent().unwrap().join("escape").exists(),
             "{what}"
         );
+        // verify refuses what restore refuses for the manifest alone; the overlaps depend on
+        // where a restore is asked to go, which verify does not know.
+        if code == 28 {
+            s.pgkeep(&["--log-level-console=info", "verify"])
+                .code(104)
+                .contains(&format!("backup {label}: manifest refused by restore: "))
+                .contains(&format!("backup {label}: invalid (manifest unusable)"));
+        }
     }
 
     original.save(&repo, "demo").unwrap();
     chown_postgres(&s.repo);
+    s.pgkeep(&["verify"]).ok();
     s.pgkeep(&["restore"]).ok();
     start_and_wait(&s);
 }

@@ -241,11 +241,13 @@ pub static OPTIONS: &[OptionDef] = &[
         name: "archive-check",
         kind: Kind::Boolean,
         default: Some("y"),
-        commands: BACKUP,
+        commands: &rules([Backup, Restore]),
         summary: "Check that WAL segments are in the archive before backup completes.",
         help: "Makes the backup wait until every WAL segment needed to make it consistent has \
             reached the archive (see archive-timeout). Without it a backup may be unusable when \
-            archiving is broken.",
+            archiving is broken. For restore (a pgkeep addition): refuse before writing anything \
+            when the archive lacks a WAL segment the backup set needs to become consistent; \
+            --no-archive-check is for WAL supplied another way.",
         ..OptionDef::BASE
     },
     OptionDef {

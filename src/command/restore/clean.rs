@@ -1,6 +1,8 @@
 //! The target directories before restore writes: a running cluster is refused, a directory
 //! holding anything is refused unless `--delta` or `--force`, and with them everything the
-//! backup does not hold is removed.
+//! backup does not hold is removed. `--delta` and `--force` clean only what is shown to be the
+//! cluster's (`is_data_dir`, `owned_roots`): a directory of someone else's files is never
+//! emptied because an option was given with the wrong path.
 //!
 //! Cleaning walks only the plan's roots (the data directory and the directories of links
 //! restored as links), never follows a link (a link is compared with the planned one and
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, ErrorKind, Result};
 use crate::{log_detail, log_info};
 
-use super::plan::Plan;
+use super::plan::{Plan, Root};
 
 /// What the plan puts at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,31 +54,73 @@ pub fn check_not_running(pg_path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The first place where restore would overwrite something, if any.
-pub fn occupied(plan: &Plan) -> Result<Option<PathBuf>> {
-    for root in &plan.roots {
-        let entries = match fs::read_dir(&root.path) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(Error::io(
-                    ErrorKind::PathOpen,
-                    "open",
-                    root.path.display(),
-                    &e,
-                ));
+/// The file that a pgkeep restore leaves in the data directory while it runs, as pgBackRest
+/// does: with `PG_VERSION`, it shows a later `--delta` that the directory is a data directory,
+/// even when the interrupted restore had not yet written `PG_VERSION`.
+pub const RESTORE_MARKER: &str = "backup.manifest";
+
+/// Whether the data directory shows that it is one: `PG_VERSION` or `backup.manifest` is in it.
+/// Only then may `--delta` and `--force` remove what is there.
+pub fn is_data_dir(pg_path: &Path) -> bool {
+    ["PG_VERSION", RESTORE_MARKER]
+        .iter()
+        .any(|name| fs::symlink_metadata(pg_path.join(name)).is_ok_and(|m| m.is_file()))
+}
+
+/// For each root, whether `--delta`/`--force` may clean it: the data directory when it is one
+/// (`data_dir`), and a link destination (a tablespace, a relocated WAL directory) only when the
+/// data directory is one and its link at the same place already points to that destination:
+/// then it is where this cluster's files are. A destination that is not shown to be the
+/// cluster's is written only when it is empty.
+pub fn owned_roots(plan: &Plan, data_dir: bool) -> Vec<bool> {
+    let data = &plan.roots[0].path;
+    (0..plan.roots.len())
+        .map(|index| {
+            data_dir
+                && (index == 0
+                    || plan.links.iter().any(|link| {
+                        link.root == Some(index)
+                            && fs::read_link(data.join(&link.rel))
+                                .is_ok_and(|found| found == link.destination)
+                    }))
+        })
+        .collect()
+}
+
+/// The roots where restore would overwrite something: each root's index with the first entry
+/// found there (the root itself when all of it is restore's).
+pub fn occupied(plan: &Plan) -> Result<Vec<(usize, PathBuf)>> {
+    let mut found = Vec::new();
+    for (index, root) in plan.roots.iter().enumerate() {
+        if let Some(path) = occupied_root(root)? {
+            found.push((index, path));
+        }
+    }
+    Ok(found)
+}
+
+fn occupied_root(root: &Root) -> Result<Option<PathBuf>> {
+    let entries = match fs::read_dir(&root.path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::io(
+                ErrorKind::PathOpen,
+                "open",
+                root.path.display(),
+                &e,
+            ));
+        }
+    };
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| Error::io(ErrorKind::PathOpen, "list", root.path.display(), &e))?;
+        match &root.owned_top {
+            None => return Ok(Some(root.path.clone())),
+            Some(owned) if owned.iter().any(|o| entry.file_name() == o.as_str()) => {
+                return Ok(Some(entry.path()));
             }
-        };
-        for entry in entries {
-            let entry = entry
-                .map_err(|e| Error::io(ErrorKind::PathOpen, "list", root.path.display(), &e))?;
-            match &root.owned_top {
-                None => return Ok(Some(root.path.clone())),
-                Some(owned) if owned.iter().any(|o| entry.file_name() == o.as_str()) => {
-                    return Ok(Some(entry.path()));
-                }
-                Some(_) => {}
-            }
+            Some(_) => {}
         }
     }
     Ok(None)
@@ -116,6 +160,7 @@ pub fn expected(plan: &Plan, wal_dir: &str, keep: &[&str]) -> HashMap<PathBuf, E
     for name in keep {
         map.insert(data.join(name), Expect::Keep);
     }
+    map.insert(data.join(RESTORE_MARKER), Expect::Keep);
     // Directories holding planned entries, whether or not the manifest lists them.
     let ancestors: Vec<PathBuf> = map
         .keys()

@@ -67,7 +67,7 @@ fn clean_removes_what_the_backup_does_not_hold_and_nothing_outside() {
         "pg_wal",
     )
     .unwrap();
-    assert_eq!(occupied(&plan).unwrap(), None);
+    assert_eq!(occupied(&plan).unwrap(), []);
 
     touch(&d.data.join("PG_VERSION"));
     touch(&d.data.join("base/5/1259"));
@@ -85,7 +85,10 @@ fn clean_removes_what_the_backup_does_not_hold_and_nothing_outside() {
     touch(&d.ts.join("PG_14_202107181/keep"));
     touch(&d.ts.join("PG_15_202209061/x"));
     touch(&d.ts.join("PG_15_202209061/stray"));
-    assert_eq!(occupied(&plan).unwrap(), Some(d.data.clone()));
+    assert_eq!(
+        occupied(&plan).unwrap(),
+        [(0, d.data.clone()), (1, d.ts.join("PG_15_202209061"))]
+    );
 
     let expected = expected(&plan, "pg_wal", &["postgresql.auto.conf"]);
     let removed = clean(&plan, &expected).unwrap();
@@ -126,14 +129,55 @@ fn a_matching_tablespace_link_is_kept_and_a_foreign_version_dir_is_not_occupied(
     )
     .unwrap();
     touch(&d.ts.join("PG_14_202107181/keep"));
-    assert_eq!(occupied(&plan).unwrap(), None);
+    assert_eq!(occupied(&plan).unwrap(), []);
     touch(&d.ts.join("PG_15_202209061/x"));
-    assert_eq!(occupied(&plan).unwrap(), Some(d.ts.join("PG_15_202209061")));
+    assert_eq!(
+        occupied(&plan).unwrap(),
+        [(1, d.ts.join("PG_15_202209061"))]
+    );
     fs::create_dir_all(d.data.join("pg_tblspc")).unwrap();
     symlink(&d.ts, d.data.join("pg_tblspc/16400")).unwrap();
     let removed = clean(&plan, &expected(&plan, "pg_wal", &[])).unwrap();
     assert_eq!(removed, Removed::default());
     assert!(fs::read_link(d.data.join("pg_tblspc/16400")).is_ok());
+}
+
+#[test]
+fn only_a_data_directory_and_the_destinations_its_links_point_to_are_owned() {
+    let d = dirs();
+    let m = backup_of(&d);
+    let plan = plan(
+        &m,
+        &d.data,
+        &Remap::default(),
+        &BTreeMap::new(),
+        &Excluded::default(),
+        "pg_wal",
+    )
+    .unwrap();
+    // Unrelated files: not a data directory, nothing is the cluster's.
+    touch(&d.data.join("notes.txt"));
+    fs::create_dir(d.data.join("PG_VERSION")).unwrap();
+    assert!(!is_data_dir(&d.data));
+    assert_eq!(owned_roots(&plan, is_data_dir(&d.data)), [false, false]);
+
+    fs::remove_dir(d.data.join("PG_VERSION")).unwrap();
+    touch(&d.data.join("PG_VERSION"));
+    assert!(is_data_dir(&d.data));
+    // No tablespace link, or one to somewhere else: the destination is not shown to be ours.
+    assert_eq!(owned_roots(&plan, true), [true, false]);
+    fs::create_dir(d.data.join("pg_tblspc")).unwrap();
+    symlink(&d.outside, d.data.join("pg_tblspc/16400")).unwrap();
+    assert_eq!(owned_roots(&plan, true), [true, false]);
+    fs::remove_file(d.data.join("pg_tblspc/16400")).unwrap();
+    symlink(&d.ts, d.data.join("pg_tblspc/16400")).unwrap();
+    assert_eq!(owned_roots(&plan, true), [true, true]);
+    assert_eq!(owned_roots(&plan, false), [false, false]);
+
+    // An interrupted restore's marker shows it too.
+    fs::remove_file(d.data.join("PG_VERSION")).unwrap();
+    touch(&d.data.join(RESTORE_MARKER));
+    assert!(is_data_dir(&d.data));
 }
 
 #[test]

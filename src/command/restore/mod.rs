@@ -4,9 +4,11 @@
 //! Order of work: stop files → options → choose the backup set (`select`) → check everything
 //! that can be checked before writing: manifest names, remapping and link destinations
 //! (`plan`), the databases to leave out (`selective`), the target timeline against the archived
-//! history (`timeline`), a running cluster and a non-empty directory (`clean`) → with delta or
-//! force, remove `global/pg_control` first and then whatever the backup does not hold →
-//! directories and links → files in parallel, largest first, each kept, zeroed or restored and
+//! history (`timeline`), the WAL the backup needs in the archive (`wal`), a running cluster and
+//! a non-empty directory, which delta or force may only clean where it is shown to be the
+//! cluster's (`clean`) → with delta or force, remove `global/pg_control` first and then
+//! whatever the backup does not hold → directories and links → `backup.manifest` in the data
+//! directory, so that an interrupted restore can be finished with delta → files in parallel, largest first, each kept, zeroed or restored and
 //! verified (`files`) → tablespace_map when tablespaces moved → recovery settings → syncfs of
 //! the file systems written (small files are not fsynced one by one) → `pg_control` last, so
 //! that a restore that stops half-way, delta or not, leaves a directory PostgreSQL refuses to
@@ -24,6 +26,7 @@ mod select;
 mod selective;
 mod target;
 mod timeline;
+mod wal;
 mod write;
 
 #[cfg(test)]
@@ -45,6 +48,7 @@ use crate::{log_debug, log_info, log_warn};
 use super::{format_size, open};
 use files::Outcome;
 use recovery::RecoveryType;
+pub use safety::check_manifest;
 
 const PG_CONTROL: &str = "global/pg_control";
 
@@ -102,20 +106,13 @@ pub fn run(cfg: &Config) -> Result<i32> {
     ) {
         check_timeline(&repo, stanza, &info, &manifest, version, request.timeline)?;
     }
+    check_wal(&repo, stanza, &manifest, &request, buffer_size)?;
     clean::check_not_running(&pg_path)?;
+    let (delta, force) = destructive_options(&request, &pg_path);
     let occupied = clean::occupied(&plan)?;
-    if let Some(path) = &occupied
-        && !request.delta
-        && !request.force
-    {
-        return Err(Error::new(
-            ErrorKind::PathNotEmpty,
-            format!(
-                "unable to restore to path '{}' because it contains files",
-                path.display()
-            ),
-        )
-        .with_hint("empty the directory, or use --delta (or --force) to overwrite it"));
+    let owned = clean::owned_roots(&plan, delta || force);
+    if let Some((root, path)) = occupied.iter().find(|(root, _)| !owned[*root]) {
+        return Err(not_empty(&plan, *root, path, delta || force));
     }
     log_info!(
         "restore backup set {label}, recovery will start at {}",
@@ -127,7 +124,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         .iter()
         .map(|root| PosixStorage::new(root.path.clone()))
         .collect();
-    if occupied.is_some() {
+    if !occupied.is_empty() {
         // Until the restore is complete the cluster must not start, delta or not.
         storages[0].remove(PG_CONTROL)?;
         let keep = preserved(request.recovery.recovery_type, &pg_path);
@@ -136,6 +133,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     }
     let am_root = nix::unistd::Uid::effective().is_root();
     write::create_paths_and_links(&plan, &manifest, &storages, version.wal_dir(), am_root)?;
+    let marker = write_marker(&pg_path, &manifest)?;
 
     let control_name = format!("{PG_DATA}/{PG_CONTROL}");
     let keep = preserved(request.recovery.recovery_type, &pg_path);
@@ -158,13 +156,13 @@ pub fn run(cfg: &Config) -> Result<i32> {
     // Into empty directories, with several workers, the files are created ahead of the
     // workers by a thread of their own (`write::create_files_ahead`); process-max=1 keeps a
     // restore on one core.
-    let create_ahead = occupied.is_none() && process_max > 1;
+    let create_ahead = occupied.is_empty() && process_max > 1;
     let settings = files::Settings {
         repo: &repo,
         stanza,
         manifest: &manifest,
-        delta: request.delta,
-        force: request.force,
+        delta,
+        force,
         buffer_size,
         parallel: process_max > 1,
         created_ahead: create_ahead,
@@ -201,6 +199,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
         write::tablespace_map(&plan, &manifest, &pg_path, am_root)?;
     }
     write::recovery(&pg_path, version, &request.recovery)?;
+    std::fs::remove_file(&marker)
+        .map_err(|e| Error::io(ErrorKind::FileRemove, "remove", marker.display(), &e))?;
     write::sync_file_systems(&storages)?;
     if let Some(index) = manifest.files.iter().position(|f| f.name == control_name) {
         log_info!(
@@ -213,7 +213,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     write::sync(&plan, &storages)?;
 
     let count = |outcome| outcomes.iter().filter(|o| **o == outcome).count();
-    if request.delta {
+    if delta {
         log_info!(
             "delta restore: {} files matched the backup and were kept, {} restored",
             count(Outcome::Matched),
@@ -234,6 +234,90 @@ pub fn run(cfg: &Config) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The WAL the backup set needs from the archive, unless `--no-archive-check`. With
+/// `--type=none` pgkeep writes no recovery settings, so the DBA says where WAL comes from: not
+/// checked. A standby with `primary_conninfo` may stream it from the primary: a warning.
+fn check_wal(
+    repo: &dyn Storage,
+    stanza: &str,
+    manifest: &Manifest,
+    request: &request::Request,
+    buffer_size: usize,
+) -> Result<()> {
+    let recovery = &request.recovery;
+    if !request.archive_check || recovery.recovery_type == RecoveryType::None {
+        return Ok(());
+    }
+    let streams = recovery::is_standby(recovery)
+        && recovery
+            .options
+            .iter()
+            .any(|(k, _)| k == "primary_conninfo");
+    let missing = if streams {
+        wal::Missing::Warn
+    } else {
+        wal::Missing::Refuse
+    };
+    wal::check(repo, stanza, manifest, buffer_size, missing)
+}
+
+/// `--delta` and `--force` as they apply: both are turned off, with a warning, when the data
+/// directory holds neither `PG_VERSION` nor `backup.manifest`, so that a mistyped `pg1-path`
+/// is refused as "contains files" instead of emptied.
+fn destructive_options(request: &request::Request, pg_path: &std::path::Path) -> (bool, bool) {
+    if !(request.delta || request.force) || clean::is_data_dir(pg_path) {
+        return (request.delta, request.force);
+    }
+    log_warn!(
+        "--delta or --force given but '{}' holds neither 'PG_VERSION' nor '{}' to show that it \
+         is a PostgreSQL data directory: --delta and --force are disabled, and the restore is \
+         refused if any destination holds files",
+        pg_path.display(),
+        clean::RESTORE_MARKER
+    );
+    (false, false)
+}
+
+/// Writes the manifest to the data directory as `backup.manifest`, the marker that shows a later
+/// `--delta` this is a data directory even before `PG_VERSION` is restored (pgBackRest does
+/// the same). It is removed before `pg_control` is written.
+fn write_marker(pg_path: &std::path::Path, manifest: &Manifest) -> Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let marker = pg_path.join(clean::RESTORE_MARKER);
+    let bytes = crate::repo::info_file::encode(manifest)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(&marker)
+        .and_then(|mut file| file.write_all(&bytes))
+        .map_err(|e| Error::io(ErrorKind::FileWrite, "write", marker.display(), &e))?;
+    Ok(marker)
+}
+
+/// The refusal of a destination that holds files restore may not remove.
+fn not_empty(plan: &plan::Plan, root: usize, path: &std::path::Path, destructive: bool) -> Error {
+    let error = Error::new(
+        ErrorKind::PathNotEmpty,
+        format!(
+            "unable to restore to path '{}' because it contains files",
+            path.display()
+        ),
+    );
+    let link = plan.links.iter().find(|l| l.root == Some(root));
+    match link {
+        Some(link) if destructive => error.with_hint(format!(
+            "the data directory's link '{}' does not point to '{}', so it is not known to be \
+             this cluster's: empty it, or give another destination (tablespace-map, link-map)",
+            link.rel,
+            link.destination.display()
+        )),
+        _ => error.with_hint("empty the directory, or use --delta (or --force) to overwrite it"),
+    }
 }
 
 /// Data-directory files a `--type=preserve` restore leaves as they are.

@@ -102,6 +102,7 @@ pub fn plan(
     excluded: &Excluded,
     wal_dir: &str,
 ) -> Result<Plan> {
+    safety::check_manifest(manifest)?;
     let mut roots = vec![Root {
         path: pg_path.to_path_buf(),
         owned_top: None,

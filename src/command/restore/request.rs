@@ -23,6 +23,8 @@ pub struct Request {
     pub set: Option<String>,
     pub delta: bool,
     pub force: bool,
+    /// `archive-check`: refuse when the archive lacks the WAL the backup set needs.
+    pub archive_check: bool,
     pub remap: Remap,
     pub db_include: Vec<String>,
     pub db_exclude: Vec<String>,
@@ -96,6 +98,7 @@ pub fn from_config(cfg: &Config) -> Result<Request> {
         set: cfg.str(Opt::Set).map(str::to_string),
         delta: cfg.bool(Opt::Delta),
         force: cfg.bool(Opt::Force),
+        archive_check: cfg.bool(Opt::ArchiveCheck),
         remap: Remap {
             tablespaces: cfg.hash(Opt::TablespaceMap).to_vec(),
             tablespace_all: cfg.str(Opt::TablespaceMapAll).map(str::to_string),
@@ -161,10 +164,18 @@ fn restore_command(cfg: &Config) -> Result<String> {
     if !args.iter().any(|a| a.starts_with("--stanza=")) {
         args.push(format!("--stanza={}", open::stanza(cfg)?));
     }
-    let mut parts = vec![shell_quote(&exe.display().to_string())];
-    parts.extend(args.iter().map(|a| shell_quote(a)));
+    let mut parts = vec![percent_escape(&shell_quote(&exe.display().to_string()))];
+    parts.extend(args.iter().map(|a| percent_escape(&shell_quote(a))));
+    // The only placeholders PostgreSQL is meant to fill in.
     parts.push("archive-get %f \"%p\"".to_string());
     Ok(parts.join(" "))
+}
+
+/// Doubles every `%` of a word pgkeep inserts: PostgreSQL replaces `%f`, `%p` and `%r` in
+/// restore_command wherever they appear, so a path such as `/etc/a%for/pgkeep.conf` would reach
+/// archive-get with a WAL file name inside it; `%%` is PostgreSQL's escape for a plain `%`.
+fn percent_escape(word: &str) -> String {
+    word.replace('%', "%%")
 }
 
 /// Quotes a word for the shell PostgreSQL runs restore_command with, when it needs it.
@@ -239,5 +250,15 @@ mod tests {
         assert_eq!(shell_quote("--stanza=demo"), "--stanza=demo");
         assert_eq!(shell_quote("/a b/pgkeep"), "'/a b/pgkeep'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn percent_signs_pgkeep_inserts_are_escaped_and_the_placeholders_kept() {
+        let r = request(&["--repo1-path=/r%p", "--lock-path=/a%f b"]).unwrap();
+        let command = r.recovery.restore_command;
+        assert!(command.contains(" '--lock-path=/a%%f b' "), "{command}");
+        assert!(command.contains(" --repo1-path=/r%%p "), "{command}");
+        assert!(command.ends_with(" archive-get %f \"%p\""), "{command}");
+        assert_eq!(percent_escape("100%"), "100%%");
     }
 }

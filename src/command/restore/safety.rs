@@ -16,6 +16,37 @@ use crate::repo::manifest::{LinkEntry, PG_DATA};
 
 use super::plan::{Remap, Root};
 
+/// The path checks a manifest must pass on its own, whatever the restore's options: every
+/// path, file and link name lies under `pg_data/` with plain components, links do not nest and
+/// in `pg_tblspc` are tablespaces, and every tablespace link points to an absolute, `..`-free
+/// directory (PostgreSQL only makes such tablespace links: anything else was written by hand).
+/// restore calls it before planning and verify calls it for every backup, so a backup verify
+/// calls valid is never refused by restore for its names. What depends on the restore's
+/// options (where remapped destinations go, whether they overlap the data directory, the
+/// destination of a link restored as a link with `link-all`) is checked by `plan` alone.
+pub fn check_manifest(manifest: &Manifest) -> Result<()> {
+    let names = manifest
+        .paths
+        .iter()
+        .map(|p| &p.name)
+        .chain(manifest.files.iter().map(|f| &f.name));
+    for name in names {
+        data_rel(manifest, name)?;
+    }
+    let rels: Vec<&str> = manifest
+        .links
+        .iter()
+        .map(|l| data_rel(manifest, &l.name))
+        .collect::<Result<_>>()?;
+    for (link, rel) in manifest.links.iter().zip(&rels) {
+        check_link(manifest, link, rel, &rels)?;
+        if let Some(oid) = tablespace_oid(rel) {
+            check_destination(&format!("tablespace '{oid}'"), &link.target, false)?;
+        }
+    }
+    Ok(())
+}
+
 /// The manifest name's path inside the data directory ("" for `pg_data`), or an error when the
 /// name could lead anywhere else.
 pub fn data_rel<'a>(manifest: &Manifest, name: &'a str) -> Result<&'a str> {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::command::restore::check_manifest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::wal::WalSegment;
 use crate::repo::{BackupInfo, BackupLabel, BackupRecord, DbHistory, Manifest, layout};
@@ -83,6 +84,16 @@ pub fn plan_backup(
             )),
         ),
         Pair::Unusable(reason) => (None, Some(format!("no usable copy of manifest: {reason}"))),
+    };
+    // The very checks restore makes: a manifest restore would refuse is not a valid backup,
+    // and its names are not followed into the repository either.
+    let (manifest, manifest_problem) = match manifest.map(|m| (check_manifest(&m), m)) {
+        Some((Err(err), _)) => (
+            None,
+            Some(format!("manifest refused by restore: {}", err.message())),
+        ),
+        Some((Ok(()), m)) => (Some(m), manifest_problem),
+        None => (None, manifest_problem),
     };
     let mut files = Vec::new();
     if let Some(manifest) = &manifest {
