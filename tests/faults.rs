@@ -21,6 +21,7 @@ fn backup_killed_at_each_durable_step_leaves_a_valid_repository() {
     let s = stanza_with_table();
     let spare = Spare::new();
     let steps = [
+        ("storage-write-written:4", "full"),
         ("storage-write-synced:2", "full"),
         ("storage-write-renamed:5", "incr"),
         ("storage-write-path-synced:3", "diff"),
@@ -54,6 +55,7 @@ fn archive_push_killed_at_each_durable_step_pushes_again() {
     let s = stanza_with_table();
     hold_archiving(&s);
     let points = [
+        "storage-write-written",
         "storage-write-synced",
         "storage-write-renamed",
         "archive-push-before-rename",

@@ -205,6 +205,7 @@ impl StorageWrite for PosixWrite {
             None => Ok(()),
         };
         finished.map_err(|err| self.error(ErrorKind::FileWrite, "write", &err))?;
+        fail::fail_point!("storage-write-written");
         file.set_permissions(Permissions::from_mode(self.options.mode))
             .map_err(|err| self.error(ErrorKind::FileWrite, "set mode of", &err))?;
         if let Some(mtime) = self.options.mtime {
