@@ -31,6 +31,12 @@ enum Kind {
     WalSegment,
     /// The `.history` file of timeline 2.
     History,
+    /// backup.manifest and its copy, both damaged the same way.
+    ManifestAndCopy,
+    /// backup.info and its copy.
+    BackupInfoAndCopy,
+    /// archive.info and its copy.
+    ArchiveInfoAndCopy,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -125,17 +131,30 @@ const MATRIX: &[Row] = &[
     row(History, Flip, (0, ""), Restores, Some((0, ""))),
     row(History, Truncate, (0, ""), Restores, Some((0, ""))),
     row(History, Delete, (0, ""), Restores, Some((1, ""))),
+    // Both twins unusable: refused, never guessed.
+    row(ManifestAndCopy, Flip, (104, "no usable copy of manifest"), Refuses(None, "invalid info file"), None),
+    row(ManifestAndCopy, Delete, (104, "backup.manifest' and its copy are missing"), Refuses(Some(55), "manifest of backup set"), None),
+    row(BackupInfoAndCopy, Flip, (104, "no usable copy of"), Refuses(None, "invalid info file"), None),
+    row(BackupInfoAndCopy, Delete, (104, "backup.info' and its copy are missing"), Refuses(Some(103), "does not exist"), None),
+    // archive-get and restore are checked after the fixes (MATRIX_AFTER_FIXES).
+    row(ArchiveInfoAndCopy, Flip, (104, "no usable copy of"), Elsewhere, None),
+    row(ArchiveInfoAndCopy, Delete, (104, "archive.info' and its copy are missing"), Elsewhere, None),
 ];
 
 /// Rows whose correct outcome needs a fix from another branch of issue 13: archive-get exits
-/// above 125 for a damaged segment (defect 7, exit 255) and restore refuses when WAL the backup
-/// needs to become consistent is missing (defect 8). Run by the ignored test below until those
+/// above 125 for a damaged segment or when archive.info and its copy are both unusable (defect
+/// 7, exit 255) and restore refuses when WAL the backup needs to become consistent is missing
+/// or cannot be looked up (defect 8). Run by the ignored test below until those
 /// are merged.
 #[rustfmt::skip]
 const MATRIX_AFTER_FIXES: &[Row] = &[
     row(WalSegment, Flip, (104, "{segment}-"), DoesNotStart, Some((255, "unable to get WAL file '{segment}'"))),
     row(WalSegment, Truncate, (104, "zst stream is truncated"), DoesNotStart, Some((255, "unable to get WAL file '{segment}'"))),
-    row(WalSegment, Delete, (104, "missing {segment}"), Refuses(None, "{segment}"), Some((1, ""))),
+    row(WalSegment, Delete, (104, "missing {segment}"), Refuses(Some(55), "is missing {segment}"), Some((1, ""))),
+    // Whether the segment is in the archive cannot be known: recovery must stop, and restore
+    // refuses before writing.
+    row(ArchiveInfoAndCopy, Flip, (104, "no usable copy of"), Refuses(None, "unable to check the WAL backup set"), Some((255, "unable to get WAL file '{segment}'"))),
+    row(ArchiveInfoAndCopy, Delete, (104, "and its copy are missing"), Refuses(None, "unable to check the WAL backup set"), Some((255, "unable to get WAL file '{segment}'"))),
 ];
 
 /// The repository every case starts from, and what a restore of it must give.
@@ -221,6 +240,18 @@ fn pristine() -> Pristine {
 }
 
 impl Pristine {
+    /// The files a row of `kind` damages in the repository copy `repo`.
+    fn files(&self, kind: Kind, repo: &Path) -> Vec<PathBuf> {
+        let file = self.file(kind, repo);
+        match kind {
+            ManifestAndCopy | BackupInfoAndCopy | ArchiveInfoAndCopy => {
+                let copy = PathBuf::from(format!("{}.copy", file.display()));
+                vec![file, copy]
+            }
+            _ => vec![file],
+        }
+    }
+
     /// The file of `kind` in the repository copy `repo`.
     fn file(&self, kind: Kind, repo: &Path) -> PathBuf {
         let set = repo.join(format!("backup/demo/{}", self.label));
@@ -247,13 +278,16 @@ impl Pristine {
                     .expect("the backup's first WAL segment is archived")
             }
             History => repo.join("archive/demo/15-1/00000002.history"),
+            ManifestAndCopy => self.file(Manifest, repo),
+            BackupInfoAndCopy => self.file(BackupInfo, repo),
+            ArchiveInfoAndCopy => self.file(ArchiveInfo, repo),
         }
     }
 
     /// What archive-get is asked for in a row of `kind`, if anything.
     fn fetched(&self, kind: Kind) -> Option<String> {
         match kind {
-            WalSegment | ArchiveInfo => Some(self.start_segment.clone()),
+            WalSegment | ArchiveInfo | ArchiveInfoAndCopy => Some(self.start_segment.clone()),
             History => Some("00000002.history".to_string()),
             _ => None,
         }
@@ -273,7 +307,9 @@ impl Pristine {
             .status()
             .unwrap();
         assert!(copied.success());
-        damage(&self.file(row.kind, &case), row.damage);
+        for file in self.files(row.kind, &case) {
+            damage(&file, row.damage);
+        }
         let repo = format!("--repo1-path={}", case.display());
         let what = format!("{:?} {:?}", row.kind, row.damage);
         let mut wrong = Vec::new();
@@ -384,7 +420,7 @@ fn corruption_matrix() {
 }
 
 #[test]
-#[ignore = "needs archive-get exit 255 for a damaged segment (small) and restore refusing missing WAL (restore)"]
+#[ignore = "needs archive-get exit 255 for damaged WAL or archive.info (small), restore refusing missing WAL (restore)"]
 fn corruption_matrix_after_fixes() {
     run_matrix(MATRIX_AFTER_FIXES);
 }
