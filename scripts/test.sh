@@ -12,5 +12,6 @@ fi
 for major in 15 11 12 13 14 16 17 18 16-full; do
   scripts/install-pg.sh "$major" >/dev/null
 done
-cargo build --quiet
-cargo test --quiet -- --test-threads="${PGKEEP_TEST_THREADS:-4}"
+# The failpoints feature (test builds only) lets tests/faults.rs kill pgkeep at its durable steps.
+cargo build --quiet --features failpoints
+cargo test --quiet --features failpoints -- --test-threads="${PGKEEP_TEST_THREADS:-4}"

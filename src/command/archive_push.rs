@@ -296,6 +296,7 @@ impl<'a> Pusher<'a> {
         let writer = writer
             .ok_or_else(|| Error::new(ErrorKind::Assert, "no frame was written for a WAL file"))?;
         writer.commit()?;
+        fail::fail_point!("archive-push-before-rename");
         let target = self.target(archive_id, name, &framed.checksum);
         if let Err(err) = self.repo.rename(temp, &target) {
             let _ = self.repo.remove(temp);

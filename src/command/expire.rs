@@ -120,6 +120,7 @@ fn expire(repo: &dyn Storage, stanza: &str, settings: &ExpireSettings) -> Result
         info.backups.retain(|b| !plan.expires(&b.label));
         info.save(repo, stanza)?;
         repoint_latest(repo, stanza, &plan)?;
+        fail::fail_point!("expire-info-saved");
     }
     remove_backup_sets(repo, stanza, &plan, dry)?;
     for decision in &plan.archive {

@@ -29,6 +29,7 @@ pub fn save<T: Serialize>(storage: &dyn Storage, path: &str, content: &T) -> Res
         std::io::Write::write_all(&mut file, &bytes)
             .map_err(|e| Error::io(ErrorKind::FileWrite, "write", storage.describe(&target), &e))?;
         file.commit()?;
+        fail::fail_point!("info-file-saved");
     }
     Ok(())
 }

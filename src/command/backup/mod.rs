@@ -387,9 +387,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
         links: listing.links,
     };
     manifest.save(&repo, stanza)?;
+    fail::fail_point!("backup-manifest-saved");
     progress.finish(&label)?;
     info.add(record_of(&manifest));
     info.save(&repo, stanza)?;
+    fail::fail_point!("backup-info-saved");
     repo.symlink(&label, &layout::latest_link(stanza))?;
 
     log_info!("new backup label = {label}");

@@ -206,6 +206,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         log_info!(
             "restore {PG_CONTROL} (performed last to ensure aborted restores cannot be started)"
         );
+        fail::fail_point!("restore-before-pg-control");
         restore_one(index)?;
         // pg_control is small, so restored from a bundle without an fsync of its own.
         write::sync_file_systems(&storages)?;

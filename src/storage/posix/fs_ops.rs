@@ -121,6 +121,7 @@ pub(super) fn remove_tree(dir: &Path) -> Result<()> {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => return Err(remove_error(path, &err)),
             }
+            fail::fail_point!("storage-file-removed");
         }
     };
     let threads = REMOVE_THREADS.min(files.len() / 16).max(1);

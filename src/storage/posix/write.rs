@@ -205,6 +205,7 @@ impl StorageWrite for PosixWrite {
             None => Ok(()),
         };
         finished.map_err(|err| self.error(ErrorKind::FileWrite, "write", &err))?;
+        fail::fail_point!("storage-write-written");
         file.set_permissions(Permissions::from_mode(self.options.mode))
             .map_err(|err| self.error(ErrorKind::FileWrite, "set mode of", &err))?;
         if let Some(mtime) = self.options.mtime {
@@ -224,6 +225,7 @@ impl StorageWrite for PosixWrite {
                 .map_err(|err| self.error(ErrorKind::FileSync, "sync", &err))?;
         }
         drop(file);
+        fail::fail_point!("storage-write-synced");
         if self.options.atomic {
             fs::rename(&self.written, &self.path).map_err(|err| {
                 let what = format!(
@@ -235,11 +237,13 @@ impl StorageWrite for PosixWrite {
             })?;
         }
         self.committed = true;
+        fail::fail_point!("storage-write-renamed");
         if self.options.sync_path
             && let Some(parent) = self.path.parent()
         {
             sync_path(parent)?;
         }
+        fail::fail_point!("storage-write-path-synced");
         Ok(())
     }
 }
