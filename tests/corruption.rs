@@ -57,8 +57,6 @@ enum Restore {
     Refuses(Option<i32>, &'static str),
     /// Exits 0, but PostgreSQL stops with an error instead of starting: nothing wrong is used.
     DoesNotStart,
-    /// Not checked in this row: its correct outcome needs a fix, see `MATRIX_AFTER_FIXES`.
-    Elsewhere,
 }
 
 /// One row: the damage and the expected outcome of each command.
@@ -75,7 +73,7 @@ struct Row {
 
 use Damage::{Delete, Flip, Truncate};
 use Kind::*;
-use Restore::{DoesNotStart, Elsewhere, Refuses, Restores};
+use Restore::{DoesNotStart, Refuses, Restores};
 
 const fn row(
     kind: Kind,
@@ -121,10 +119,10 @@ const MATRIX: &[Row] = &[
     row(ArchiveInfo, Truncate, (0, "archive.info' is invalid: not valid JSON"), Restores, Some((0, "archive.info.copy'"))),
     row(ArchiveInfo, Delete, (0, "archive.info' is missing: using its copy"), Restores, Some((0, "archive.info' is missing, using its copy"))),
     // A damaged segment the backup needs: verify names it; PostgreSQL does not start on it.
-    // archive-get's exit code is checked after the fix (MATRIX_AFTER_FIXES).
-    row(WalSegment, Flip, (104, "{segment}-"), DoesNotStart, None),
-    row(WalSegment, Truncate, (104, "unable to decompress: zst stream is truncated"), DoesNotStart, None),
-    row(WalSegment, Delete, (104, "from archive id 15-1: missing {segment}"), Elsewhere, Some((1, ""))),
+    // archive-get exits 255 for it, so recovery stops there instead of promoting (defect 7).
+    row(WalSegment, Flip, (104, "{segment}-"), DoesNotStart, Some((255, "unable to get WAL file '{segment}'"))),
+    row(WalSegment, Truncate, (104, "zst stream is truncated"), DoesNotStart, Some((255, "unable to get WAL file '{segment}'"))),
+    row(WalSegment, Delete, (104, "missing {segment}"), Refuses(Some(55), "is missing {segment}"), Some((1, ""))),
     // History files carry no checksum: verify does not read them and archive-get cannot tell
     // damage (see docs/testing.md). A restore to the backup's consistent point does not need
     // timeline 2.
@@ -136,21 +134,6 @@ const MATRIX: &[Row] = &[
     row(ManifestAndCopy, Delete, (104, "backup.manifest' and its copy are missing"), Refuses(Some(55), "manifest of backup set"), None),
     row(BackupInfoAndCopy, Flip, (104, "no usable copy of"), Refuses(None, "invalid info file"), None),
     row(BackupInfoAndCopy, Delete, (104, "backup.info' and its copy are missing"), Refuses(Some(103), "does not exist"), None),
-    // archive-get and restore are checked after the fixes (MATRIX_AFTER_FIXES).
-    row(ArchiveInfoAndCopy, Flip, (104, "no usable copy of"), Elsewhere, None),
-    row(ArchiveInfoAndCopy, Delete, (104, "archive.info' and its copy are missing"), Elsewhere, None),
-];
-
-/// Rows whose correct outcome needs a fix from another branch of issue 13: archive-get exits
-/// above 125 for a damaged segment or when archive.info and its copy are both unusable (defect
-/// 7, exit 255) and restore refuses when WAL the backup needs to become consistent is missing
-/// or cannot be looked up (defect 8). Run by the ignored test below until those
-/// are merged.
-#[rustfmt::skip]
-const MATRIX_AFTER_FIXES: &[Row] = &[
-    row(WalSegment, Flip, (104, "{segment}-"), DoesNotStart, Some((255, "unable to get WAL file '{segment}'"))),
-    row(WalSegment, Truncate, (104, "zst stream is truncated"), DoesNotStart, Some((255, "unable to get WAL file '{segment}'"))),
-    row(WalSegment, Delete, (104, "missing {segment}"), Refuses(Some(55), "is missing {segment}"), Some((1, ""))),
     // Whether the segment is in the archive cannot be known: recovery must stop, and restore
     // refuses before writing.
     row(ArchiveInfoAndCopy, Flip, (104, "no usable copy of"), Refuses(None, "unable to check the WAL backup set"), Some((255, "unable to get WAL file '{segment}'"))),
@@ -332,10 +315,6 @@ impl Pristine {
             }
         }
 
-        if matches!(row.restore, Elsewhere) {
-            std::fs::remove_dir_all(&case).unwrap();
-            return wrong;
-        }
         let spare = &self.spare;
         empty_dir(spare.data_dir());
         let restore = spare.restore(s, &[&repo, IMMEDIATE[0], IMMEDIATE[1]]);
@@ -355,7 +334,6 @@ impl Pristine {
                     wrong.push(format!("{what}: a refused restore wrote pg_control"));
                 }
             }
-            Elsewhere => unreachable!(),
             DoesNotStart => {
                 wrong.extend(expect("restore", &restore, Some(0), ""));
                 if restore.code == 0 {
@@ -417,10 +395,4 @@ fn run_matrix(rows: &[Row]) {
 #[test]
 fn corruption_matrix() {
     run_matrix(MATRIX);
-}
-
-#[test]
-#[ignore = "needs archive-get exit 255 for damaged WAL or archive.info (small), restore refusing missing WAL (restore)"]
-fn corruption_matrix_after_fixes() {
-    run_matrix(MATRIX_AFTER_FIXES);
 }

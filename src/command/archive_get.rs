@@ -107,11 +107,7 @@ pub fn load_archive_info(
 ) -> std::result::Result<ArchiveInfo, InfoFailure> {
     match ArchiveInfo::load(repo, stanza) {
         Ok(Some(info)) => Ok(info),
-        Ok(None) => Err(Failed(crate::repo::archive_info::stanza_missing(
-            repo,
-            stanza,
-            &layout::archive_info(stanza),
-        ))),
+        Ok(None) => Err(missing_archive_info(repo, stanza)),
         // The repository host did not answer: nothing is known about the archive, as when the
         // connection fails at the start (see docs/archive.md).
         Err(err) if matches!(err.kind(), ErrorKind::Protocol | ErrorKind::HostConnect) => {
@@ -119,6 +115,34 @@ pub fn load_archive_info(
         }
         Err(err) => Err(Damaged(err)),
     }
+}
+
+/// archive.info and its copy are both missing. Where the stanza's archive directory still
+/// holds archive ids, the WAL is there but its index is gone: the archive is damaged and whether
+/// it holds a segment cannot be known. Where it holds nothing, the stanza was never created (or
+/// the configuration names the wrong one), as stanza-create's own check says.
+fn missing_archive_info(repo: &dyn Storage, stanza: &str) -> InfoFailure {
+    let info_path = layout::archive_info(stanza);
+    let holds_wal = match repo.list(&layout::archive_dir(stanza)) {
+        Ok(Some(entries)) => entries.iter().any(|entry| {
+            entry.name.as_str() != "archive.info" && entry.name != "archive.info.copy"
+        }),
+        Ok(None) => false,
+        Err(err) => return Failed(err),
+    };
+    if holds_wal {
+        return Damaged(Error::new(
+            ErrorKind::FileMissing,
+            format!(
+                "'{}' and its copy are missing but '{}' holds archived WAL",
+                repo.describe(&info_path),
+                repo.describe(&layout::archive_dir(stanza))
+            ),
+        ));
+    }
+    Failed(crate::repo::archive_info::stanza_missing(
+        repo, stanza, &info_path,
+    ))
 }
 
 /// Logs why WAL file `name` cannot be delivered although the archive may hold it, and returns
