@@ -328,7 +328,7 @@ fn manifest_reference_outside_the_backups_is_a_clear_error_for_restore_and_verif
 }
 
 #[test]
-fn log_and_lock_files_are_created_0640() {
+fn log_lock_and_stop_files_are_created_0640() {
     use std::os::unix::fs::MetadataExt;
     let dir = common::TempDir::new();
     for sub in ["lock", "log", "repo"] {
@@ -351,10 +351,19 @@ fn log_and_lock_files_are_created_0640() {
         ],
         &[],
     );
+    let stop = run_pgkeep(
+        &["--no-config", "--stanza=demo", &option("lock"), "stop"],
+        &[],
+    );
     nix::sys::stat::umask(previous);
     // The stanza was never created; the lock and the log came first.
     run.code(103);
-    for (sub, file) in [("lock", "demo-backup.lock"), ("log", "demo-expire.log")] {
+    stop.ok();
+    for (sub, file) in [
+        ("lock", "demo-backup.lock"),
+        ("log", "demo-expire.log"),
+        ("lock", "demo.stop"),
+    ] {
         let path = dir.path().join(sub).join(file);
         let mode = std::fs::metadata(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))

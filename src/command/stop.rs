@@ -1,5 +1,7 @@
 //! stop: forbid new pgkeep runs, for one stanza or all; `--force` also ends running ones.
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
@@ -26,14 +28,20 @@ pub fn run(cfg: &Config) -> Result<i32> {
     if stop_file.exists() {
         log_warn!("stop file already exists for {scope}");
     } else {
-        std::fs::write(&stop_file, b"").map_err(|e| {
-            Error::io(
-                ErrorKind::FileWrite,
-                "create stop file",
-                stop_file.display(),
-                &e,
-            )
-        })?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(lock::FILE_MODE)
+            .open(&stop_file)
+            .map_err(|e| {
+                Error::io(
+                    ErrorKind::FileWrite,
+                    "create stop file",
+                    stop_file.display(),
+                    &e,
+                )
+            })?;
         log_info!("stop file created for {scope}");
     }
     if cfg.bool(Opt::Force) {
