@@ -522,3 +522,48 @@ fn pg_remote_reads_its_data_directory_and_its_links_and_changes_nothing() {
     );
     far.assert_alive();
 }
+
+/// docs/remote.md, "Security": a key limited by `restrict,command="pgkeep ... :remote"` still
+/// serves pgkeep (archive-push and check from the database host through the repository host),
+/// and whatever else the key's holder asks ssh to run, it gets that server and nothing else.
+#[test]
+fn a_forced_command_key_serves_pgkeep_and_nothing_else() {
+    let d = crate::Deployment::new();
+    d.on_backup(&["stanza-create"]).ok();
+    let keys = d._sshd.dir().join("authorized_keys");
+    let key = std::fs::read_to_string(&keys).unwrap();
+    let forced = format!(
+        "restrict,command=\"{} --config={} --stanza=demo --remote-type=repo \
+         --log-level-console=off --log-level-stderr=error archive-get:remote\" {}",
+        pgkeep_bin().display(),
+        d.backup_conf.display(),
+        key.trim()
+    );
+    std::fs::write(&keys, format!("{forced}\n")).unwrap();
+
+    // pgkeep on the database host works through the forced command.
+    d.switch_and_wait_archived();
+    d.on_db(&["check"]).ok();
+    d.on_db(&["info"]).ok().contains("stanza: demo");
+
+    // Anything else asked of that key gets the pgkeep server: its greeting frame on stdout,
+    // never the output of the command asked for.
+    let (uid, gid) = postgres_ids();
+    let output = Command::new(d._sshd.ssh())
+        .args([
+            "-p",
+            &d._sshd.port().to_string(),
+            &format!("postgres@{}", crate::common::sshd::BACKUP_HOST),
+        ])
+        .args(["cat /etc/passwd; touch /tmp/pgkeep-forced-command-escaped"])
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with('M'), "{stdout:?}");
+    assert!(stdout.contains("\"name\":\"pgkeep\""), "{stdout:?}");
+    assert!(!stdout.contains("root:"), "{stdout:?}");
+    assert!(!Path::new("/tmp/pgkeep-forced-command-escaped").exists());
+}
