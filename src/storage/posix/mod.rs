@@ -3,9 +3,10 @@
 //! Paths given to the driver are relative to its root; an absolute path or a `..` component is
 //! refused by name, and links on the way are followed only as the storage's [`Confine`] allows,
 //! checked by the kernel while it resolves the path (`beneath.rs`), so neither a caller nor a
-//! client of `:remote` reaches outside the root. `info` and `list` never follow the final link. Writes are in `write.rs`: atomic (temp name, fsync, rename, fsync directory) for the
-//! repository, in place for restoring into a data directory. Every error names the absolute path
-//! and the OS cause.
+//! client of `:remote` reaches outside the root. `info` and `list` never follow the final
+//! link. Writes are in `write.rs`: atomic (temp name, fsync, rename, fsync directory) for the
+//! repository, in place for restoring into a data directory. Every error names the absolute
+//! path and the OS cause.
 
 mod beneath;
 mod direct;
@@ -368,6 +369,12 @@ impl Storage for PosixStorage {
         let what = || format!("unable to remove path '{}'", full.display());
         self.writable(ErrorKind::FileRemove, what)?;
         if rel.file_name().is_none() {
+            // A repository's root is the command's setting, not one of its entries: a client
+            // of a repo remote may empty the repository entry by entry, never remove it.
+            if self.confine == Confine::Beneath {
+                let cause = std::io::Error::other("the storage root itself is not removed");
+                return Err(os_error(ErrorKind::FileRemove, what(), &cause));
+            }
             // The root itself: its contents through the storage, then the command's own path.
             let root =
                 match self

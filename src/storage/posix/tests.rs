@@ -313,3 +313,22 @@ fn a_link_swapped_in_while_reading_never_leads_out() {
         "inside {inside}, refused {refused}"
     );
 }
+
+#[test]
+fn a_repository_root_is_never_removed_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PosixStorage::repository(dir.path().join("repo"));
+    repo.put("a/file", b"x", &WriteOptions::default()).unwrap();
+    let err = repo.remove_dir("").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileRemove);
+    assert!(
+        err.message()
+            .ends_with("the storage root itself is not removed"),
+        "{err}"
+    );
+    assert_eq!(repo.read_all("a/file").unwrap().unwrap(), b"x");
+    // A restore target (following links, the command's own path) may still be removed whole.
+    let target = PosixStorage::new(dir.path().join("repo"));
+    target.remove_dir("").unwrap();
+    assert!(!dir.path().join("repo").exists());
+}
