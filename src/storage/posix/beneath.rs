@@ -7,7 +7,11 @@
 //! kernel itself with `openat2` and `RESOLVE_BENEATH` (a step out of the root, through `..` or
 //! a link, fails with EXDEV during the resolution), and the operation then works on the
 //! descriptors it got (`*at` calls on "parent directory + final name"), so no path is resolved
-//! again after the check. The cost is one or two extra opens per operation, nothing per byte.
+//! again after the check. The cost is one or two extra opens per operation, nothing per byte:
+//! measured on this project's machines (debug build), an `info` took 2.5-3.1 us against 0.6 us
+//! for a bare `lstat`, a small file's read 3.1-3.7 us against 1.7 us, and an atomic write stays
+//! dominated by its rename (about 350 us, with or without the extra opens). `openat2` needs
+//! Linux 5.6 or later.
 //!
 //! How links are treated is the storage's [`Confine`]:
 //! - `Beneath` (repositories): every path stays beneath the root; links that resolve inside

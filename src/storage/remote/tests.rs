@@ -166,6 +166,28 @@ fn far_side_refuses_filter_numbers_that_would_size_its_buffers() {
 }
 
 #[test]
+fn far_side_keeps_only_permission_bits_of_a_client_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = RemoteStorage::new(pool(dir.path().to_path_buf()), None).unwrap();
+    let options = WriteOptions {
+        mode: 0o4755,
+        ..WriteOptions::default()
+    };
+    storage.put("setuid", b"#!/bin/sh\n", &options).unwrap();
+    storage.create_dir("sticky", 0o3777).unwrap();
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("setuid"), 0o755);
+    assert_eq!(mode("sticky"), 0o777);
+}
+
+#[test]
 fn hex_round_trips() {
     let bytes: Vec<u8> = (0..=255).collect();
     assert_eq!(serve::from_hex(&serve::to_hex(&bytes)).unwrap(), bytes);
