@@ -42,7 +42,7 @@ pub fn repo(cfg: &Config) -> Result<Driver> {
 pub fn local_repo(cfg: &Config) -> Result<PosixStorage> {
     let path = PathBuf::from(cfg.str(Opt::RepoPath).unwrap_or("/var/lib/pgkeep"));
     match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_dir() => Ok(PosixStorage::new(path)),
+        Ok(meta) if meta.is_dir() => Ok(PosixStorage::repository(path)),
         Ok(_) => Err(Error::new(
             ErrorKind::PathMissing,
             format!("repository path '{}' is not a directory", path.display()),
@@ -82,7 +82,7 @@ pub fn pg_path(cfg: &Config) -> Result<PathBuf> {
 pub fn pg_storage(cfg: &Config) -> Result<Driver> {
     match remote_settings(cfg, RemoteKind::Pg)? {
         Some(settings) => Ok(Driver::Remote(remote_storage(cfg, settings)?)),
-        None => Ok(Driver::Posix(PosixStorage::new(pg_path(cfg)?))),
+        None => Ok(Driver::Posix(PosixStorage::data_dir(pg_path(cfg)?))),
     }
 }
 

@@ -6,6 +6,14 @@
 //! requests on stdin/stdout until the local side closes the connection, and exits. stdout
 //! carries only the protocol; logging goes to the log file (`<stanza>-<command>-remote.log`)
 //! and errors to stderr, which the local side shows when the connection fails.
+//!
+//! Whoever can start this command (an ssh key, even one whose `authorized_keys` entry forces
+//! this very command) is a client it must not trust: it serves its one root and nothing else.
+//! A repo remote serves the repository with every path kept beneath `repo1-path`
+//! (`PosixStorage::repository`); a pg remote serves the data directory read-only, following
+//! only the data directory's own links (`PosixStorage::data_dir`), plus SQL as its database
+//! user. The limits on each request are in `storage::remote::serve` (docs/remote.md,
+//! "Security").
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -38,8 +46,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
         }
     };
     let storage = match kind {
-        RemoteKind::Pg => PosixStorage::new(open::pg_path(cfg)?),
-        RemoteKind::Repo => open::local_repo(cfg)?,
+        RemoteKind::Pg => PosixStorage::data_dir(open::pg_path(cfg)?),
+        RemoteKind::Repo => PosixStorage::repository(open::local_repo(cfg)?.root().to_path_buf()),
     };
     let mut conn = stdio_conn()?;
     server::greet(&mut conn, json!({ "root": storage.describe("") }))?;

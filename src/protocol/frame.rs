@@ -14,6 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 /// corrupted stream) and is refused instead of allocated.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
+/// What a frame's buffer starts with before its bytes arrive: a data chunk's size.
+const FIRST_ALLOCATION: usize = 256 * 1024;
+
 /// The kinds of frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameType {
@@ -95,14 +98,20 @@ pub fn read_frame(input: &mut dyn Read, peer: &str) -> Result<Option<Frame>> {
             format!("invalid frame from {peer}: length {len} is over the limit of {MAX_FRAME}"),
         ));
     }
-    let mut payload = vec![0u8; len];
-    input.read_exact(&mut payload).map_err(|err| {
-        if err.kind() == std::io::ErrorKind::UnexpectedEof {
-            truncated(peer)
-        } else {
-            read_error(peer, err)
+    // The buffer grows with the bytes that arrive, not with the length the header claims: a
+    // peer that announces 64 MiB and sends ten bytes costs ten bytes.
+    let mut payload = Vec::with_capacity(len.min(FIRST_ALLOCATION));
+    let mut limited = input.take(len as u64);
+    loop {
+        match limited.read_to_end(&mut payload) {
+            Ok(_) => break,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(read_error(peer, err)),
         }
-    })?;
+    }
+    if payload.len() < len {
+        return Err(truncated(peer));
+    }
     Ok(Some(match kind {
         FrameType::Message => Frame::Message(payload),
         FrameType::Data => Frame::Data(payload),
@@ -167,5 +176,120 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn a_claimed_length_is_not_allocated_before_the_bytes_arrive() {
+        // 60 MiB announced, 3 bytes sent: truncated, and the buffer never grew to 60 MiB.
+        let mut wire = vec![b'M'];
+        wire.extend_from_slice(&(60u32 << 20).to_be_bytes());
+        wire.extend_from_slice(b"abc");
+        let mut reader = Counting::new(&wire);
+        let err = read_frame(&mut reader, "'db'").unwrap_err();
+        assert_eq!(
+            err.message(),
+            "connection to 'db' ended in the middle of a message"
+        );
+        assert!(
+            reader.largest_buffer <= FIRST_ALLOCATION,
+            "{}",
+            reader.largest_buffer
+        );
+    }
+
+    /// A reader over `bytes` that notes the largest buffer it was asked to fill: the decoder's
+    /// allocation shows in the buffers it reads into.
+    struct Counting<'a> {
+        bytes: &'a [u8],
+        largest_buffer: usize,
+    }
+
+    impl<'a> Counting<'a> {
+        fn new(bytes: &'a [u8]) -> Counting<'a> {
+            Counting {
+                bytes,
+                largest_buffer: 0,
+            }
+        }
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.largest_buffer = self.largest_buffer.max(buf.len());
+            self.bytes.read(buf)
+        }
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A few valid frames, as bytes.
+        fn valid_wire() -> impl Strategy<Value = Vec<u8>> {
+            let frame = (0u8..3, proptest::collection::vec(any::<u8>(), 0..64));
+            proptest::collection::vec(frame, 1..4).prop_map(|frames| {
+                let mut wire = Vec::new();
+                for (kind, payload) in frames {
+                    let kind = [FrameType::Message, FrameType::Data, FrameType::End][kind as usize];
+                    let payload = if kind == FrameType::End {
+                        &[][..]
+                    } else {
+                        &payload[..]
+                    };
+                    write_frame(&mut wire, kind, payload).unwrap();
+                }
+                wire
+            })
+        }
+
+        /// Reads frames until the end or an error; checks what every frame may hold.
+        fn decode_all(wire: &[u8]) {
+            let mut reader = Counting::new(wire);
+            let mut consumed_payload = 0usize;
+            loop {
+                match read_frame(&mut reader, "'peer'") {
+                    Ok(Some(Frame::Message(payload) | Frame::Data(payload))) => {
+                        consumed_payload += payload.len();
+                        assert!(consumed_payload <= wire.len());
+                    }
+                    Ok(Some(Frame::End)) => {}
+                    Ok(None) => break,
+                    Err(err) => {
+                        assert_eq!(err.kind(), ErrorKind::Protocol);
+                        break;
+                    }
+                }
+            }
+            // Whatever a header claimed, no buffer grew past what could arrive plus the first
+            // allocation.
+            assert!(reader.largest_buffer <= FIRST_ALLOCATION.max(wire.len()) + 32);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_bytes_never_panic_or_over_allocate(
+                wire in proptest::collection::vec(any::<u8>(), 0..256)
+            ) {
+                decode_all(&wire);
+            }
+
+            #[test]
+            fn mutated_frames_never_panic_or_over_allocate(
+                wire in valid_wire(),
+                flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut wire = wire;
+                for (at, byte) in flips {
+                    let at = at.index(wire.len());
+                    wire[at] = byte;
+                }
+                let end = cut.index(wire.len() + 1);
+                decode_all(&wire[..end]);
+            }
+        }
     }
 }

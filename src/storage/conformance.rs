@@ -11,8 +11,22 @@ use std::io::{Read, Write};
 use crate::error::ErrorKind;
 use crate::storage::{FileType, Storage, WriteOptions};
 
-/// Runs every check against `storage`.
+/// Which link targets a driver accepts from `symlink`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Any target (a restore's links to tablespaces and relocated directories).
+    Any,
+    /// Only the name of an entry in the link's own directory (a repository's `latest`).
+    PlainNames,
+}
+
+/// Runs every check against `storage`, which accepts any link target.
 pub fn conformance(storage: &dyn Storage) {
+    conformance_with(storage, Links::Any);
+}
+
+/// Runs every check against `storage`, whose link targets are limited as `links` says.
+pub fn conformance_with(storage: &dyn Storage, links: Links) {
     write_appears_only_on_commit(storage);
     dropped_write_leaves_nothing(storage);
     overwrite_is_atomic(storage);
@@ -20,7 +34,7 @@ pub fn conformance(storage: &dyn Storage) {
     mode_and_mtime_are_set(storage);
     missing_entries_are_none(storage);
     list_reports_types(storage);
-    remove_and_remove_dir(storage);
+    remove_and_remove_dir(storage, links);
     rename_and_symlink(storage);
     large_file_streams(storage);
     failures_name_the_path(storage);
@@ -171,7 +185,7 @@ fn list_reports_types(storage: &dyn Storage) {
     );
 }
 
-fn remove_and_remove_dir(storage: &dyn Storage) {
+fn remove_and_remove_dir(storage: &dyn Storage, links: Links) {
     let options = WriteOptions::default();
     for path in ["t/a/b/c/1", "t/a/b/2", "t/a/3", "t/4"] {
         storage
@@ -182,9 +196,21 @@ fn remove_and_remove_dir(storage: &dyn Storage) {
     storage
         .put("conformance/keep/precious", b"keep", &options)
         .unwrap();
-    storage
-        .symlink("../../keep", "conformance/t/a/keep-link")
-        .unwrap();
+    let linked = storage.symlink("../../keep", "conformance/t/a/keep-link");
+    match links {
+        Links::Any => linked.unwrap(),
+        Links::PlainNames => {
+            let err = linked.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::FileWrite, "{err}");
+            assert!(
+                err.message()
+                    .contains("target '../../keep' is not the name of an entry"),
+                "{err}"
+            );
+            // A link within the tree, to a name beside it, is removed with it.
+            storage.symlink("b", "conformance/t/a/keep-link").unwrap();
+        }
+    }
     storage.remove("conformance/t/4").unwrap();
     storage.remove("conformance/t/4").unwrap();
     assert!(!storage.exists("conformance/t/4").unwrap());

@@ -8,6 +8,7 @@ mod common;
 
 mod archive_async;
 mod block;
+mod confine;
 mod faults;
 mod scenario;
 mod standby;

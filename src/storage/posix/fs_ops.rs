@@ -1,11 +1,23 @@
 //! File system steps shared by the posix driver: durable directory creation, directory fsync,
-//! recursive removal that never follows links, link replacement, and the error grammar.
+//! recursive removal that never follows links, link replacement, and the error grammar. All
+//! but the creation of the root itself work on directory descriptors (`*at` calls), so a link
+//! swapped into a path meanwhile cannot redirect them (`beneath.rs`).
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::TEMP_SUFFIX;
+use super::beneath::{Beneath, reopen_dir, sync_dir_fd};
 use crate::error::{Error, ErrorKind, Result, io_cause};
 
 /// "<what>: <cause>", e.g. "unable to open '/repo/x' for write: [13] Permission denied".
@@ -21,30 +33,85 @@ pub(super) fn is_missing(err: &std::io::Error) -> bool {
     )
 }
 
-/// The temp name used while `path` is written or replaced: same directory, so the final rename
+/// The temp name used while `name` is written or replaced: same directory, so the final rename
 /// never crosses a file system.
-pub(super) fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(TEMP_SUFFIX);
-    PathBuf::from(name)
+pub(super) fn temp_name(name: &OsStr) -> OsString {
+    let mut temp = name.to_owned();
+    temp.push(TEMP_SUFFIX);
+    temp
+}
+
+/// The error of a failed directory sync of `dir`.
+pub(super) fn sync_error(dir: &Path, err: &std::io::Error) -> Error {
+    let kind = if err.kind() == std::io::ErrorKind::NotFound {
+        ErrorKind::PathMissing
+    } else {
+        ErrorKind::FileSync
+    };
+    os_error(
+        kind,
+        format!("unable to sync path '{}'", dir.display()),
+        err,
+    )
 }
 
 /// Makes the entries of directory `dir` durable.
 pub(super) fn sync_path(dir: &Path) -> Result<()> {
-    let sync_error = |err: &std::io::Error| {
-        let kind = if err.kind() == std::io::ErrorKind::NotFound {
-            ErrorKind::PathMissing
-        } else {
-            ErrorKind::FileSync
-        };
+    let handle = fs::File::open(dir).map_err(|err| sync_error(dir, &err))?;
+    handle.sync_all().map_err(|err| sync_error(dir, &err))
+}
+
+fn io(errno: Errno) -> std::io::Error {
+    std::io::Error::from(errno)
+}
+
+fn is_dir_mode(mode: u32) -> bool {
+    SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+}
+
+/// Creates `rel` and its missing parents beneath the storage's root with exactly `mode`
+/// (whatever the umask), syncing the parent of each directory created so the new entries
+/// survive a crash. Each step is reached from the root as the storage's links rules allow.
+pub(super) fn create_dirs(beneath: &Beneath<'_>, rel: &Path, mode: u32) -> Result<()> {
+    let create_error = |path: &Path, err: &std::io::Error| {
         os_error(
-            kind,
-            format!("unable to sync path '{}'", dir.display()),
+            ErrorKind::PathCreate,
+            format!(
+                "unable to create path '{}'",
+                beneath.root.join(path).display()
+            ),
             err,
         )
     };
-    let handle = fs::File::open(dir).map_err(|err| sync_error(&err))?;
-    handle.sync_all().map_err(|err| sync_error(&err))
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    let mut done = PathBuf::new();
+    for part in rel.iter() {
+        let parent = beneath
+            .open(&done, dir_flags, Mode::empty())
+            .map_err(|err| create_error(&done, &err))?;
+        done.push(part);
+        match mkdirat(&parent, part, Mode::from_bits_truncate(mode)) {
+            Ok(()) => {}
+            // There already, or made by another process meanwhile: fine if it is a directory
+            // (reached as the storage allows, links included).
+            Err(Errno::EEXIST) => match beneath.open(&done, dir_flags, Mode::empty()) {
+                Ok(_) => continue,
+                Err(err) if err.raw_os_error() == Some(Errno::ENOTDIR as i32) => {
+                    return Err(create_error(&done, &io(Errno::EEXIST)));
+                }
+                Err(err) => return Err(create_error(&done, &err)),
+            },
+            Err(errno) => return Err(create_error(&done, &io(errno))),
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
+        let made = beneath
+            .open_in(&parent, part, flags, Mode::empty())
+            .map_err(|err| create_error(&done, &err))?;
+        fchmod(&made, Mode::from_bits_truncate(mode)).map_err(|e| create_error(&done, &io(e)))?;
+        let parent_path = beneath.root.join(done.parent().unwrap_or(Path::new("")));
+        sync_dir_fd(&parent).map_err(|err| sync_error(&parent_path, &err))?;
+    }
+    Ok(())
 }
 
 /// Creates `dir` and its missing parents with exactly `mode` (whatever the umask), syncing the
@@ -100,26 +167,46 @@ pub(super) fn create_path(dir: &Path, mode: u32) -> Result<()> {
 /// remove one by one and 0.4 s with 8 unlinks in flight on this project's machines.
 const REMOVE_THREADS: usize = 8;
 
-/// Removes directory `dir` and everything under it. Links are removed, never followed;
-/// entries that vanish meanwhile are fine. Files go first, in parallel; then the directories,
-/// deepest first.
-pub(super) fn remove_tree(dir: &Path) -> Result<()> {
+/// Removes the directory `name` in `parent` and everything under it. Links are removed,
+/// never followed; entries that vanish meanwhile are fine. Files go first, in parallel; then
+/// the directories, deepest first. `full` names the directory in messages.
+pub(super) fn remove_tree(parent: &OwnedFd, name: &OsStr, full: &Path) -> Result<()> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let dir = match nix::fcntl::openat(parent, name, flags, Mode::empty()) {
+        Ok(dir) => Arc::new(dir),
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(errno) => return Err(list_error(full, &io(errno))),
+    };
+    remove_below(&dir, full)?;
+    match unlinkat(parent, name, UnlinkatFlags::RemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(errno) => Err(remove_error(full, &io(errno))),
+    }
+}
+
+/// Removes everything in the directory `dir` (opened by the caller), keeping `dir`.
+pub(super) fn remove_contents(dir: &OwnedFd, full: &Path) -> Result<()> {
+    let dir = reopen_dir(dir).map_err(|err| list_error(full, &err))?;
+    remove_below(&Arc::new(dir), full)
+}
+
+/// A directory's entry: the directory (shared by its entries) and the name.
+type Entry = (Arc<OwnedFd>, OsString, PathBuf);
+
+fn remove_below(dir: &Arc<OwnedFd>, full: &Path) -> Result<()> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
-    if !list_tree(dir, &mut files, &mut dirs)? {
-        return Ok(());
-    }
+    list_tree(dir, full, &mut files, &mut dirs)?;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let unlink = || -> Result<()> {
         loop {
             let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(path) = files.get(index) else {
+            let Some((dir, name, path)) = files.get(index) else {
                 return Ok(());
             };
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(remove_error(path, &err)),
+            match unlinkat(dir.as_ref(), name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(errno) => return Err(remove_error(path, &io(errno))),
             }
             fail::fail_point!("storage-file-removed");
         }
@@ -140,11 +227,10 @@ pub(super) fn remove_tree(dir: &Path) -> Result<()> {
         result
     })?;
     // Children were listed after their parents: reverse order removes the deepest first.
-    for path in dirs.iter().rev() {
-        match fs::remove_dir(path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(remove_error(path, &err)),
+    for (dir, name, path) in dirs.iter().rev() {
+        match unlinkat(dir.as_ref(), name.as_os_str(), UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(errno) => return Err(remove_error(path, &io(errno))),
         }
     }
     Ok(())
@@ -158,58 +244,94 @@ fn remove_error(path: &Path, err: &std::io::Error) -> Error {
     )
 }
 
-/// Collects everything under `dir` (links and other non-directories into `files`, `dir` and
-/// its subdirectories into `dirs`, parents before children); false when `dir` is gone.
-fn list_tree(dir: &Path, files: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) -> Result<bool> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(err) => {
-            let what = format!("unable to list '{}'", dir.display());
-            return Err(os_error(ErrorKind::PathOpen, what, &err));
-        }
-    };
-    dirs.push(dir.to_path_buf());
-    for entry in entries {
-        let entry = entry.map_err(|err| remove_error(dir, &err))?;
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(kind) if kind.is_dir() => {
-                list_tree(&path, files, dirs)?;
-            }
-            Ok(_) => files.push(path),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(remove_error(&path, &err)),
-        }
-    }
-    Ok(true)
+fn list_error(path: &Path, err: &std::io::Error) -> Error {
+    os_error(
+        ErrorKind::PathOpen,
+        format!("unable to list '{}'", path.display()),
+        err,
+    )
 }
 
-/// Points the link `path` at `target`, replacing a link already there in one rename, so readers
-/// see either the old or the new target, never no link at all.
-pub(super) fn replace_symlink(target: &str, path: &Path) -> Result<()> {
+/// The names in the directory `dir` (opened for reading), without `.` and `..`.
+pub(super) fn entry_names(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
+    // nix's `Dir` owns its descriptor: give it a duplicate positioned at the start.
+    let mut listing = nix::dir::Dir::from_fd(reopen_dir(dir)?).map_err(io)?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Collects everything under `dir` (links and other non-directories into `files`, the
+/// subdirectories into `dirs`, parents before children). Subdirectories are opened with
+/// O_NOFOLLOW from their parent's descriptor: a link is never entered.
+fn list_tree(
+    dir: &Arc<OwnedFd>,
+    full: &Path,
+    files: &mut Vec<Entry>,
+    dirs: &mut Vec<Entry>,
+) -> Result<()> {
+    let names = match entry_names(dir) {
+        Ok(names) => names,
+        Err(err) => return Err(list_error(full, &err)),
+    };
+    for name in names {
+        let path = full.join(&name);
+        let stat = match fstatat(dir.as_ref(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::ENOENT) => continue,
+            Err(errno) => return Err(remove_error(&path, &io(errno))),
+        };
+        if !is_dir_mode(stat.st_mode) {
+            files.push((dir.clone(), name, path));
+            continue;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let sub = match nix::fcntl::openat(dir.as_ref(), name.as_os_str(), flags, Mode::empty()) {
+            Ok(sub) => Arc::new(sub),
+            Err(Errno::ENOENT) => continue,
+            Err(errno) => return Err(list_error(&path, &io(errno))),
+        };
+        dirs.push((dir.clone(), name, path.clone()));
+        list_tree(&sub, &path, files, dirs)?;
+    }
+    Ok(())
+}
+
+/// Points the link `name` in `dir` at `target`, replacing a link already there in one rename,
+/// so readers see either the old or the new target, never no link at all. `full` names the
+/// link in messages.
+pub(super) fn replace_symlink(
+    target: &str,
+    dir: &OwnedFd,
+    name: &OsStr,
+    full: &Path,
+) -> Result<()> {
     let link_error = |err: &std::io::Error| {
         os_error(
             ErrorKind::FileWrite,
-            format!("unable to create link '{}'", path.display()),
+            format!("unable to create link '{}'", full.display()),
             err,
         )
     };
-    if let Ok(meta) = fs::symlink_metadata(path)
-        && !meta.file_type().is_symlink()
+    if let Ok(stat) = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        && SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK
     {
         return Err(link_error(&std::io::Error::from_raw_os_error(17)));
     }
-    let temp = temp_path(path);
-    // A temp link left by a crash would make symlink() fail with EEXIST.
-    let _ = fs::remove_file(&temp);
-    std::os::unix::fs::symlink(target, &temp).map_err(|err| link_error(&err))?;
-    if let Err(err) = fs::rename(&temp, path) {
-        let _ = fs::remove_file(&temp);
-        return Err(link_error(&err));
+    let temp = temp_name(name);
+    // A temp link left by a crash would make symlinkat() fail with EEXIST.
+    let _ = unlinkat(dir, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    nix::unistd::symlinkat(target, dir, temp.as_os_str()).map_err(|e| link_error(&io(e)))?;
+    if let Err(errno) = nix::fcntl::renameat(dir, temp.as_os_str(), dir, name) {
+        let _ = unlinkat(dir, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        return Err(link_error(&io(errno)));
     }
-    match path.parent() {
-        Some(parent) => sync_path(parent),
-        None => Ok(()),
-    }
+    let parent = full.parent().unwrap_or(full);
+    sync_dir_fd(dir).map_err(|err| sync_error(parent, &err))
 }

@@ -1,6 +1,7 @@
 //! The conformance suite against a temp directory, plus what only a local file system shows:
 //! temp names on disk, exact modes whatever the umask, a full disk, odd names.
 
+use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -186,4 +187,148 @@ fn a_direct_write_of_an_empty_file_commits_an_empty_file() {
     let writer = storage.open_write("empty", &options).unwrap();
     writer.commit().unwrap();
     assert_eq!(fs::metadata(storage.root().join("empty")).unwrap().len(), 0);
+}
+
+#[test]
+fn repository_and_data_dir_storages_pass_what_they_serve() {
+    use crate::storage::conformance::{Links, conformance_with};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PosixStorage::repository(dir.path().join("repo"));
+    conformance_with(&repo, Links::PlainNames);
+    // The same tree read through a data directory storage: reads work, changes are refused.
+    let data = PosixStorage::data_dir(dir.path().join("repo"));
+    assert_eq!(
+        data.read_all("conformance/large").unwrap().unwrap().len(),
+        3 * 1024 * 1024 + 11
+    );
+    assert!(!data.list("conformance").unwrap().unwrap().is_empty());
+    let err = data
+        .put("conformance/refused", b"x", &WriteOptions::default())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileOpen);
+    assert!(err.message().ends_with("is served read-only"), "{err}");
+    assert!(!data.exists("conformance/refused").unwrap());
+}
+
+#[test]
+fn remove_dir_never_follows_a_link_out_of_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PosixStorage::repository(dir.path().join("repo"));
+    repo.put("t/a/file", b"x", &WriteOptions::default())
+        .unwrap();
+    fs::create_dir_all(dir.path().join("keep")).unwrap();
+    fs::write(dir.path().join("keep/precious"), b"keep").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("keep"), dir.path().join("repo/t/a/out")).unwrap();
+    repo.remove_dir("t").unwrap();
+    assert!(!dir.path().join("repo/t").exists());
+    assert_eq!(fs::read(dir.path().join("keep/precious")).unwrap(), b"keep");
+}
+
+#[test]
+fn a_repository_refuses_links_that_lead_out_and_follows_those_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let repo = PosixStorage::repository(root.clone());
+    repo.put(
+        "backup/demo/20261204-101010F/backup.manifest",
+        b"m",
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    repo.symlink("20261204-101010F", "backup/demo/latest")
+        .unwrap();
+    assert_eq!(
+        repo.read_all("backup/demo/latest/backup.manifest")
+            .unwrap()
+            .unwrap(),
+        b"m"
+    );
+    fs::write(dir.path().join("secret"), b"s").unwrap();
+    std::os::unix::fs::symlink(dir.path(), root.join("out")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("up")).unwrap();
+    for path in ["out/secret", "up/secret"] {
+        let err = repo.read_all(path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FileOpen, "{err}");
+        assert!(
+            err.message().ends_with(&format!(
+                "path leads out of the storage root '{}'",
+                root.display()
+            )),
+            "{err}"
+        );
+    }
+    // The same links, through a storage that follows links (a restore's target), still work.
+    let follow = PosixStorage::new(root.clone());
+    assert_eq!(follow.read_all("out/secret").unwrap().unwrap(), b"s");
+}
+
+#[test]
+fn a_link_swapped_in_while_reading_never_leads_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    fs::create_dir_all(root.join("inside")).unwrap();
+    fs::write(root.join("inside/secret"), b"inside").unwrap();
+    fs::create_dir_all(dir.path().join("outside")).unwrap();
+    fs::write(dir.path().join("outside/secret"), b"outside").unwrap();
+    let repo = PosixStorage::repository(root.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Flips 'sw' between a directory inside and a link to the directory outside, as fast as
+    // it can, while the storage reads through it.
+    let flipper = {
+        let (stop, root, outside) = (stop.clone(), root.clone(), dir.path().join("outside"));
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = fs::rename(root.join("inside"), root.join("sw"));
+                let _ = fs::rename(root.join("sw"), root.join("inside"));
+                let _ = std::os::unix::fs::symlink(&outside, root.join("sw"));
+                let _ = fs::remove_file(root.join("sw"));
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let (mut inside, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        match repo.read_all("sw/secret") {
+            Ok(Some(bytes)) => {
+                assert_eq!(bytes, b"inside", "read through a swapped-in link");
+                inside += 1;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                assert!(
+                    err.message().contains("leads out of the storage root"),
+                    "{err}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(flipper.join().unwrap() > 0);
+    // Both states were met: the race was real.
+    assert!(
+        inside > 0 && refused > 0,
+        "inside {inside}, refused {refused}"
+    );
+}
+
+#[test]
+fn a_repository_root_is_never_removed_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PosixStorage::repository(dir.path().join("repo"));
+    repo.put("a/file", b"x", &WriteOptions::default()).unwrap();
+    let err = repo.remove_dir("").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FileRemove);
+    assert!(
+        err.message()
+            .ends_with("the storage root itself is not removed"),
+        "{err}"
+    );
+    assert_eq!(repo.read_all("a/file").unwrap().unwrap(), b"x");
+    // A restore target (following links, the command's own path) may still be removed whole.
+    let target = PosixStorage::new(dir.path().join("repo"));
+    target.remove_dir("").unwrap();
+    assert!(!dir.path().join("repo").exists());
 }

@@ -6,22 +6,32 @@
 //! mtime are set before the fsync so that they are durable too. In-place writes (restoring into
 //! a data directory) follow the same steps without the rename. Dropping a writer without
 //! `commit` removes what it wrote. Errors, ENOSPC included, carry the file's path and the OS
-//! cause through `std::io::Error` (see `io::stream`).
+//! cause through `std::io::Error` (see `io::stream`). Every step works on the descriptor of
+//! the file's directory, reached beneath the storage's root (`beneath.rs`): the temp file, the
+//! rename and the directory sync all happen in that very directory.
 
-use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
+use std::ffi::OsString;
+use std::fs::{File, FileTimes, Permissions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
+use super::beneath::{Beneath, sync_dir_fd};
 use super::direct::DirectWrite;
-use super::fs_ops::{create_path, os_error, sync_path, temp_path};
+use super::fs_ops::{os_error, sync_error, temp_name};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::stream::to_io_error;
 use crate::storage::{StorageWrite, WriteOptions};
 
-/// Parent directories made by `create_path` get this mode.
-const PATH_MODE: u32 = 0o750;
+/// Parent directories made for `WriteOptions::create_path` get this mode.
+pub(super) const PATH_MODE: u32 = 0o750;
 
 /// A file open for reading; errors name the file.
 pub(super) struct PosixRead {
@@ -50,9 +60,13 @@ impl Read for PosixRead {
 /// A file being written; see the module comment for the commit protocol.
 pub(super) struct PosixWrite {
     file: Option<File>,
+    /// The directory the file is written in.
+    dir: OwnedFd,
     /// Where the bytes go: the temp name for atomic writes, else the final name.
-    written: PathBuf,
-    /// The name the file has once committed; used in messages.
+    written: OsString,
+    /// The final name in `dir`.
+    name: OsString,
+    /// The name the file has once committed, in full; used in messages.
     path: PathBuf,
     options: WriteOptions,
     /// Set when the file is written bypassing the page cache (`WriteOptions::direct`).
@@ -64,27 +78,31 @@ pub(super) struct PosixWrite {
 }
 
 impl PosixWrite {
-    pub(super) fn open(path: PathBuf, options: &WriteOptions) -> Result<PosixWrite> {
+    /// Opens `name` in the directory `dir` (the caller made missing parents already).
+    pub(super) fn open(
+        beneath: &Beneath<'_>,
+        dir: OwnedFd,
+        name: OsString,
+        path: PathBuf,
+        options: &WriteOptions,
+    ) -> Result<PosixWrite> {
         let written = if options.atomic {
-            temp_path(&path)
+            temp_name(&name)
         } else {
-            path.clone()
+            name.clone()
         };
         // O_DIRECT is asked for at open; a file system that refuses it says EINVAL, and the
         // file is then opened as any other.
-        let flags = |direct: bool| if direct { nix::libc::O_DIRECT } else { 0 };
-        let open_as = |direct: bool| {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(options.mode)
-                .custom_flags(flags(direct))
-                .open(&written)
+        let flags = |direct: bool| {
+            let base = OFlag::O_WRONLY | OFlag::O_TRUNC;
+            if direct { base | OFlag::O_DIRECT } else { base }
         };
+        let mode = Mode::from_bits_truncate(options.mode);
+        let open_as =
+            |direct: bool| beneath.open_in(&dir, &written, flags(direct) | OFlag::O_CREAT, mode);
         let mut direct = options.direct;
-        let mut open = || match open_as(direct) {
-            Err(err) if direct && err.raw_os_error() == Some(nix::libc::EINVAL) => {
+        let open = || match open_as(direct) {
+            Err(err) if direct && err.raw_os_error() == Some(Errno::EINVAL as i32) => {
                 direct = false;
                 open_as(false)
             }
@@ -93,38 +111,27 @@ impl PosixWrite {
         let existing = if options.atomic || !options.created_ahead {
             None
         } else {
-            let opened = OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .custom_flags(flags(options.direct))
-                .open(&written);
-            match opened {
+            match beneath.open_in(&dir, &written, flags(options.direct), Mode::empty()) {
                 Ok(file) => Some(Ok(file)),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
                 // Refused O_DIRECT: `open` tries again without it.
-                Err(err) if err.raw_os_error() == Some(nix::libc::EINVAL) => None,
+                Err(err) if err.raw_os_error() == Some(Errno::EINVAL as i32) => None,
                 Err(err) => Some(Err(err)),
             }
         };
-        let opened = match existing.unwrap_or_else(&mut open) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && options.create_path => {
-                if let Some(parent) = path.parent() {
-                    create_path(parent, PATH_MODE)?;
-                }
-                open()
-            }
-            other => other,
-        };
-        let file = opened.map_err(|err| {
+        let opened = existing.unwrap_or_else(open);
+        let file = opened.map(File::from).map_err(|err| {
             let what = format!("unable to open '{}' for write", path.display());
             os_error(ErrorKind::FileOpen, what, &err)
         })?;
         let direct = options.direct.then(|| DirectWrite::new(direct));
         Ok(PosixWrite {
             file: Some(file),
+            dir,
             direct,
             offset: 0,
             written,
+            name,
             path,
             options: options.clone(),
             committed: false,
@@ -227,21 +234,28 @@ impl StorageWrite for PosixWrite {
         drop(file);
         fail::fail_point!("storage-write-synced");
         if self.options.atomic {
-            fs::rename(&self.written, &self.path).map_err(|err| {
+            nix::fcntl::renameat(
+                &self.dir,
+                self.written.as_os_str(),
+                &self.dir,
+                self.name.as_os_str(),
+            )
+            .map_err(|errno| {
+                let mut temp = self.path.clone().into_os_string();
+                temp.push(super::TEMP_SUFFIX);
                 let what = format!(
                     "unable to move '{}' to '{}'",
-                    self.written.display(),
+                    PathBuf::from(temp).display(),
                     self.path.display()
                 );
-                os_error(ErrorKind::FileWrite, what, &err)
+                os_error(ErrorKind::FileWrite, what, &std::io::Error::from(errno))
             })?;
         }
         self.committed = true;
         fail::fail_point!("storage-write-renamed");
-        if self.options.sync_path
-            && let Some(parent) = self.path.parent()
-        {
-            sync_path(parent)?;
+        if self.options.sync_path {
+            let parent = self.path.parent().unwrap_or(&self.path);
+            sync_dir_fd(&self.dir).map_err(|err| sync_error(parent, &err))?;
         }
         fail::fail_point!("storage-write-path-synced");
         Ok(())
@@ -254,7 +268,11 @@ impl Drop for PosixWrite {
             // Best effort: the caller is already handling whatever made it give up, and a temp
             // file left behind is recognisable by its suffix.
             self.file = None;
-            let _ = fs::remove_file(&self.written);
+            let _ = unlinkat(
+                &self.dir,
+                self.written.as_os_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
         }
     }
 }

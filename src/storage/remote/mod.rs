@@ -129,12 +129,30 @@ impl Storage for RemoteStorage {
         })))
     }
 
+    /// In requests of at most `serve::MAX_RANGE` bytes, the far side's limit; the result grows
+    /// with what arrives, not with `len`.
     fn read_range(&self, path: &str, offset: u64, len: usize) -> Result<Option<Vec<u8>>> {
-        let hex: Option<String> = self.call(
-            "storage.read_range",
-            json!({ "path": path, "offset": offset, "len": len }),
-        )?;
-        hex.map(|hex| serve::from_hex(&hex)).transpose()
+        let mut content = Vec::new();
+        let mut next = offset;
+        loop {
+            let wanted = (len - content.len()).min(serve::MAX_RANGE);
+            let hex: Option<String> = self.call(
+                "storage.read_range",
+                json!({ "path": path, "offset": next, "len": wanted }),
+            )?;
+            let Some(hex) = hex else {
+                return Ok(None);
+            };
+            let mut bytes = serve::from_hex(&hex)?;
+            // A far side that answers more than asked is cut to what was asked.
+            bytes.truncate(wanted);
+            let got = bytes.len();
+            content.extend_from_slice(&bytes);
+            next = next.saturating_add(got as u64);
+            if got < wanted || content.len() >= len {
+                return Ok(Some(content));
+            }
+        }
     }
 
     fn open_write(&self, path: &str, options: &WriteOptions) -> Result<Box<dyn StorageWrite>> {

@@ -24,6 +24,23 @@ use crate::storage::{Storage, WriteOptions};
 /// Bytes per data frame of a read.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// The most bytes one `storage.read_range` answers. The local side asks for a page (8 KiB) to
+/// recheck or a bundled file, and splits anything larger into requests of this size
+/// (`RemoteStorage::read_range`); as hex, 16 MiB is a 32 MiB response, inside
+/// `frame::MAX_FRAME`.
+pub const MAX_RANGE: usize = 16 * 1024 * 1024;
+
+/// The largest block a block-incremental read filter may hold: pgkeep uses the page size.
+pub const MAX_BLOCK: u32 = 16 * 1024 * 1024;
+
+/// The most filters in one read's chain (pgkeep builds at most five).
+const MAX_SPECS: usize = 16;
+
+/// File and directory modes a client may ask for: permission bits only. A set-user-ID file
+/// made by a client in the repository would run as the repository's owner for whoever can
+/// execute it.
+const MODE_BITS: u32 = 0o777;
+
 #[derive(Deserialize)]
 struct PathArgs {
     path: String,
@@ -40,7 +57,7 @@ struct ReadArgs {
 struct RangeArgs {
     path: String,
     offset: u64,
-    len: usize,
+    len: u64,
 }
 
 #[derive(Deserialize)]
@@ -78,7 +95,7 @@ pub fn serve(storage: &dyn Storage, conn: &mut Conn, request: Request) -> Result
         "storage.remove_dir" => reply(with(args, |a: PathArgs| unit(storage.remove_dir(&a.path)))),
         "storage.sync_dir" => reply(with(args, |a: PathArgs| unit(storage.sync_dir(&a.path)))),
         "storage.create_dir" => reply(with(args, |a: DirArgs| {
-            unit(storage.create_dir(&a.path, a.mode))
+            unit(storage.create_dir(&a.path, a.mode & MODE_BITS))
         })),
         "storage.rename" => reply(with(args, |a: RenameArgs| {
             unit(storage.rename(&a.from, &a.to))
@@ -87,15 +104,23 @@ pub fn serve(storage: &dyn Storage, conn: &mut Conn, request: Request) -> Result
             unit(storage.symlink(&a.target, &a.path))
         })),
         "storage.read_range" => reply(with(args, |a: RangeArgs| {
-            let bytes = storage.read_range(&a.path, a.offset, a.len)?;
+            let len = range_len(a.len)?;
+            let bytes = storage.read_range(&a.path, a.offset, len)?;
             to_json(&bytes.map(|bytes| to_hex(&bytes)))
         })),
-        "storage.read" => match protocol::from_value::<ReadArgs>(args, "read arguments") {
-            Ok(a) => read(storage, conn, &a.path, &a.specs),
-            Err(err) => reply(Err(err)),
-        },
+        "storage.read" => {
+            let args = protocol::from_value::<ReadArgs>(args, "read arguments")
+                .and_then(|a| check_specs(&a.specs).map(|()| a));
+            match args {
+                Ok(a) => read(storage, conn, &a.path, &a.specs),
+                Err(err) => reply(Err(err)),
+            }
+        }
         "storage.write" => match protocol::from_value::<WriteArgs>(args, "write arguments") {
-            Ok(a) => write(storage, conn, &a.path, &a.options),
+            Ok(mut a) => {
+                a.options.mode &= MODE_BITS;
+                write(storage, conn, &a.path, &a.options)
+            }
             Err(err) => reply(Err(err)),
         },
         // An abort with no write open (the open failed): nothing to discard.
@@ -105,6 +130,43 @@ pub fn serve(storage: &dyn Storage, conn: &mut Conn, request: Request) -> Result
             format!("unknown storage request '{other}'"),
         ))),
     }
+}
+
+/// A range read's length, refused over [`MAX_RANGE`] before anything is allocated.
+fn range_len(len: u64) -> Result<usize> {
+    usize::try_from(len)
+        .ok()
+        .filter(|len| *len <= MAX_RANGE)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("read_range length {len} is over the limit of {MAX_RANGE} bytes"),
+            )
+        })
+}
+
+/// Refuses a filter chain whose numbers would size buffers on this side beyond the limits.
+fn check_specs(specs: &[FilterSpec]) -> Result<()> {
+    if specs.len() > MAX_SPECS {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "read with {} filters is over the limit of {MAX_SPECS}",
+                specs.len()
+            ),
+        ));
+    }
+    for spec in specs {
+        if let FilterSpec::BlockIncr { block_size, .. } = spec
+            && !(1..=MAX_BLOCK).contains(block_size)
+        {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("block size {block_size} is outside 1 to {MAX_BLOCK} bytes"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn with<T: serde::de::DeserializeOwned>(

@@ -128,9 +128,274 @@ fn far_side_errors_keep_their_kind_and_name_the_host() {
 }
 
 #[test]
+fn far_side_refuses_filter_numbers_that_would_size_its_buffers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), b"0123456789").unwrap();
+    let storage = RemoteStorage::new(pool(dir.path().to_path_buf()), None).unwrap();
+    for block_size in [0, u32::MAX] {
+        let spec = FilterSpec::BlockIncr {
+            prior: None,
+            block_size,
+            framed: false,
+        };
+        let err = storage.open_read_filtered("file", &[spec]).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert!(
+            err.message().ends_with(&format!(
+                "block size {block_size} is outside 1 to 16777216 bytes"
+            )),
+            "{}",
+            err.message()
+        );
+    }
+    let specs = vec![FilterSpec::Size; 17];
+    let err = storage.open_read_filtered("file", &specs).err().unwrap();
+    assert!(
+        err.message()
+            .ends_with("read with 17 filters is over the limit of 16")
+    );
+    // Over the far side's cap, a range is read in several requests: same bytes.
+    assert_eq!(
+        storage.read_range("file", 4, usize::MAX).unwrap().unwrap(),
+        b"456789"
+    );
+    assert_eq!(
+        storage.read_range("file", u64::MAX, 10).unwrap().unwrap(),
+        b""
+    );
+}
+
+#[test]
+fn far_side_keeps_only_permission_bits_of_a_client_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = RemoteStorage::new(pool(dir.path().to_path_buf()), None).unwrap();
+    let options = WriteOptions {
+        mode: 0o4755,
+        ..WriteOptions::default()
+    };
+    storage.put("setuid", b"#!/bin/sh\n", &options).unwrap();
+    storage.create_dir("sticky", 0o3777).unwrap();
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("setuid"), 0o755);
+    assert_eq!(mode("sticky"), 0o777);
+}
+
+#[test]
 fn hex_round_trips() {
     let bytes: Vec<u8> = (0..=255).collect();
     assert_eq!(serve::from_hex(&serve::to_hex(&bytes)).unwrap(), bytes);
     assert!(serve::from_hex("abc").is_err());
     assert!(serve::from_hex("zz").is_err());
+}
+
+/// Hostile requests to the real request loop over a repository storage: whatever the client
+/// sends, the server never panics, answers each well-formed message, and nothing outside the
+/// root changes.
+mod props {
+    use std::os::unix::net::UnixStream;
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use crate::protocol::frame::{Frame, FrameType, write_frame};
+    use crate::protocol::server;
+    use crate::protocol::{Conn, Response};
+    use crate::storage::PosixStorage;
+
+    const OPS: &[&str] = &[
+        "storage.info",
+        "storage.list",
+        "storage.remove",
+        "storage.remove_dir",
+        "storage.sync_dir",
+        "storage.create_dir",
+        "storage.rename",
+        "storage.symlink",
+        "storage.read_range",
+        "storage.read",
+        "storage.write",
+        "storage.write_abort",
+        "storage.nothing",
+    ];
+
+    fn path() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            1 => Just(json!("")),
+            1 => Just(json!("..")),
+            1 => Just(json!("../outside/secret")),
+            1 => Just(json!("/etc/passwd")),
+            1 => Just(json!("out/secret")),
+            1 => Just(json!("out")),
+            // A file that exists, most often: what a hostile number does to a real read.
+            6 => Just(json!("dir/file")),
+            1 => Just(json!("dir")),
+            1 => Just(json!("dir/../../outside")),
+            1 => "[a-z./]{0,12}".prop_map(Value::from),
+        ]
+    }
+
+    fn number() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(u64::MAX)),
+            Just(json!(1u64 << 62)),
+            Just(json!(-1)),
+            Just(json!(1.5e300)),
+            Just(json!(0)),
+            Just(json!(4)),
+            any::<u32>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![path(), number(), Just(Value::Null), Just(json!(true))]
+    }
+
+    /// The arguments of a request: every field any request reads (the others are ignored),
+    /// each a path or a number of any size; now and then one left out.
+    fn args() -> impl Strategy<Value = Value> {
+        let keys = prop::sample::subsequence(
+            vec![
+                "path", "offset", "len", "mode", "from", "to", "target", "options", "specs",
+            ],
+            8..=9,
+        );
+        let specs = prop_oneof![
+            Just(json!([])),
+            Just(json!([{"BlockIncr": {"prior": null, "block_size": u32::MAX}}])),
+            Just(json!([{"BlockIncr": {"prior": null, "block_size": 0}}])),
+            Just(json!([{"Compress": {"kind": "zst", "level": 1000}}])),
+            Just(json!(vec![json!("Size"); 100])),
+        ];
+        let paths = proptest::collection::vec(path(), 4);
+        let numbers = proptest::collection::vec(number(), 3);
+        // Any kind of value where a mode is read: a string, null, a number of any size.
+        let mode = value();
+        (keys, paths, numbers, specs, mode).prop_map(|(keys, paths, numbers, specs, mode)| {
+            let mut args = serde_json::Map::new();
+            for key in keys {
+                let value = match key {
+                    "path" => paths[0].clone(),
+                    "from" => paths[1].clone(),
+                    "to" => paths[2].clone(),
+                    "target" => paths[3].clone(),
+                    "offset" => numbers[0].clone(),
+                    "len" => numbers[1].clone(),
+                    "mode" => mode.clone(),
+                    "specs" => specs.clone(),
+                    _ => json!({ "mode": numbers[2].clone(), "create_path": true }),
+                };
+                args.insert(key.to_string(), value);
+            }
+            Value::Object(args)
+        })
+    }
+
+    fn message() -> impl Strategy<Value = Vec<u8>> {
+        let request = (prop::sample::select(OPS), args())
+            .prop_map(|(op, args)| serde_json::to_vec(&json!({ "op": op, "args": args })).unwrap());
+        // Most requests well-formed, some with a few bytes changed.
+        let flips = prop_oneof![
+            3 => Just(Vec::new()),
+            1 => proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..3),
+        ];
+        (request, flips).prop_map(|(mut bytes, flips)| {
+            for (at, byte) in flips {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            bytes
+        })
+    }
+
+    /// Snapshot of a directory tree, links not followed.
+    fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut seen = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(path) = pending.pop() {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    pending.push(entry.unwrap().path());
+                }
+                seen.push((path, Vec::new()));
+            } else {
+                let content = std::fs::read(&path).unwrap_or_default();
+                seen.push((path, content));
+            }
+        }
+        seen.sort();
+        seen
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_requests_never_panic_or_escape(messages in proptest::collection::vec(message(), 1..6)) {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("repo");
+            let outside = dir.path().join("outside");
+            std::fs::create_dir_all(root.join("dir")).unwrap();
+            std::fs::write(root.join("dir/file"), b"inside").unwrap();
+            std::fs::create_dir_all(&outside).unwrap();
+            std::fs::write(outside.join("secret"), b"secret").unwrap();
+            std::os::unix::fs::symlink(&outside, root.join("out")).unwrap();
+            let before = tree(&outside);
+
+            let (a, b) = UnixStream::pair().unwrap();
+            let far = std::thread::spawn(move || {
+                let storage = PosixStorage::repository(root);
+                let mut conn = Conn::new(Box::new(b.try_clone().unwrap()), Box::new(b), "'local'");
+                server::serve(&mut conn, |conn, request| super::serve(&storage, conn, request))
+            });
+            // A second handle on the socket, for frames `Conn` has no method for.
+            let mut raw = a.try_clone().unwrap();
+            let mut local = Conn::new(Box::new(a.try_clone().unwrap()), Box::new(a), "'far'");
+            'messages: for message in &messages {
+                if write_frame(&mut raw, FrameType::Message, message).is_err() {
+                    break;
+                }
+                // Answers until the response; a write that opened is ended at once, a read
+                // that opened streams until its closing response.
+                let text = String::from_utf8_lossy(message).to_string();
+                let mut opened = false;
+                loop {
+                    match local.recv_or_eof() {
+                        Ok(Some(Frame::Message(bytes))) => {
+                            let response: Response = local.decode(&bytes).unwrap();
+                            if opened {
+                                break;
+                            }
+                            if text.contains("storage.write\"") && response == Response::Ok(Value::Null) {
+                                let _ = write_frame(&mut raw, FrameType::End, &[]);
+                                opened = true;
+                                continue;
+                            }
+                            if text.contains("storage.read\"") && response == Response::Ok(json!(true)) {
+                                opened = true;
+                                continue;
+                            }
+                            break;
+                        }
+                        Ok(Some(_)) => continue,
+                        // The server ended: only for a message that is no request.
+                        Ok(None) | Err(_) => break 'messages,
+                    }
+                }
+            }
+            drop(raw);
+            drop(local);
+            let ended = far.join();
+            prop_assert!(ended.is_ok(), "the server panicked");
+            prop_assert_eq!(tree(&outside), before);
+        }
+    }
 }
