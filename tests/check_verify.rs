@@ -377,6 +377,37 @@ fn stanza_delete_of_a_stopped_cluster_needs_no_force() {
     assert_gone_and_creatable(&s);
 }
 
+/// Removing a tree holds only the descriptors of the directories on the way down: a backup set
+/// far wider than the process's descriptor limit (as with thousands of databases) is removed
+/// under a limit of 64.
+#[test]
+fn stanza_delete_removes_a_tree_wider_than_the_descriptor_limit() {
+    let s = created();
+    let label = backup(&s, "full");
+    s.pgkeep(&["stop"]).ok();
+    s.cluster.stop();
+    let wide = s.repo.join("backup/demo").join(&label).join("pg_data/wide");
+    for index in 0..600 {
+        let dir = wide.join(format!("d{index:04}/sub"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("file"), b"x").unwrap();
+    }
+    chown_postgres(&wide);
+    let output = Command::new("prlimit")
+        .args(["--nofile=64:64", "runuser", "-u", "postgres", "--"])
+        .arg(common::pgkeep::pgkeep_bin())
+        .arg(format!("--config={}", s.conf.display()))
+        .args(["--stanza=demo", "stanza-delete"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_gone_and_creatable(&s);
+}
+
 /// After a delete: the stanza's directories are gone, the stop file stays (archive-push is
 /// refused), info shows the stanza missing, and after start it can be created again.
 fn assert_gone_and_creatable(s: &Stanza) {
