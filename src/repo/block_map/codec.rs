@@ -236,7 +236,7 @@ const PREALLOC: usize = 1 << 16;
 /// The block size of a map: PostgreSQL's page size, a power of two from 1 KiB to 32 KiB. A
 /// reader allocates a block's worth of buffer, so nothing else is accepted.
 pub(super) fn check_block_size(block_size: u32, what: &str) -> Result<u32> {
-    if block_size.is_power_of_two() && (1024..=32768).contains(&block_size) {
+    if block_size.is_power_of_two() && (1024..=super::MAX_BLOCK_SIZE).contains(&block_size) {
         Ok(block_size)
     } else {
         Err(corrupt(what, &format!("invalid block size {block_size}")))
