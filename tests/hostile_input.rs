@@ -20,12 +20,13 @@ use std::path::Path;
 use proptest::prelude::*;
 use sha2::Digest;
 
-use pgkeep::io::CompressType;
 use pgkeep::io::block_incr::{BlockHashes, BlockIncrResult};
+use pgkeep::io::{CompressType, FilterChain, FilterSpec, stream};
 use pgkeep::pg::history;
 use pgkeep::pg::wal::{WalFileKind, WalHeader, WalSegment};
 use pgkeep::pg::{ControlData, PgVersion, control_layout::ControlLayout};
 use pgkeep::repo::block_map::BlockMap;
+use pgkeep::repo::block_write::write_blocks;
 use pgkeep::repo::bundle::{self, Stored};
 use pgkeep::repo::manifest::{BlockRef, FileEntry, Manifest, PathEntry};
 use pgkeep::repo::{ArchiveInfo, BackupInfo, BackupRecord, BackupType, DbHistory, info_file};
@@ -414,6 +415,19 @@ fn map_path(label: &str) -> String {
     format!("backup/s/{label}/pg_data/f.map")
 }
 
+/// Files of a test repository: written atomically but not synced, so thousands of cases do
+/// not wait for the disk.
+fn unsynced() -> WriteOptions {
+    WriteOptions {
+        sync_file: false,
+        sync_path: false,
+        ..WriteOptions::default()
+    }
+}
+
+/// The seed maps, made once.
+static MAPS: std::sync::LazyLock<Maps> = std::sync::LazyLock::new(maps);
+
 fn maps() -> Maps {
     let dir = tempfile::tempdir().unwrap();
     let repo = PosixStorage::new(dir.path().to_path_buf());
@@ -656,13 +670,41 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let repo = PosixStorage::new(dir.path().to_path_buf());
-        repo.put("bundle", BUNDLE, &WriteOptions::default()).unwrap();
+        repo.put("bundle", BUNDLE, &unsynced()).unwrap();
         let mut content = serde_json::to_value(manifest()).unwrap();
         renumber(&mut content, &mut numbers.into_iter());
         let bytes = reseal(&content);
         bounded("manifest", || {
             if let Ok(manifest) = info_file::decode::<Manifest>(&bytes) {
                 use_manifest(&repo, &manifest);
+            }
+        });
+    }
+
+    /// archive.info and backup.info with any numbers and a recomputed checksum.
+    #[test]
+    fn resealed_info_files_with_any_numbers_never_panic(
+        numbers in prop::collection::vec(prop::option::weighted(0.5, interesting()), 0..40),
+        backup in any::<bool>(),
+    ) {
+        let mut content = if backup {
+            serde_json::to_value(backup_info()).unwrap()
+        } else {
+            serde_json::to_value(ArchiveInfo::new(db())).unwrap()
+        };
+        renumber(&mut content, &mut numbers.into_iter());
+        let bytes = reseal(&content);
+        bounded("info file", || {
+            if let Ok(info) = info_file::decode::<ArchiveInfo>(&bytes)
+                && let Ok(db) = info.current()
+            {
+                let _ = db.archive_id();
+            }
+            if let Ok(info) = info_file::decode::<BackupInfo>(&bytes) {
+                let _ = (info.current().is_ok(), info.latest(), info.latest_full());
+                for record in &info.backups {
+                    let _ = info.find(&record.label);
+                }
             }
         });
     }
@@ -676,7 +718,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let repo = PosixStorage::new(dir.path().to_path_buf());
-        repo.put("bundle", &vec![7u8; bundle_len], &WriteOptions::default()).unwrap();
+        repo.put("bundle", &vec![7u8; bundle_len], &unsynced()).unwrap();
         let range = Stored::Range { path: "bundle".into(), offset, len };
         let read = bounded("bundle", || {
             bundle::open(&repo, &range).map(|reader| {
@@ -699,7 +741,7 @@ proptest! {
         pick in 0..4u8,
         reseal in any::<bool>(),
     ) {
-        let maps = maps();
+        let maps = &*MAPS;
         let dir = tempfile::tempdir().unwrap();
         let repo = PosixStorage::new(dir.path().to_path_buf());
         let (label, seed) = match pick {
@@ -712,8 +754,8 @@ proptest! {
         if reseal {
             bytes = retrail(&bytes);
         }
-        repo.put(&map_path("F"), &maps.full, &WriteOptions::default()).unwrap();
-        repo.put(&map_path(label), &bytes, &WriteOptions::default()).unwrap();
+        repo.put(&map_path("F"), &maps.full, &unsynced()).unwrap();
+        repo.put(&map_path(label), &bytes, &unsynced()).unwrap();
         load_map(&repo, label);
     }
 
@@ -721,18 +763,60 @@ proptest! {
     /// anything: what a writer of the repository can make with a valid trailer.
     #[test]
     fn built_block_maps_never_panic(parts in parts(), sparse in any::<bool>()) {
-        let maps = maps();
+        let maps = &*MAPS;
         let dir = tempfile::tempdir().unwrap();
         let repo = PosixStorage::new(dir.path().to_path_buf());
-        repo.put(&map_path("F"), &maps.full, &WriteOptions::default()).unwrap();
+        repo.put(&map_path("F"), &maps.full, &unsynced()).unwrap();
         if sparse {
-            repo.put(&map_path("I"), &build_v3(&parts, &maps.full), &WriteOptions::default())
+            repo.put(&map_path("I"), &build_v3(&parts, &maps.full), &unsynced())
                 .unwrap();
             load_map(&repo, "I");
         } else {
-            repo.put(&map_path("F"), &build_v2(&parts), &WriteOptions::default()).unwrap();
+            repo.put(&map_path("F"), &build_v2(&parts), &unsynced()).unwrap();
             load_map(&repo, "F");
         }
+    }
+
+    /// The framed block stream a backup's block-incremental filter sends from the database
+    /// host, as the repository side stores it.
+    #[test]
+    fn block_streams_never_panic(edits in edits(), random in random_bytes(), pick in 0..2u8) {
+        let mut framed = Vec::new();
+        for (number, len) in [(0u32, 8192u32), (3, 8192), (9, 100)] {
+            framed.extend_from_slice(&number.to_le_bytes());
+            framed.extend_from_slice(&len.to_le_bytes());
+            framed.extend(std::iter::repeat_n(number as u8, len as usize));
+        }
+        let bytes = if pick == 0 { apply(&framed, &edits) } else { random };
+        let mut chain = FilterChain::from_specs(&[FilterSpec::Size]).unwrap();
+        let _ = bounded("block stream", || {
+            write_blocks(&mut &bytes[..], None, &mut chain, &mut std::io::sink(), 64 * 1024)
+        });
+    }
+
+    /// Compressed data of every type as stored in the repository, damaged: the decompressors
+    /// of restore, verify and archive-get.
+    #[test]
+    fn compressed_data_never_panics(
+        edits in edits(),
+        random in random_bytes(),
+        kind in prop_oneof![Just(CompressType::Gz), Just(CompressType::Lz4), Just(CompressType::Zst)],
+        pick in 0..2u8,
+    ) {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 ^ (i / 4096) as u8).collect();
+        let mut compressed = Vec::new();
+        let mut compress = FilterChain::from_specs(&[FilterSpec::Compress { kind, level: 1 }]).unwrap();
+        stream::copy_through(&mut &data[..], &mut compress, &mut compressed, 64 * 1024).unwrap();
+        let bytes = if pick == 0 { apply(&compressed, &edits) } else { random };
+        let mut chain = FilterChain::from_specs(&[
+            FilterSpec::Decompress { kind },
+            FilterSpec::Size,
+            FilterSpec::Hash,
+        ])
+        .unwrap();
+        let _ = bounded("decompress", || {
+            stream::copy_through(&mut &bytes[..], &mut chain, &mut std::io::sink(), 64 * 1024)
+        });
     }
 
     #[test]
@@ -814,10 +898,8 @@ fn seeds_are_valid() {
     );
     let maps = maps();
     let repo = PosixStorage::new(dir.path().to_path_buf());
-    repo.put(&map_path("F"), &maps.full, &WriteOptions::default())
-        .unwrap();
-    repo.put(&map_path("I"), &maps.sparse, &WriteOptions::default())
-        .unwrap();
+    repo.put(&map_path("F"), &maps.full, &unsynced()).unwrap();
+    repo.put(&map_path("I"), &maps.sparse, &unsynced()).unwrap();
     assert_eq!(
         BlockMap::load(&repo, "s", "I", "pg_data/f", None)
             .unwrap()
@@ -825,8 +907,7 @@ fn seeds_are_valid() {
             .len(),
         40
     );
-    repo.put(&map_path("F"), &maps.v1, &WriteOptions::default())
-        .unwrap();
+    repo.put(&map_path("F"), &maps.v1, &unsynced()).unwrap();
     assert_eq!(
         BlockMap::load(&repo, "s", "F", "pg_data/f", None)
             .unwrap()
@@ -842,7 +923,7 @@ fn seeds_are_valid() {
         blocks: None,
         layers: None,
     };
-    repo.put(&map_path("F"), &build_v2(&valid), &WriteOptions::default())
+    repo.put(&map_path("F"), &build_v2(&valid), &unsynced())
         .unwrap();
     assert_eq!(
         BlockMap::load(&repo, "s", "F", "pg_data/f", None)
@@ -856,14 +937,9 @@ fn seeds_are_valid() {
         gaps: vec![3, 13],
         ..valid
     };
-    repo.put(&map_path("F"), &maps.full, &WriteOptions::default())
+    repo.put(&map_path("F"), &maps.full, &unsynced()).unwrap();
+    repo.put(&map_path("I"), &build_v3(&stored, &maps.full), &unsynced())
         .unwrap();
-    repo.put(
-        &map_path("I"),
-        &build_v3(&stored, &maps.full),
-        &WriteOptions::default(),
-    )
-    .unwrap();
     assert_eq!(
         BlockMap::load(&repo, "s", "I", "pg_data/f", None)
             .unwrap()
