@@ -273,7 +273,7 @@ mod tests {
         assert!(open(&repo, &missing).unwrap().is_none());
     }
 
-    /// Found by tests/hostile_input.rs and tests/hostile_manifest.rs: a manifest claiming
+    /// Found by tests/hostile_input/ and tests/hostile_manifest.rs: a manifest claiming
     /// `repo_size` 2^63+5 overflowed a vector's capacity (a panic, exit 91) and 2^62 failed to
     /// allocate (SIGABRT). A range beyond the bundle's end is refused before it is read.
     #[test]

@@ -437,7 +437,7 @@ mod tests {
         assert!(err.message().contains(expected), "{}", err.message());
     }
 
-    /// Found by tests/hostile_input.rs: a count of u32::MAX blocks sized two vectors of 32 and
+    /// Found by tests/hostile_input/: a count of u32::MAX blocks sized two vectors of 32 and
     /// 8 bytes a block (a 137 GB allocation, SIGABRT), and the claimed column size sized the
     /// decompression buffer.
     #[test]
