@@ -86,7 +86,8 @@ impl WalSegment {
         )
     }
 
-    fn from_segment_no(timeline: u32, segment_no: u64, segment_size: u32) -> WalSegment {
+    /// The segment numbered `segment_no` (`XLogSegNo`) on `timeline`.
+    pub fn from_segment_no(timeline: u32, segment_no: u64, segment_size: u32) -> WalSegment {
         let per_log = segments_per_log(segment_size);
         WalSegment {
             timeline,
