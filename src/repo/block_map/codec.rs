@@ -262,10 +262,14 @@ pub(super) fn inflate(compressed: &[u8], size: usize) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed).ok()?;
     decoder.window_log_max(WINDOW_LOG_MAX).ok()?;
-    let mut out = Vec::with_capacity(size.min(PREALLOC * 17));
+    let mut out = Vec::with_capacity(size.min(COLUMNS_PREALLOC));
     decoder.take(size as u64 + 1).read_to_end(&mut out).ok()?;
     Some(out)
 }
+
+/// Room reserved up front for a map's columns: exactly what the map claims up to this (a
+/// 1 GiB segment's map has 3 MiB of columns, so real maps never regrow), no more for a claim.
+const COLUMNS_PREALLOC: usize = 16 << 20;
 
 /// The largest zstd window a map's columns may use: 8 MiB, far above what `LEVEL` writes.
 const WINDOW_LOG_MAX: u32 = 23;
