@@ -89,7 +89,11 @@ impl ControlData {
             Error::io(kind, "open", &shown, &err)
         })?;
         let mut bytes = Vec::with_capacity(PG_CONTROL_SIZE);
-        file.read_to_end(&mut bytes)
+        // PostgreSQL writes exactly PG_CONTROL_SIZE bytes; whatever a larger file holds
+        // beyond them is never read, so it cannot size an allocation.
+        (&mut file)
+            .take(PG_CONTROL_SIZE as u64)
+            .read_to_end(&mut bytes)
             .map_err(|err| Error::io(ErrorKind::FileRead, "read", &shown, &err))?;
         ControlData::parse_named(&bytes, &shown.to_string())
     }

@@ -29,6 +29,18 @@ fn token(text: &str) -> (&str, &str) {
     }
 }
 
+/// The most characters of a line an error quotes: a history file comes from the archive,
+/// and a line of many megabytes must not become a message of many megabytes.
+const SHOWN_MAX: usize = 200;
+
+/// `line` as an error quotes it: whole, or its first [`SHOWN_MAX`] characters and `...`.
+fn shown(line: &str) -> String {
+    match line.char_indices().nth(SHOWN_MAX) {
+        Some((end, _)) => format!("{}...", &line[..end]),
+        None => line.to_string(),
+    }
+}
+
 /// Parses a history file's content into its entries, oldest timeline first.
 pub fn parse(text: &str) -> Result<Vec<HistoryEntry>> {
     let mut entries: Vec<HistoryEntry> = Vec::new();
@@ -42,7 +54,10 @@ pub fn parse(text: &str) -> Result<Vec<HistoryEntry>> {
         let error = |what: &str| {
             Error::new(
                 ErrorKind::FileInvalid,
-                format!("syntax error in timeline history line {number} '{line}': {what}"),
+                format!(
+                    "syntax error in timeline history line {number} '{}': {what}",
+                    shown(line)
+                ),
             )
         };
         let (timeline, rest) = token(content);
@@ -142,5 +157,14 @@ mod tests {
             err.hint(),
             Some("timeline IDs must be in increasing sequence")
         );
+    }
+
+    #[test]
+    fn a_huge_line_is_quoted_shortened() {
+        let line = format!("x{}", "é".repeat(10_000_000));
+        let err = parse(&line).unwrap_err();
+        let expected = format!("line 1 'x{}...': expected", "é".repeat(199));
+        assert!(err.message().contains(&expected));
+        assert!(err.message().len() < 600, "{}", err.message().len());
     }
 }

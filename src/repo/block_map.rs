@@ -37,6 +37,10 @@ pub const MAP_EXT: &str = "map";
 /// reads.
 pub const MAX_LAYERS: usize = 16;
 
+/// The largest block size: PostgreSQL's largest page (BLCKSZ is 1 to 32 KiB). Maps, block
+/// streams and restore buffers hold blocks of at most this size.
+pub const MAX_BLOCK_SIZE: u32 = 32 * 1024;
+
 /// The most sparse maps in a row: the next map after this many is written complete, so loading
 /// a map reads at most this many more.
 pub const MAX_MAP_DEPTH: u8 = 8;

@@ -18,7 +18,7 @@ use crate::io::block_incr::{BlockIncrResult, FRAME_HEADER};
 use crate::io::stream::from_io_error;
 use crate::io::{FilterChain, FilterResult};
 use crate::log_warn;
-use crate::repo::block_map::MAX_LAYERS;
+use crate::repo::block_map::{MAX_BLOCK_SIZE, MAX_LAYERS};
 use crate::repo::block_read::Reassembler;
 
 /// Streams the framed blocks of `framed` through `chain` (compression, size) into `writer`,
@@ -53,6 +53,13 @@ pub fn write_blocks(
         let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
         if after.is_some_and(|a| number <= a) {
             return Err(bad(format!("has block {number} out of order")));
+        }
+        // The stream may come from another host: its length sizes the block buffer, so it
+        // is held to what a page can be before anything is allocated.
+        if len > MAX_BLOCK_SIZE as usize {
+            return Err(bad(format!(
+                "has block {number} of {len} bytes, more than the largest page ({MAX_BLOCK_SIZE})"
+            )));
         }
         after = Some(number);
         block.resize(len, 0);
@@ -145,5 +152,22 @@ mod tests {
         assert_eq!(a, expected);
         xor_into(&mut a, &b[..37]);
         assert_eq!(a, (0..37).collect::<Vec<u8>>());
+    }
+
+    /// A frame claiming 4 GiB resized the block buffer to that before reading a byte of it.
+    #[test]
+    fn a_frame_longer_than_a_page_is_refused_before_allocating() {
+        let mut framed = Vec::new();
+        framed.extend_from_slice(&0u32.to_le_bytes());
+        framed.extend_from_slice(&u32::MAX.to_le_bytes());
+        framed.extend_from_slice(&[0; 100]);
+        let mut chain = FilterChain::from_specs(&[crate::io::FilterSpec::Size]).unwrap();
+        let err =
+            write_blocks(&mut &framed[..], None, &mut chain, &mut Vec::new(), 4096).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Format);
+        assert_eq!(
+            err.message(),
+            "block stream has block 0 of 4294967295 bytes, more than the largest page (32768)"
+        );
     }
 }

@@ -79,37 +79,101 @@ pub fn decompress_specs(stored: &Stored, compress: CompressType) -> Vec<FilterSp
     }
 }
 
-/// Opens the stored form; `None` when the repository file is missing. A bundle range is read
-/// whole with `read_range` (bundled files are small, below `repo1-bundle-limit`); a bundle too
-/// short to hold it is an error naming the bundle, so a truncated bundle is reported as such
-/// rather than as corrupt compressed data.
+/// The most bytes one `read_range` of a bundle asks for. A bundled file's length comes from
+/// the manifest, which anyone who can write the repository can edit (its checksum is
+/// recomputable): it must never size an allocation. Files up to this size (all of them with the
+/// default `repo1-bundle-limit` of 2 MiB) are read with one range read; larger ones stream.
+pub const RANGE_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// Opens the stored form; `None` when the repository file is missing. A bundle range no larger
+/// than [`RANGE_CHUNK`] is read whole with `read_range`; a larger one is first checked against
+/// the bundle's real size and then streamed, so what the manifest claims never becomes an
+/// allocation. A bundle too short to hold the range (truncated, or a manifest claiming more
+/// than is there) is a `FileInvalid` error naming the bundle and both numbers, so it is
+/// reported as such rather than as corrupt compressed data.
 pub fn open(repo: &dyn Storage, stored: &Stored) -> Result<Option<Box<dyn Read + Send>>> {
     match stored {
         Stored::Object(path) => repo.open_read(path),
         Stored::Nowhere => Ok(Some(Box::new(std::io::empty()))),
-        Stored::Range { path, offset, len } => {
-            let wanted = usize::try_from(*len).map_err(|_| {
-                Error::new(
-                    ErrorKind::Format,
-                    format!("bundled file of {len} bytes is too large to read"),
-                )
-            })?;
-            let Some(bytes) = repo.read_range(path, *offset, wanted)? else {
-                return Ok(None);
-            };
-            if bytes.len() != wanted {
-                return Err(Error::new(
-                    ErrorKind::FileRead,
-                    format!(
-                        "bundle '{}' is truncated: {len} bytes expected at offset {offset}, {} found",
-                        repo.describe(path),
-                        bytes.len()
-                    ),
-                )
-                .with_hint("the repository is damaged; run verify"));
-            }
-            Ok(Some(Box::new(Cursor::new(bytes))))
+        Stored::Range { path, offset, len } => open_range(repo, path, *offset, *len),
+    }
+}
+
+fn open_range(
+    repo: &dyn Storage,
+    path: &str,
+    offset: u64,
+    len: u64,
+) -> Result<Option<Box<dyn Read + Send>>> {
+    let truncated = |found: String| {
+        Error::new(
+            ErrorKind::FileInvalid,
+            format!(
+                "bundle '{}' is truncated: {len} bytes expected at offset {offset}, {found}",
+                repo.describe(path)
+            ),
+        )
+        .with_hint("the repository is damaged (the bundle or the manifest naming it); run verify")
+    };
+    if offset.checked_add(len).is_none() {
+        return Err(truncated("beyond any file's end".into()));
+    }
+    if len <= RANGE_CHUNK {
+        // Bounded by RANGE_CHUNK, so reading first and checking the length after is safe.
+        let wanted = usize::try_from(len).map_err(|_| truncated("too large to read".into()))?;
+        let Some(bytes) = repo.read_range(path, offset, wanted)? else {
+            return Ok(None);
+        };
+        if bytes.len() != wanted {
+            return Err(truncated(format!("{} found", bytes.len())));
         }
+        return Ok(Some(Box::new(Cursor::new(bytes))));
+    }
+    let Some(info) = repo.info(path)? else {
+        return Ok(None);
+    };
+    if offset.saturating_add(len) > info.size {
+        return Err(truncated(format!("the bundle has {} bytes", info.size)));
+    }
+    let Some(mut reader) = repo.open_read(path)? else {
+        return Ok(None);
+    };
+    // The storage seam reads forward only; ranges this large exist only with a
+    // repo1-bundle-limit above RANGE_CHUNK, so reading over the bytes before is acceptable.
+    let skipped = std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
+        .map_err(|e| Error::io(ErrorKind::FileRead, "read", repo.describe(path), &e))?;
+    if skipped != offset {
+        return Err(truncated(format!("the bundle ends at {skipped}")));
+    }
+    Ok(Some(Box::new(ExactRead {
+        inner: reader.take(len),
+        remaining: len,
+        what: repo.describe(path),
+    })))
+}
+
+/// A streamed bundle range that must yield exactly its length: a bundle that shrank after its
+/// size was checked ends in an error, never in a short file.
+struct ExactRead {
+    inner: std::io::Take<Box<dyn Read + Send>>,
+    remaining: u64,
+    what: String,
+}
+
+impl Read for ExactRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.remaining > 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "bundle '{}' is truncated: {} bytes missing",
+                    self.what, self.remaining
+                ),
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
     }
 }
 
@@ -207,5 +271,79 @@ mod tests {
             len: 1,
         };
         assert!(open(&repo, &missing).unwrap().is_none());
+    }
+
+    /// Found by tests/hostile_input/ and tests/hostile_manifest.rs: a manifest claiming
+    /// `repo_size` 2^63+5 overflowed a vector's capacity (a panic, exit 91) and 2^62 failed to
+    /// allocate (SIGABRT). A range beyond the bundle's end is refused before it is read.
+    #[test]
+    fn ranges_beyond_the_bundle_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = PosixStorage::new(dir.path().to_path_buf());
+        repo.put("b", b"0123456789", &WriteOptions::default())
+            .unwrap();
+        for (offset, len) in [
+            (0, (1 << 63) + 5),
+            (0, 1 << 62),
+            (3, 8),
+            (11, 1),
+            (1 << 62, 1),
+            (u64::MAX, 1),
+            (u64::MAX - 2, 5),
+        ] {
+            let range = Stored::Range {
+                path: "b".into(),
+                offset,
+                len,
+            };
+            let err = open(&repo, &range).err().unwrap();
+            assert_eq!(err.kind(), ErrorKind::FileInvalid, "{}", err.message());
+            let expected = format!("is truncated: {len} bytes expected at offset {offset}, ");
+            assert!(err.message().contains(&expected), "{}", err.message());
+            assert!(err.message().starts_with("bundle '"), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn a_range_larger_than_one_read_streams_exactly_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = PosixStorage::new(dir.path().to_path_buf());
+        let data: Vec<u8> = (0..RANGE_CHUNK as usize + 1000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        repo.put("b", &data, &WriteOptions::default()).unwrap();
+        let range = |offset, len| Stored::Range {
+            path: "b".into(),
+            offset,
+            len,
+        };
+        let mut content = Vec::new();
+        open(&repo, &range(100, RANGE_CHUNK + 10))
+            .unwrap()
+            .unwrap()
+            .read_to_end(&mut content)
+            .unwrap();
+        assert!(content == data[100..100 + RANGE_CHUNK as usize + 10]);
+        let err = open(&repo, &range(990, RANGE_CHUNK + 11)).err().unwrap();
+        let expected = format!("the bundle has {} bytes", data.len());
+        assert!(err.message().contains(&expected), "{}", err.message());
+        let missing = Stored::Range {
+            path: "nope".into(),
+            offset: 0,
+            len: RANGE_CHUNK + 1,
+        };
+        assert!(open(&repo, &missing).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_streamed_range_that_ends_early_is_an_error_not_a_short_file() {
+        let inner: Box<dyn Read + Send> = Box::new(Cursor::new(vec![1u8, 2, 3]));
+        let mut reader = ExactRead {
+            inner: inner.take(5),
+            remaining: 5,
+            what: "b".into(),
+        };
+        let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), "bundle 'b' is truncated: 2 bytes missing");
     }
 }

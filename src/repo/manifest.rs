@@ -166,17 +166,18 @@ impl Manifest {
 
     /// Total size of the cluster's files in this backup.
     pub fn size(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        saturating_sum(self.files.iter().map(|f| f.size))
     }
 
     /// Size of the content this backup copied itself (for a block-incremental file, the
     /// blocks it stored).
     pub fn delta(&self) -> u64 {
-        self.files
+        let sizes = self
+            .files
             .iter()
             .filter(|f| f.reference.is_none())
-            .map(|f| f.block.as_ref().map_or(f.size, |b| b.stored_size))
-            .sum()
+            .map(|f| f.block.as_ref().map_or(f.size, |b| b.stored_size));
+        saturating_sum(sizes)
     }
 
     /// Every backup set this manifest's files need: references and block map holders.
@@ -197,14 +198,22 @@ impl Manifest {
     }
 
     pub fn repo_size(&self) -> u64 {
-        self.files.iter().map(|f| f.repo_size).sum()
+        saturating_sum(self.files.iter().map(|f| f.repo_size))
     }
 
     pub fn repo_delta(&self) -> u64 {
-        self.files
+        let sizes = self
+            .files
             .iter()
             .filter(|f| f.reference.is_none())
-            .map(|f| f.repo_size)
-            .sum()
+            .map(|f| f.repo_size);
+        saturating_sum(sizes)
     }
+}
+
+/// A total of sizes read from a manifest: sizes anyone who can write the repository can set
+/// (the envelope checksum is recomputable) must not overflow (a panic in a debug build, a
+/// wrapped total in a release one), so the total stops at `u64::MAX`.
+fn saturating_sum(sizes: impl Iterator<Item = u64>) -> u64 {
+    sizes.fold(0, u64::saturating_add)
 }

@@ -146,6 +146,11 @@ pub struct RangeStatus {
 
 /// Checks every segment from `start` to `stop` against the valid and damaged segments found.
 /// Without a known segment size, PostgreSQL's default is assumed.
+///
+/// The ends come from a manifest and the sets from the archive's file names, which anyone who
+/// can write the repository can choose: a range of 2^40 segments must not be stepped through
+/// one by one. Only the names found inside the range are visited (names of one timeline sort
+/// as their segments do), and the missing runs between them are computed.
 pub fn range_status(
     start: WalSegment,
     stop: WalSegment,
@@ -155,24 +160,41 @@ pub fn range_status(
 ) -> RangeStatus {
     let size = segment_size.unwrap_or(DEFAULT_SEGMENT_SIZE);
     let mut status = RangeStatus::default();
-    let mut run: Option<(String, String)> = None;
-    for segment in WalSegment::range(start, stop, size) {
-        let name = segment.name();
-        if valid.contains(&name) {
-            status.missing.extend(run.take());
-            continue;
-        }
-        if damaged.contains(&name) {
-            status.missing.extend(run.take());
-            status.invalid.push(name);
-            continue;
-        }
-        match run.as_mut() {
-            Some((_, last)) => *last = name,
-            None => run = Some((name.clone(), name)),
+    let (first, last) = (start.segment_no(size), stop.segment_no(size));
+    if last < first {
+        return status;
+    }
+    let name_of = |no| WalSegment::from_segment_no(start.timeline, no, size).name();
+    let bounds = name_of(first)..=name_of(last);
+    // The segment numbers present in the range, each with whether it is only damaged. A name
+    // that is not the canonical name of its number (e.g. a segment part beyond the last of
+    // its log) is not a segment of this range.
+    let mut present: BTreeMap<u64, bool> = BTreeMap::new();
+    for (set, is_damaged) in [(valid, false), (damaged, true)] {
+        for name in set.range(bounds.clone()) {
+            let Ok(segment) = WalSegment::parse(name) else {
+                continue;
+            };
+            let no = segment.segment_no(size);
+            if segment.timeline == start.timeline && name_of(no) == *name {
+                let only_damaged = present.entry(no).or_insert(is_damaged);
+                *only_damaged &= is_damaged;
+            }
         }
     }
-    status.missing.extend(run);
+    let mut next = first;
+    for (no, is_damaged) in present {
+        if no > next {
+            status.missing.push((name_of(next), name_of(no - 1)));
+        }
+        if is_damaged {
+            status.invalid.push(name_of(no));
+        }
+        next = no + 1;
+    }
+    if next <= last {
+        status.missing.push((name_of(next), name_of(last)));
+    }
     status
 }
 
@@ -294,6 +316,37 @@ mod tests {
             )]
         );
         assert!(gaps(&stored, None).is_empty());
+    }
+
+    /// Ends a manifest can claim: stepping through 2^40 segments one by one never finished.
+    #[test]
+    fn a_huge_range_is_checked_by_what_is_in_it() {
+        let valid = names(&[
+            "000000010000000000000002",
+            "000000010000000500000010",
+            // Not segments of the range: another timeline, a part beyond its log's last.
+            "000000020000000000000004",
+            "000000010000000000000100",
+        ]);
+        let damaged = names(&["000000010000000500000010", "0000000100000006000000FF"]);
+        let status = range_status(
+            seg("000000010000000000000001"),
+            seg("00000001FFFFFFFF000000FF"),
+            Some(DEFAULT_SEGMENT_SIZE),
+            &valid,
+            &damaged,
+        );
+        let run = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            status.missing,
+            vec![
+                run("000000010000000000000001", "000000010000000000000001"),
+                run("000000010000000000000003", "00000001000000050000000F"),
+                run("000000010000000500000011", "0000000100000006000000FE"),
+                run("000000010000000700000000", "00000001FFFFFFFF000000FF"),
+            ]
+        );
+        assert_eq!(status.invalid, vec!["0000000100000006000000FF".to_string()]);
     }
 
     #[test]

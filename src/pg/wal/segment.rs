@@ -86,7 +86,8 @@ impl WalSegment {
         )
     }
 
-    fn from_segment_no(timeline: u32, segment_no: u64, segment_size: u32) -> WalSegment {
+    /// The segment numbered `segment_no` (`XLogSegNo`) on `timeline`.
+    pub fn from_segment_no(timeline: u32, segment_no: u64, segment_size: u32) -> WalSegment {
         let per_log = segments_per_log(segment_size);
         WalSegment {
             timeline,
@@ -143,6 +144,10 @@ impl fmt::Display for WalSegment {
     }
 }
 
+/// The most segments [`WalSegmentRange`]'s size hint promises (a day of 16 MiB segments at
+/// 1 GB/minute is under 100 000).
+const RANGE_HINT_MAX: usize = 4096;
+
 /// The iterator of [`WalSegment::range`].
 #[derive(Debug, Clone)]
 pub struct WalSegmentRange {
@@ -164,9 +169,12 @@ impl Iterator for WalSegmentRange {
         Some(segment)
     }
 
+    /// The lower bound is capped: a range's ends can come from a manifest or an archive's file
+    /// names, and `collect` reserves the lower bound up front, so a claimed range of 2^40
+    /// segments would be a 2^40-element allocation before the first segment is produced.
     fn size_hint(&self) -> (usize, Option<usize>) {
         let left = usize::try_from((self.last + 1).saturating_sub(self.next)).unwrap_or(usize::MAX);
-        (left, Some(left))
+        (left.min(RANGE_HINT_MAX), Some(left))
     }
 }
 
@@ -274,6 +282,18 @@ mod tests {
             WalSegment::range(one, seg("000000010000000000000004"), MIB16).count(),
             0
         );
+    }
+
+    /// A range between the first and the last segment names anyone can write claims 2^40
+    /// segments: collecting it must not reserve room for all of them before the first.
+    #[test]
+    fn a_huge_range_does_not_promise_its_length_up_front() {
+        let range = WalSegment::range(
+            seg("000000010000000000000000"),
+            seg("00000001FFFFFFFF000000FF"),
+            MIB16,
+        );
+        assert_eq!(range.size_hint(), (4096, Some(1 << 40)));
     }
 
     #[test]

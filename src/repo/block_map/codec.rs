@@ -116,27 +116,35 @@ pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<Decode
     if version != 1 && version != VERSION {
         return Err(corrupt(&format!("unknown version {version}")));
     }
-    let block_size = cursor.u32().ok_or_else(too_short)?;
+    let block_size = check_block_size(cursor.u32().ok_or_else(too_short)?, what)?;
     let count = cursor.u16().ok_or_else(too_short)?;
-    let mut labels = Vec::with_capacity(count.into());
+    // Each label takes at least its 2-byte length: the file's own length bounds the table.
+    let mut labels = Vec::with_capacity(usize::from(count).min(body.len() / 2));
     for _ in 0..count {
         let len = cursor.u16().ok_or_else(too_short)?;
         let text = cursor.take(len.into()).ok_or_else(too_short)?;
         labels.push(String::from_utf8(text.to_vec()).map_err(|_| corrupt("label is not UTF-8"))?);
     }
-    let blocks = cursor.u32().ok_or_else(too_short)? as usize;
+    let blocks = check_blocks(cursor.u32().ok_or_else(too_short)?, what)?;
+    if version == 1 && body.len() - cursor.at != blocks * 22 {
+        return Err(corrupt("block count does not match its length"));
+    }
+    // Version 1's length was just checked; version 2's counts are only claims until its
+    // columns decompress to them, so its vectors grow with what is really there.
+    let room = if version == 1 {
+        blocks
+    } else {
+        blocks.min(PREALLOC)
+    };
     let mut map = BlockMap {
         block_size,
         labels,
-        blocks: Vec::with_capacity(blocks),
-        layers: Vec::with_capacity(blocks),
+        blocks: Vec::with_capacity(room),
+        layers: Vec::with_capacity(room),
         maps: Vec::new(),
         depth: 0,
     };
     if version == 1 {
-        if body.len() - cursor.at != blocks * 22 {
-            return Err(corrupt("block count does not match its length"));
-        }
         for n in 0..blocks {
             let hash = cursor.u128().ok_or_else(too_short)?;
             let holder = cursor.u16().ok_or_else(too_short)?;
@@ -154,9 +162,15 @@ pub fn decode(bytes: &[u8], expected: Option<&str>, what: &str) -> Result<Decode
         return Ok(Decoded::Complete(map));
     }
     let layers = cursor.u32().ok_or_else(too_short)? as usize;
+    // Every block has from 1 to 255 layers (its count is a byte).
+    if layers < blocks || layers > blocks * usize::from(u8::MAX) {
+        return Err(corrupt(&format!(
+            "{layers} layers for {blocks} blocks is impossible"
+        )));
+    }
     let size = blocks * 17 + layers * 6;
-    let columns = zstd::bulk::decompress(&body[cursor.at..], size)
-        .map_err(|_| corrupt("columns do not decompress"))?;
+    let columns =
+        inflate(&body[cursor.at..], size).ok_or_else(|| corrupt("columns do not decompress"))?;
     if columns.len() != size {
         return Err(corrupt("block and layer counts do not match its length"));
     }
@@ -210,6 +224,55 @@ pub enum Decoded {
     Complete(BlockMap),
     Sparse(Sparse),
 }
+
+/// The most blocks a map may describe: 2^24 blocks is a 128 GiB relation segment of 8 KiB
+/// pages (PostgreSQL's default segment is 1 GiB, 131072 blocks). A map claiming more is
+/// corrupt; the bound keeps what a forged count can make a reader allocate finite.
+pub const MAX_BLOCKS: u32 = 1 << 24;
+
+/// Room reserved up front for a count read from a map before the data backing it is seen.
+const PREALLOC: usize = 1 << 16;
+
+/// The block size of a map: PostgreSQL's page size, a power of two from 1 KiB to 32 KiB. A
+/// reader allocates a block's worth of buffer, so nothing else is accepted.
+pub(super) fn check_block_size(block_size: u32, what: &str) -> Result<u32> {
+    if block_size.is_power_of_two() && (1024..=super::MAX_BLOCK_SIZE).contains(&block_size) {
+        Ok(block_size)
+    } else {
+        Err(corrupt(what, &format!("invalid block size {block_size}")))
+    }
+}
+
+/// A block count read from a map, checked against [`MAX_BLOCKS`].
+pub(super) fn check_blocks(blocks: u32, what: &str) -> Result<usize> {
+    if blocks > MAX_BLOCKS {
+        return Err(corrupt(
+            what,
+            &format!("block count {blocks} exceeds the limit of {MAX_BLOCKS}"),
+        ));
+    }
+    Ok(blocks as usize)
+}
+
+/// Decompresses a map's columns, expected to be `size` bytes: at most `size + 1` bytes are
+/// produced (one more shows the claim was short) into a vector that grows with the output,
+/// so a count claimed by the map never sizes an allocation by itself, and the decoder's
+/// window is limited (a frame may ask for up to 2 GiB). `None` when the frame is damaged.
+pub(super) fn inflate(compressed: &[u8], size: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed).ok()?;
+    decoder.window_log_max(WINDOW_LOG_MAX).ok()?;
+    let mut out = Vec::with_capacity(size.min(COLUMNS_PREALLOC));
+    decoder.take(size as u64 + 1).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// Room reserved up front for a map's columns: exactly what the map claims up to this (a
+/// 1 GiB segment's map has 3 MiB of columns, so real maps never regrow), no more for a claim.
+const COLUMNS_PREALLOC: usize = 16 << 20;
+
+/// The largest zstd window a map's columns may use: 8 MiB, far above what `LEVEL` writes.
+const WINDOW_LOG_MAX: u32 = 23;
 
 /// The error for a map that does not decode.
 pub fn corrupt(what: &str, why: &str) -> Error {
@@ -357,5 +420,117 @@ mod tests {
         let v2 = encode(&map).unwrap().len();
         assert!(v2 < 10_000 * 17, "{v2}");
         assert!(encode_v1(&map).len() > 10_000 * 22);
+    }
+
+    /// `bytes` with `value` written at `at` and the trailer recomputed, as anyone who can write
+    /// the repository can (the manifest's copy of the checksum is recomputable too).
+    fn forged(bytes: &[u8], at: usize, value: u32) -> Vec<u8> {
+        let mut body = bytes[..bytes.len() - TRAILER].to_vec();
+        body[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        let digest = sha256(&body);
+        body.extend_from_slice(&digest);
+        body
+    }
+
+    #[track_caller]
+    fn refused(bytes: &[u8], expected: &str) {
+        let Err(err) = decode(bytes, None, "m") else {
+            panic!("decoded, expected: {expected}")
+        };
+        assert_eq!(err.kind(), ErrorKind::Format, "{expected}");
+        assert!(err.message().contains(expected), "{}", err.message());
+    }
+
+    /// Found by tests/hostile_input/: a count of u32::MAX blocks sized two vectors of 32 and
+    /// 8 bytes a block (a 137 GB allocation, SIGABRT), and the claimed column size sized the
+    /// decompression buffer.
+    #[test]
+    fn impossible_block_sizes_and_counts_are_refused_before_allocating() {
+        let map = chain();
+        let bytes = encode(&map).unwrap();
+        let labels: usize = map.labels.iter().map(|l| 2 + l.len()).sum();
+        // magic, version, block size, label count, then the labels.
+        let blocks_at = 8 + 2 + 4 + 2 + labels;
+        let layers_at = blocks_at + 4;
+        assert_eq!(map.layers.len(), 5);
+        refused(&forged(&bytes, 10, 0), "invalid block size 0");
+        refused(&forged(&bytes, 10, 8193), "invalid block size 8193");
+        refused(
+            &forged(&bytes, 10, u32::MAX),
+            "invalid block size 4294967295",
+        );
+        refused(
+            &forged(&bytes, blocks_at, u32::MAX),
+            "block count 4294967295 exceeds the limit of 16777216",
+        );
+        refused(
+            &forged(&bytes, blocks_at, MAX_BLOCKS),
+            "5 layers for 16777216 blocks is impossible",
+        );
+        refused(
+            &forged(&bytes, layers_at, u32::MAX),
+            "4294967295 layers for 4 blocks is impossible",
+        );
+        refused(&forged(&bytes, layers_at, 3), "3 layers for 4 blocks");
+        // Consistent counts the columns do not back: refused once the columns run out.
+        let claimed = forged(&forged(&bytes, blocks_at, 100_000), layers_at, 100_000);
+        refused(&claimed, "counts do not match its length");
+
+        let v1 = encode_v1(&map_of_one_layer());
+        refused(
+            &forged(&v1, 8 + 2 + 4 + 2 + 3, u32::MAX),
+            "exceeds the limit",
+        );
+        refused(
+            &forged(&v1, 8 + 2 + 4 + 2 + 3, 1000),
+            "block count does not match its length",
+        );
+    }
+
+    /// A sparse map claiming more blocks than it and its base hold, or more stored blocks than
+    /// blocks, is refused before either count sizes anything.
+    #[test]
+    fn a_sparse_map_claiming_blocks_nothing_holds_is_refused() {
+        let base = map_of_one_layer();
+        let result = BlockIncrResult {
+            hashes: BlockHashes(vec![7, 10, 9]),
+            stored: vec![1],
+            deltas: vec![false],
+        };
+        let bytes = super::super::sparse::encode("I", "F", "ab", &base, &result).unwrap();
+        // magic, version, block size, three texts ("I", "F", "ab"), depth: then the counts.
+        let blocks_at = 8 + 2 + 4 + 3 + 3 + 4 + 1;
+        let count_at = blocks_at + 4;
+        let sparse = |bytes: &[u8]| match decode(bytes, None, "m") {
+            Ok(Decoded::Sparse(sparse)) => sparse,
+            other => panic!("{other:?}"),
+        };
+        let compose = super::super::sparse::compose;
+        assert_eq!(compose(&base, sparse(&bytes), "m").unwrap().blocks.len(), 3);
+        let err = compose(&base, sparse(&forged(&bytes, blocks_at, 10_000_000)), "m").unwrap_err();
+        assert!(
+            err.message()
+                .contains("10000000 blocks, but its base has 3 and it stores 1"),
+            "{}",
+            err.message()
+        );
+        refused(
+            &forged(&bytes, blocks_at, u32::MAX),
+            "block count 4294967295 exceeds the limit",
+        );
+        refused(
+            &forged(&bytes, count_at, 4),
+            "4 stored blocks of 3 is impossible",
+        );
+        refused(&forged(&bytes, 10, 3), "invalid block size 3");
+    }
+
+    fn map_of_one_layer() -> BlockMap {
+        let result = BlockIncrResult {
+            hashes: BlockHashes(vec![7, 8, 9]),
+            stored: vec![0, 1, 2],
+            deltas: Vec::new(),
+        };
+        BlockMap::next(None, "F", &result, 8192).unwrap()
     }
 }

@@ -17,7 +17,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::io::block_incr::{BlockHashes, BlockIncrResult};
 
 use super::BlockMap;
-use super::codec::{Cursor, MAGIC_BYTES, corrupt, sha256, u32_of};
+use super::codec::{
+    Cursor, MAGIC_BYTES, check_block_size, check_blocks, corrupt, inflate, sha256, u32_of,
+};
 
 pub const VERSION: u16 = 3;
 /// zstd level: the hashes do not compress, the gaps and kinds are long runs.
@@ -102,7 +104,7 @@ pub fn encode(
 pub fn decode(cursor: &mut Cursor, what: &str) -> Result<Sparse> {
     let corrupt = |why: &str| corrupt(what, why);
     let too_short = || corrupt("truncated");
-    let block_size = cursor.u32().ok_or_else(too_short)?;
+    let block_size = check_block_size(cursor.u32().ok_or_else(too_short)?, what)?;
     let mut texts = Vec::with_capacity(3);
     for _ in 0..3 {
         let len = cursor.u16().ok_or_else(too_short)?;
@@ -111,10 +113,18 @@ pub fn decode(cursor: &mut Cursor, what: &str) -> Result<Sparse> {
     }
     let depth = cursor.take(1).ok_or_else(too_short)?[0];
     let blocks = cursor.u32().ok_or_else(too_short)?;
-    let count = cursor.u32().ok_or_else(too_short)? as usize;
+    check_blocks(blocks, what)?;
+    let count = cursor.u32().ok_or_else(too_short)?;
+    // Stored block numbers are distinct and below the block count.
+    if count > blocks {
+        return Err(corrupt(&format!(
+            "{count} stored blocks of {blocks} is impossible"
+        )));
+    }
+    let count = count as usize;
     let size = count * 21;
-    let columns = zstd::bulk::decompress(&cursor.bytes[cursor.at..], size)
-        .map_err(|_| corrupt("columns do not decompress"))?;
+    let columns = inflate(&cursor.bytes[cursor.at..], size)
+        .ok_or_else(|| corrupt("columns do not decompress"))?;
     if columns.len() != size {
         return Err(corrupt("stored count does not match its length"));
     }
@@ -163,6 +173,19 @@ pub fn decode(cursor: &mut Cursor, what: &str) -> Result<Sparse> {
 pub fn compose(base: &BlockMap, sparse: Sparse, what: &str) -> Result<BlockMap> {
     if base.block_size != sparse.block_size {
         return Err(corrupt(what, "block size differs from its base map's"));
+    }
+    // Every block is stored here or in the base: a larger count is a claim nothing backs,
+    // refused before it sizes the hash vector.
+    if sparse.blocks as usize > base.blocks.len() + sparse.stored.len() {
+        return Err(corrupt(
+            what,
+            &format!(
+                "{} blocks, but its base has {} and it stores {}",
+                sparse.blocks,
+                base.blocks.len(),
+                sparse.stored.len()
+            ),
+        ));
     }
     let mut hashes = Vec::with_capacity(sparse.blocks as usize);
     let mut own = sparse.stored.iter().zip(&sparse.hashes).peekable();
