@@ -100,7 +100,7 @@ const MATRIX: &[Row] = &[
     row(DataObject, Truncate, (104, "unable to decompress: zst stream is truncated"), Refuses(Some(29), "unable to decompress: zst stream is truncated"), None),
     row(DataObject, Delete, (104, ".zst' is missing"), Refuses(Some(55), ".zst' is missing"), None),
     row(Bundle, Flip, (104, "/bundle/1') is invalid: unable to decompress"), Refuses(Some(29), "unable to decompress: zst data is corrupt"), None),
-    row(Bundle, Truncate, (104, "/bundle/1' is truncated"), Refuses(Some(42), "/bundle/1' is truncated"), None),
+    row(Bundle, Truncate, (104, "/bundle/1' is truncated"), Refuses(Some(28), "/bundle/1' is truncated"), None),
     row(Bundle, Delete, (104, "/bundle/1') is missing"), Refuses(Some(55), "/bundle/1' is missing"), None),
     row(BlockMap, Flip, (104, ".map' is corrupt: checksum mismatch"), Refuses(Some(29), ".map' is corrupt: checksum mismatch"), None),
     row(BlockMap, Truncate, (104, ".map' is corrupt: checksum mismatch"), Refuses(Some(29), ".map' is corrupt: checksum mismatch"), None),
