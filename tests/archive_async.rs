@@ -572,3 +572,53 @@ fn a_full_disk_is_reported_with_the_path_once() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A background process that does not deliver within `archive-timeout` (here: another process
+/// holds its lock, so none can start) must not read as "absent" to PostgreSQL, which would end
+/// recovery there: the foreground gets the segment from the archive itself, and exit 1 still
+/// means the archive does not have it.
+#[test]
+fn async_get_that_times_out_gets_the_segment_directly() {
+    let (s, _spool, _spool_dir) = stanza("");
+    s.pgkeep(&["stanza-create"]).ok();
+    let segment = switch_segments(&s, 1);
+    wait_archived(&s, &segment);
+    // Hold the background process's lock as a stuck one would.
+    let lock_file = s.lock.join("demo-archive-get.lock");
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_file)
+        .unwrap();
+    holder.try_lock().unwrap();
+    chown_postgres(&lock_file);
+    let wal = s.dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    chown_postgres(&wal);
+    let destination = wal.join(&segment);
+    s.pgkeep(&[
+        "--log-level-console=info",
+        "--archive-async",
+        "--archive-timeout=1",
+        "archive-get",
+        &segment,
+        &destination.display().to_string(),
+    ])
+    .ok()
+    .contains(&format!(
+        "unable to get WAL file '{segment}' from the archive asynchronously after 1 second(s): getting it directly"
+    ))
+    .contains(&format!("found {segment} in the archive"));
+    assert_eq!(std::fs::metadata(&destination).unwrap().len(), 16 << 20);
+    let absent = "0000000100000000000000FF";
+    s.pgkeep(&[
+        "--archive-async",
+        "--archive-timeout=1",
+        "archive-get",
+        absent,
+        &wal.join(absent).display().to_string(),
+    ])
+    .code(1);
+    drop(holder);
+}

@@ -59,6 +59,18 @@ pub fn run(cfg: &Config) -> Result<i32> {
     if cfg.bool(Opt::ArchiveAsync) && kind == WalFileKind::Segment {
         return archive_async::get::run(cfg, stanza, name, &destination);
     }
+    get_sync(cfg, stanza, name, kind, &destination)
+}
+
+/// Fetches WAL file `name` from the archive itself, without the spool: the exit code as
+/// [`run`] gives it.
+pub fn get_sync(
+    cfg: &Config,
+    stanza: &str,
+    name: &str,
+    kind: WalFileKind,
+    destination: &Path,
+) -> Result<i32> {
     let repo = open::repo(cfg)?;
     let info = match load_archive_info(&repo, stanza) {
         Ok(info) => info,
@@ -72,7 +84,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
                 &found.path,
                 found.checksum.as_deref(),
                 found.compress,
-                &destination,
+                destination,
                 open::buffer_size(cfg),
             );
             if let Err(err) = fetched {

@@ -23,7 +23,7 @@ use crate::exec::run_parallel;
 use crate::lock::{Lock, LockKind};
 use crate::pg::control::ControlData;
 use crate::pg::wal::{WalFileKind, WalSegment};
-use crate::{log_debug, log_info};
+use crate::{log_debug, log_info, log_warn};
 
 use super::{Queue, Status};
 
@@ -61,14 +61,17 @@ pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result
     };
     match super::wait(cfg, stanza, LockKind::ArchiveGet, check, start)? {
         Some(code) => Ok(code),
-        None => Err(Error::new(
-            ErrorKind::ArchiveTimeout,
-            format!(
-                "unable to get WAL file '{name}' from the archive asynchronously after {} second(s)",
+        // Any exit code up to 125 reads as "absent" to PostgreSQL, which then ends recovery:
+        // a slow background process must not cut recovery short. The archive itself answers
+        // instead, as without archive-async.
+        None => {
+            log_warn!(
+                "unable to get WAL file '{name}' from the archive asynchronously after {} \
+                 second(s): getting it directly (check the archive-get-async log in log-path)",
                 super::push::timeout_seconds(cfg)
-            ),
-        )
-        .with_hint("check the archive-get-async log in log-path for the background process")),
+            );
+            archive_get::get_sync(cfg, stanza, name, WalFileKind::Segment, destination)
+        }
     }
 }
 
