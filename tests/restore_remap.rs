@@ -310,8 +310,15 @@ fn manifests_naming_paths_outside_the_data_directory_are_refused_before_writing(
         m.files.push(f);
         m
     };
+    let with_mode = |mode: u32| {
+        let mut m = original.clone();
+        m.files[0].mode = mode;
+        m
+    };
     let data = s.data_dir().display().to_string();
     let cases = [
+        ("set-user-ID file", with_mode(0o4755), 28),
+        ("sticky file", with_mode(0o1600), 28),
         ("dot-dot", file_named("pg_data/../escape"), 28),
         ("absolute", file_named(&escape.display().to_string()), 28),
         ("outside pg_data", file_named("pg_wal_x/../../escape"), 28),

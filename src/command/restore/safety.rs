@@ -33,6 +33,14 @@ pub fn check_manifest(manifest: &Manifest) -> Result<()> {
     for name in names {
         data_rel(manifest, name)?;
     }
+    let modes = manifest
+        .paths
+        .iter()
+        .map(|p| (&p.name, p.mode))
+        .chain(manifest.files.iter().map(|f| (&f.name, f.mode)));
+    for (name, mode) in modes {
+        check_mode(manifest, name, mode)?;
+    }
     let rels: Vec<&str> = manifest
         .links
         .iter()
@@ -45,6 +53,26 @@ pub fn check_manifest(manifest: &Manifest) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A mode a restore may give: permission bits only. PostgreSQL never makes set-user-ID,
+/// set-group-ID or sticky files in its data directory; a manifest asking for them was written
+/// by someone else, and obeying would plant a set-user-ID program owned by the restoring user.
+fn check_mode(manifest: &Manifest, name: &str, mode: u32) -> Result<()> {
+    if mode & !0o777 == 0 {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::FileInvalid,
+        format!(
+            "manifest of backup set '{}' gives '{name}' mode '{mode:o}': only permission bits \
+             (0777) are allowed",
+            manifest.label
+        ),
+    )
+    .with_hint(
+        "the manifest is damaged or was not written by pgkeep: restore another set with --set",
+    ))
 }
 
 /// The manifest name's path inside the data directory ("" for `pg_data`), or an error when the
