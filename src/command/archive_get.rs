@@ -21,7 +21,7 @@ use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::pg::control::ControlData;
-use crate::pg::wal::WalFileKind;
+use crate::pg::wal::{MAX_SEGMENT_SIZE, WalFileKind};
 use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
 use crate::storage::Storage;
 use crate::{log, log_debug, log_info};
@@ -245,6 +245,28 @@ pub fn fetch(
     destination: &Path,
     buffer_size: usize,
 ) -> Result<()> {
+    let limit = u64::from(MAX_SEGMENT_SIZE);
+    fetch_capped(
+        repo,
+        path,
+        checksum,
+        compress,
+        destination,
+        buffer_size,
+        limit,
+    )
+}
+
+/// [`fetch`], refusing a file that decompresses to more than `limit` bytes.
+fn fetch_capped(
+    repo: &dyn Storage,
+    path: &str,
+    checksum: Option<&str>,
+    compress: CompressType,
+    destination: &Path,
+    buffer_size: usize,
+    limit: u64,
+) -> Result<()> {
     let mut reader = repo.open_read(path)?.ok_or_else(|| {
         Error::new(
             ErrorKind::FileMissing,
@@ -263,7 +285,10 @@ pub fn fetch(
         let results = stream::copy_through(
             &mut reader,
             &mut FilterChain::from_specs(&specs)?,
-            &mut file,
+            &mut Capped {
+                inner: &mut file,
+                left: limit,
+            },
             buffer_size,
         )
         .map_err(|e| e.context(format!("unable to copy '{}'", repo.describe(path))))?;
@@ -288,8 +313,79 @@ pub fn fetch(
     result
 }
 
+/// A writer that refuses to grow a file past `left` more bytes. A WAL file is never larger
+/// than PostgreSQL's largest segment: an archived file that decompresses to more is damaged or
+/// hostile (a compression bomb), and must not fill PostgreSQL's disk before its checksum fails.
+struct Capped<'a> {
+    inner: &'a mut std::fs::File,
+    left: u64,
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if bytes.len() as u64 > self.left {
+            return Err(std::io::Error::other(
+                "it decompresses to more than the largest WAL file PostgreSQL makes (1 GiB)",
+            ));
+        }
+        let written = self.inner.write(bytes)?;
+        self.left -= written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn temp_name(destination: &Path) -> PathBuf {
     let mut name = destination.as_os_str().to_os_string();
     name.push(".pgkeep.tmp");
     PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{PosixStorage, WriteOptions};
+
+    #[test]
+    fn a_file_that_decompresses_past_the_limit_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = PosixStorage::new(dir.path().join("repo"));
+        let bomb = zstd::encode_all(&vec![0u8; 4 << 20][..], 3).unwrap();
+        assert!(bomb.len() < 4096, "{}", bomb.len());
+        repo.put("seg.zst", &bomb, &WriteOptions::default())
+            .unwrap();
+        let destination = dir.path().join("000000010000000000000001");
+        let err = fetch_capped(
+            &repo,
+            "seg.zst",
+            None,
+            CompressType::Zst,
+            &destination,
+            64 << 10,
+            1 << 20,
+        )
+        .unwrap_err();
+        assert!(
+            err.message()
+                .contains("decompresses to more than the largest WAL file"),
+            "{}",
+            err.message()
+        );
+        assert!(!destination.exists());
+        assert!(!temp_name(&destination).exists());
+        fetch_capped(
+            &repo,
+            "seg.zst",
+            None,
+            CompressType::Zst,
+            &destination,
+            64 << 10,
+            4 << 20,
+        )
+        .unwrap();
+        assert_eq!(std::fs::metadata(&destination).unwrap().len(), 4 << 20);
+    }
 }

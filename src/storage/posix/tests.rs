@@ -280,8 +280,11 @@ fn a_link_swapped_in_while_reading_never_leads_out() {
             let mut flips = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = fs::rename(root.join("inside"), root.join("sw"));
+                // Each state is held for a moment, so that a loaded machine's reader meets both.
+                std::thread::yield_now();
                 let _ = fs::rename(root.join("sw"), root.join("inside"));
                 let _ = std::os::unix::fs::symlink(&outside, root.join("sw"));
+                std::thread::yield_now();
                 let _ = fs::remove_file(root.join("sw"));
                 flips += 1;
             }
@@ -289,7 +292,11 @@ fn a_link_swapped_in_while_reading_never_leads_out() {
         })
     };
     let (mut inside, mut refused) = (0, 0);
-    for _ in 0..20_000 {
+    // At least 20,000 reads, and on until both states were met (bounded).
+    for attempt in 0..2_000_000 {
+        if attempt >= 20_000 && inside > 0 && refused > 0 {
+            break;
+        }
         match repo.read_all("sw/secret") {
             Ok(Some(bytes)) => {
                 assert_eq!(bytes, b"inside", "read through a swapped-in link");
