@@ -120,6 +120,30 @@ impl PosixStorage {
         }
         fs_ops::create_dirs(&self.beneath(), rel, mode)
     }
+
+    /// Opens a file for reading, with its metadata and absolute path; `None` when it does not
+    /// exist. Linux opens a directory for reading without complaint: it is refused here, not at
+    /// the first read.
+    fn open_file(&self, path: &str) -> Result<Option<(std::fs::File, std::fs::Metadata, PathBuf)>> {
+        let (full, rel) = self.resolve(path)?;
+        let open_error = |err: &std::io::Error| {
+            os_error(
+                ErrorKind::FileOpen,
+                format!("unable to open '{}' for read", full.display()),
+                err,
+            )
+        };
+        let file = match self.beneath().open(rel, OFlag::O_RDONLY, Mode::empty()) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(err) if is_missing(&err) => return Ok(None),
+            Err(err) => return Err(open_error(&err)),
+        };
+        let meta = file.metadata().map_err(|err| open_error(&err))?;
+        if meta.is_dir() {
+            return Err(open_error(&std::io::Error::from_raw_os_error(21)));
+        }
+        Ok(Some((file, meta, full)))
+    }
 }
 
 /// Builds a `FileInfo` from `stat` data; the link's target is read from `dir`/`name`.
@@ -265,48 +289,17 @@ impl Storage for PosixStorage {
     }
 
     fn open_read(&self, path: &str) -> Result<Option<Box<dyn Read + Send>>> {
-        let (full, rel) = self.resolve(path)?;
-        let open_error = |err: &std::io::Error| {
-            os_error(
-                ErrorKind::FileOpen,
-                format!("unable to open '{}' for read", full.display()),
-                err,
-            )
-        };
-        let file = match self.beneath().open(rel, OFlag::O_RDONLY, Mode::empty()) {
-            Ok(fd) => std::fs::File::from(fd),
-            Err(err) if is_missing(&err) => return Ok(None),
-            Err(err) => return Err(open_error(&err)),
-        };
-        // Linux opens a directory for reading without complaint; refuse it here, not at the
-        // first read.
-        let meta = file.metadata().map_err(|err| open_error(&err))?;
-        if meta.is_dir() {
-            return Err(open_error(&std::io::Error::from_raw_os_error(21)));
-        }
-        Ok(Some(Box::new(PosixRead::new(file, full))))
+        Ok(self
+            .open_file(path)?
+            .map(|(file, _, full)| Box::new(PosixRead::new(file, full)) as Box<dyn Read + Send>))
     }
 
     /// With `pread`: no reading of the bytes before `offset`, and never more room than the
     /// file's real size leaves after `offset`, whatever `len` says.
     fn read_range(&self, path: &str, offset: u64, len: usize) -> Result<Option<Vec<u8>>> {
-        let (full, rel) = self.resolve(path)?;
-        let open_error = |err: &std::io::Error| {
-            os_error(
-                ErrorKind::FileOpen,
-                format!("unable to open '{}' for read", full.display()),
-                err,
-            )
+        let Some((file, meta, full)) = self.open_file(path)? else {
+            return Ok(None);
         };
-        let file = match self.beneath().open(rel, OFlag::O_RDONLY, Mode::empty()) {
-            Ok(fd) => std::fs::File::from(fd),
-            Err(err) if is_missing(&err) => return Ok(None),
-            Err(err) => return Err(open_error(&err)),
-        };
-        let meta = file.metadata().map_err(|err| open_error(&err))?;
-        if meta.is_dir() {
-            return Err(open_error(&std::io::Error::from_raw_os_error(21)));
-        }
         let left = meta.len().saturating_sub(offset);
         let len = usize::try_from(left).map_or(len, |left| left.min(len));
         let mut content = vec![0u8; len];
