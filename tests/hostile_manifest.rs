@@ -111,6 +111,22 @@ fn impossible_bundle_sizes_and_offsets_are_refused_by_restore_and_verify() {
         );
     }
 
+    // A file whose stored data decompresses to more than the size the manifest records (a
+    // compression bomb, or a size edited down): the restore stops at the recorded size instead
+    // of writing all of it and only then finding the checksum wrong.
+    assert!(entry["size"].as_u64().unwrap() > 1, "{entry}");
+    tamper(&s, &label, &original, |m| {
+        m["files"][index]["size"] = Value::from(1u64)
+    });
+    empty_dir(s.data_dir());
+    let run = s.pgkeep(&["restore"]);
+    refused(
+        &run,
+        28,
+        &["decompresses to more than the 1 bytes it may hold"],
+    );
+    assert!(!s.data_dir().join("global/pg_control").exists());
+
     // The untouched manifest still restores and verifies: the repository itself was fine.
     tamper(&s, &label, &original, |_| {});
     s.pgkeep(&["verify"]).ok();

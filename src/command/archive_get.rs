@@ -285,10 +285,8 @@ fn fetch_capped(
         let results = stream::copy_through(
             &mut reader,
             &mut FilterChain::from_specs(&specs)?,
-            &mut Capped {
-                inner: &mut file,
-                left: limit,
-            },
+            // A WAL file is never larger than PostgreSQL's largest segment.
+            &mut stream::CappedWrite::new(&mut file, limit),
             buffer_size,
         )
         .map_err(|e| e.context(format!("unable to copy '{}'", repo.describe(path))))?;
@@ -311,31 +309,6 @@ fn fetch_capped(
         let _ = std::fs::remove_file(&temp);
     }
     result
-}
-
-/// A writer that refuses to grow a file past `left` more bytes. A WAL file is never larger
-/// than PostgreSQL's largest segment: an archived file that decompresses to more is damaged or
-/// hostile (a compression bomb), and must not fill PostgreSQL's disk before its checksum fails.
-struct Capped<'a> {
-    inner: &'a mut std::fs::File,
-    left: u64,
-}
-
-impl std::io::Write for Capped<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if bytes.len() as u64 > self.left {
-            return Err(std::io::Error::other(
-                "it decompresses to more than the largest WAL file PostgreSQL makes (1 GiB)",
-            ));
-        }
-        let written = self.inner.write(bytes)?;
-        self.left -= written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 fn temp_name(destination: &Path) -> PathBuf {
@@ -370,7 +343,7 @@ mod tests {
         .unwrap_err();
         assert!(
             err.message()
-                .contains("decompresses to more than the largest WAL file"),
+                .contains("decompresses to more than the 1048576 bytes it may hold"),
             "{}",
             err.message()
         );

@@ -59,6 +59,47 @@ pub fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::i
     Ok(filled)
 }
 
+/// A writer that takes at most `limit` bytes and fails at the write that would go past them
+/// (`FileInvalid`). Restored data comes from a repository someone else may have written: a
+/// stored file that decompresses to more than the size recorded for it (damaged, or a
+/// compression bomb) must not fill the disk before its checksum is checked at the end.
+pub struct CappedWrite<'a> {
+    inner: &'a mut dyn Write,
+    left: u64,
+    limit: u64,
+}
+
+impl<'a> CappedWrite<'a> {
+    pub fn new(inner: &'a mut dyn Write, limit: u64) -> CappedWrite<'a> {
+        CappedWrite {
+            inner,
+            left: limit,
+            limit,
+        }
+    }
+}
+
+impl Write for CappedWrite<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if bytes.len() as u64 > self.left {
+            return Err(to_io_error(Error::new(
+                ErrorKind::FileInvalid,
+                format!(
+                    "it decompresses to more than the {} bytes it may hold",
+                    self.limit
+                ),
+            )));
+        }
+        let written = self.inner.write(bytes)?;
+        self.left -= written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Streams everything `reader` yields through `chain` into `writer`, with one read buffer of
 /// `buffer_size` bytes; the chain's output limit is set to `buffer_size` too, so memory stays
 /// near a few times `buffer_size` whatever the stream. Returns the chain's results in order.

@@ -171,7 +171,7 @@ fn copy_from_repo(
     let results = stream::copy_through(
         &mut reader as &mut dyn Read,
         &mut FilterChain::from_specs(&specs)?,
-        &mut writer,
+        &mut stream::CappedWrite::new(&mut writer, file.size),
         small_buffer(settings.buffer_size, file.size),
     )
     .map_err(|e| e.context(format!("unable to restore '{}'", root.describe(rel))))?;
