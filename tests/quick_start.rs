@@ -294,8 +294,11 @@ fn first_archive_push_creates_the_stanza() {
     assert!(!s.repo.join("archive/demo/archive.info").exists());
     s.cluster
         .psql("create table x(i int); insert into x values (1); select pg_switch_wal()");
-    common::pgkeep::wait_until(30, || s.repo.join("archive/demo/archive.info").exists());
-    assert!(s.repo.join("backup/demo/backup.info").exists());
+    // archive.info is written first, then backup.info: wait for both.
+    common::pgkeep::wait_until(30, || {
+        s.repo.join("archive/demo/archive.info").exists()
+            && s.repo.join("backup/demo/backup.info").exists()
+    });
     s.pgkeep(&["--type=full", "backup"]).ok();
 }
 
