@@ -384,3 +384,42 @@ fn archive_push_and_get_round_trip_and_refuse_a_different_cluster() {
         .code(44)
         .contains("does not match stanza version 15, system id");
 }
+
+/// `info --output=json` is for scripts: its stdout is the JSON and nothing else at every log
+/// level, with `log-level-console=info` in the configuration file as pgBackRest's user guide
+/// has it, or any level on the command line. info logs its begin and end at debug level (as
+/// pgBackRest does), so the text output is not interleaved with them at info either; at debug
+/// those lines go to stderr when the output is JSON.
+#[test]
+fn info_json_stdout_is_only_json_at_every_log_level() {
+    let s = Stanza::with_options(
+        "demo",
+        common::ClusterOptions::default(),
+        "log-level-console=info",
+    );
+    s.pgkeep(&["stanza-create"]).ok();
+    s.pgkeep(&["--type=full", "backup"]).ok();
+    for level in ["", "detail", "debug", "trace"] {
+        let option = format!("--log-level-console={level}");
+        let mut args = vec!["--output=json", "info"];
+        if !level.is_empty() {
+            args.insert(0, &option);
+        }
+        let run = s.pgkeep(&args).ok();
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+            panic!("level '{level}': stdout is not JSON ({e}):\n{}", run.stdout)
+        });
+        assert_eq!(json[0]["name"], "demo", "{json}");
+        assert_eq!(json[0]["backup"].as_array().unwrap().len(), 1, "{json}");
+        if level == "debug" || level == "trace" {
+            assert!(run.stderr.contains("info command begin"), "{}", run.stderr);
+        }
+    }
+    let text = s.pgkeep(&["info"]).ok();
+    assert!(text.stdout.starts_with("stanza: demo"), "{}", text.stdout);
+    assert!(
+        !text.output().contains("command begin"),
+        "{}",
+        text.output()
+    );
+}

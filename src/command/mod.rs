@@ -24,7 +24,7 @@ pub mod version;
 
 use crate::config::{Command, Config};
 use crate::error::Result;
-use crate::log_info;
+use crate::log::Level;
 
 /// Runs the command; returns the exit code for a run that did not fail (archive-get returns 1
 /// when the archive does not have the file).
@@ -33,13 +33,24 @@ pub fn run(cfg: &Config) -> Result<i32> {
     if cfg.is_remote() {
         return remote::run(cfg);
     }
+    // A command that only reports (info) logs its begin and end at debug level, as pgBackRest
+    // does: its output is what was asked for, not a log of a change.
+    let level = if cfg.command() == Command::Info {
+        Level::Debug
+    } else {
+        Level::Info
+    };
     if logged {
         let options = describe_options(cfg);
         let separator = if options.is_empty() { "" } else { ": " };
-        log_info!(
-            "{} command begin {}{separator}{options}",
-            command_name(cfg),
-            version::VERSION
+        crate::log::log(
+            level,
+            0,
+            &format!(
+                "{} command begin {}{separator}{options}",
+                command_name(cfg),
+                version::VERSION
+            ),
         );
     }
     let result = open::check_hosts(cfg).and_then(|()| match cfg.command() {
@@ -62,7 +73,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Command::Version => version::run(),
     });
     if logged && result.is_ok() {
-        log_info!("{} command end: completed successfully", command_name(cfg));
+        crate::log::log(
+            level,
+            0,
+            &format!("{} command end: completed successfully", command_name(cfg)),
+        );
     }
     result
 }

@@ -307,9 +307,18 @@ impl Config {
             }
             _ => None,
         };
+        let mut console = level(Opt::LogLevelConsole, Level::Warn);
+        let mut stderr = level(Opt::LogLevelStderr, Level::Warn);
+        // stdout of `--output=json` carries the JSON and nothing else, whatever the log
+        // levels: what would go to the console goes to stderr instead, so scripts that parse
+        // stdout keep working with `log-level-console=info` in the configuration file.
+        if self.str(Opt::Output) == Some("json") {
+            stderr = stderr.max(console);
+            console = Level::Off;
+        }
         LogSettings {
-            console: level(Opt::LogLevelConsole, Level::Warn),
-            stderr: level(Opt::LogLevelStderr, Level::Warn),
+            console,
+            stderr,
             file,
             file_path,
             timestamp: self.bool(Opt::LogTimestamp),
