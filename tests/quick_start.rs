@@ -6,7 +6,7 @@ use common::pgkeep::{Stanza, empty_dir, run_pgkeep};
 use common::{ClusterOptions, PgCluster};
 
 #[test]
-fn no_arguments_prints_usage_and_version_prints_the_version() {
+fn no_arguments_and_help_flags_print_usage_and_version_prints_the_version() {
     let run = run_pgkeep(&[], &[]).ok();
     assert!(run.stdout.contains("Usage:"), "{}", run.stdout);
     assert!(run.stdout.contains("backup"), "{}", run.stdout);
@@ -15,6 +15,18 @@ fn no_arguments_prints_usage_and_version_prints_the_version() {
         run.stdout.trim(),
         format!("pgkeep {}", env!("CARGO_PKG_VERSION"))
     );
+    // The flags most programs take mean the same (pgBackRest refuses them).
+    let run = run_pgkeep(&["--version"], &[]).ok();
+    assert_eq!(
+        run.stdout.trim(),
+        format!("pgkeep {}", env!("CARGO_PKG_VERSION"))
+    );
+    for flag in ["--help", "-h"] {
+        let run = run_pgkeep(&[flag], &[]).ok();
+        assert!(run.stdout.contains("Usage:"), "{flag}: {}", run.stdout);
+    }
+    let run = run_pgkeep(&["backup", "--help"], &[]).ok();
+    assert_eq!(run.stdout, run_pgkeep(&["help", "backup"], &[]).ok().stdout);
 }
 
 #[test]

@@ -51,10 +51,32 @@ pub struct Config {
     warnings: Vec<String>,
 }
 
+/// The command line that `--help`, `-h` or `--version` mean, as most programs take them:
+/// `pgkeep backup --help` is `pgkeep help backup`, `pgkeep --version` is `pgkeep version`.
+/// pgBackRest refuses these flags; a DBA typing them wants the usage or the version.
+fn conventional_flags(args: &[String]) -> Option<Vec<String>> {
+    // After `--` everything is a parameter (a WAL path may be named anything).
+    let options = || args.iter().take_while(|arg| *arg != "--");
+    if options().any(|arg| arg == "--version") {
+        return Some(vec!["version".to_string()]);
+    }
+    if !options().any(|arg| arg == "--help" || arg == "-h") {
+        return None;
+    }
+    let command =
+        options().find(|arg| Command::parse(arg).is_some_and(|command| command != Command::Help));
+    Some(
+        std::iter::once("help".to_string())
+            .chain(command.cloned())
+            .collect(),
+    )
+}
+
 /// Parses the command line `args` (without the program name) and environment `env` (all of it
 /// or just the `PGKEEP_*` pairs), reading the configuration files they point to.
 pub fn parse(args: &[String], env: &[(String, String)]) -> Result<Config> {
-    let raw = parse::args(args)?;
+    let conventional = conventional_flags(args);
+    let raw = parse::args(conventional.as_deref().unwrap_or(args))?;
     let Some(command) = raw.command else {
         if !raw.options.is_empty() {
             return Err(Error::new(ErrorKind::CommandRequired, "no command found")

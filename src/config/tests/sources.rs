@@ -252,6 +252,33 @@ fn no_command_and_help_give_help() {
 }
 
 #[test]
+fn help_and_version_flags_mean_the_commands() {
+    for args in [&["--help"][..], &["-h"], &["--stanza=demo", "--help"]] {
+        let config = ok(args, &[]);
+        assert_eq!(config.command(), Command::Help, "{args:?}");
+        assert_eq!(config.help_topic(), None, "{args:?}");
+    }
+    for args in [
+        &["backup", "--help"][..],
+        &["-h", "--stanza=demo", "backup"],
+    ] {
+        let config = ok(args, &[]);
+        assert_eq!(config.command(), Command::Help, "{args:?}");
+        assert_eq!(config.help_topic(), Some("backup"), "{args:?}");
+    }
+    for args in [&["--version"][..], &["backup", "--version"]] {
+        assert_eq!(ok(args, &[]).command(), Command::Version, "{args:?}");
+    }
+    // After `--`, a parameter that looks like the flag is a parameter.
+    let config = ok(
+        &["--no-config", "--stanza=m", "archive-push", "--", "--help"],
+        &[],
+    );
+    assert_eq!(config.command(), Command::ArchivePush);
+    assert_eq!(config.params(), strings(&["--help"]));
+}
+
+#[test]
 fn command_line_options_are_handed_on_by_current_name() {
     let config = ok(
         &[
