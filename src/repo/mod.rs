@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod archive_info;
+pub mod archived_wal;
 pub mod backup_info;
 pub mod block_map;
 pub mod block_read;

@@ -5,9 +5,8 @@ use super::*;
 
 /// pg_control with its CRC-32C recomputed for the layout of `major`, as an attacker would.
 fn recrc(bytes: &mut [u8], major: u32) {
-    let Some(layout) = ControlLayout::of(PgVersion::from_major(major)) else {
-        return;
-    };
+    let layout = ControlLayout::of(PgVersion::from_major(major))
+        .unwrap_or_else(|| panic!("no pg_control layout for PostgreSQL {major}"));
     if bytes.len() >= layout.min_len() {
         let crc = crc32c::crc32c(&bytes[..layout.crc]);
         bytes[layout.crc..layout.crc + 4].copy_from_slice(&crc.to_le_bytes());

@@ -11,8 +11,10 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::ControlData;
-use crate::pg::wal::{DEFAULT_SEGMENT_SIZE, WalSegment};
-use crate::repo::archive::find_wal;
+use std::collections::BTreeSet;
+
+use crate::pg::wal::{DEFAULT_SEGMENT_SIZE, WalFileKind, WalSegment};
+use crate::repo::archived_wal::{self, NameRange, range_status};
 use crate::repo::manifest::PG_DATA;
 use crate::repo::{ArchiveInfo, Manifest};
 use crate::storage::Storage;
@@ -91,14 +93,19 @@ pub fn check(
             ),
         ));
     }
-    let mut absent = Vec::new();
-    for segment in WalSegment::range(start, stop, size) {
-        let name = segment.name();
-        if find_wal(repo, stanza, &archive_id, &name)?.is_empty() {
-            absent.push(name);
-        }
-    }
-    if absent.is_empty() {
+    // The archive's names inside the range, read once per WAL directory: a range is never
+    // stepped through segment by segment.
+    let range = NameRange {
+        first: &manifest.archive_start,
+        last: &manifest.archive_stop,
+    };
+    let archived: BTreeSet<String> = archived_wal::list(repo, stanza, &archive_id, Some(range))?
+        .iter()
+        .filter(|wal| wal.kind == WalFileKind::Segment)
+        .map(|wal| wal.segment().to_string())
+        .collect();
+    let status = range_status(start, stop, Some(size), &archived, &BTreeSet::new());
+    if status.missing.is_empty() {
         log_detail!(
             "WAL {}..{} needed to make backup set {label} consistent is in archive id {archive_id}",
             manifest.archive_start,
@@ -106,15 +113,7 @@ pub fn check(
         );
         return Ok(());
     }
-    let mut names = absent
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if absent.len() > SHOWN {
-        names.push_str(&format!(" and {} more", absent.len() - SHOWN));
-    }
+    let names = missing_names(&status.missing, start.timeline, size);
     let message = format!(
         "backup set '{label}' needs WAL {}..{} to become consistent, but archive id \
          '{archive_id}' is missing {names}",
@@ -130,6 +129,27 @@ pub fn check(
              --no-archive-check only if recovery gets them another way",
         )),
     }
+}
+
+/// The first [`SHOWN`] segments of the missing `runs`, then how many more there are.
+fn missing_names(runs: &[(String, String)], timeline: u32, size: u32) -> String {
+    let number = |name: &str| WalSegment::parse(name).map_or(0, |s| s.segment_no(size));
+    let mut shown = Vec::new();
+    let mut total = 0u64;
+    for (first, last) in runs {
+        let (first, last) = (number(first), number(last));
+        total += last - first + 1;
+        for no in first..=last.min(first + SHOWN as u64) {
+            if shown.len() < SHOWN {
+                shown.push(WalSegment::from_segment_no(timeline, no, size).name());
+            }
+        }
+    }
+    let mut names = shown.join(", ");
+    if total > SHOWN as u64 {
+        names.push_str(&format!(" and {} more", total - SHOWN as u64));
+    }
+    names
 }
 
 /// The cluster's WAL segment size from the backup's pg_control; PostgreSQL's default when it

@@ -22,7 +22,7 @@ mod file;
 mod info;
 mod plan;
 mod report;
-mod wal;
+use crate::repo::archived_wal as wal;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};

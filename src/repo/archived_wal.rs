@@ -1,5 +1,6 @@
-//! The WAL side of verify: which archived files to check, and whether the WAL a backup needs is
-//! all there.
+//! Archived WAL as the repository stores it: which files an archive id holds, and whether the
+//! WAL a backup needs is all there. verify checks those files; restore checks the range before
+//! it writes anything.
 //!
 //! Archived segment, `.partial` and `.backup` files carry the SHA-256 of their content in their
 //! name, so each can be checked on its own. A backup needs every segment from its
