@@ -16,7 +16,7 @@ use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::{WalFileKind, WalHeader};
 use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
-use crate::storage::{Storage, StorageWrite, WriteOptions};
+use crate::storage::{FileInfo, Storage, StorageWrite, WriteOptions};
 use crate::{log_info, log_warn};
 
 use super::{archive_async, open, stanza_create};
@@ -160,31 +160,27 @@ impl<'a> Pusher<'a> {
         kind: WalFileKind,
         buffers: &mut FrameBuffers,
     ) -> Result<Pushed> {
-        let pushed = self.store(source, name, kind, buffers)?;
-        if kind != WalFileKind::History {
-            self.remove_stale_temps(name);
-        }
-        Ok(pushed)
+        self.store(source, name, kind, buffers)
     }
 
-    /// Removes temporary files of `name` older than [`STALE_TEMP_SECONDS`]. A failure is
-    /// only a warning: the push itself succeeded, and expire removes what is left.
-    fn remove_stale_temps(&self, name: &str) {
+    /// Removes the temporary files of `name` among `entries` (the listing of its WAL directory
+    /// `dir`) older than [`STALE_TEMP_SECONDS`]. A failure is only a warning: the push goes
+    /// on, and expire removes what is left.
+    fn remove_stale_temps(&self, entries: &[FileInfo], dir: &str, name: &str) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         let before = i64::try_from(now).unwrap_or(i64::MAX) - STALE_TEMP_SECONDS;
-        let dir = layout::wal_dir(self.stanza, &self.db.archive_id(), name);
-        let removed = archive::stale_temps(self.repo, &dir, Some(name), before).and_then(|temps| {
-            temps.iter().try_for_each(|temp| {
+        let removed = archive::stale_in(entries, dir, Some(name), before)
+            .iter()
+            .try_for_each(|temp| {
                 self.repo.remove(temp)?;
                 log_info!(
                     "removed temporary file '{}' left by an interrupted push",
                     self.repo.describe(temp)
                 );
-                Ok(())
-            })
-        });
+                Ok::<(), Error>(())
+            });
         if let Err(err) = removed {
             log_warn!("unable to remove stale temporary files of WAL file '{name}': {err}");
         }
@@ -244,8 +240,13 @@ impl<'a> Pusher<'a> {
                         Some(out) => out,
                         None => writer.insert(repo.open_write(&temp, &temp_options())?),
                     };
-                    out.write_all(frame)
-                        .map_err(|e| storage_error(e, ErrorKind::FileWrite, "write", repo, &temp))
+                    out.write_all(frame).map_err(|e| {
+                        stream::from_io_error(
+                            e,
+                            ErrorKind::FileWrite,
+                            &format!("write '{}'", repo.describe(&temp)),
+                        )
+                    })
                 },
             )?;
             return self.store_frames(&archive_id, name, &framed, writer, &temp);
@@ -322,9 +323,13 @@ impl<'a> Pusher<'a> {
     }
 
     /// The outcome when `name` is archived already: accepted with the same checksum (a retry
-    /// after a crash), refused with another.
+    /// after a crash), refused with another. The one listing of the WAL directory a push makes
+    /// also finds the temporary files killed pushes of `name` left, which go.
     fn existing(&self, archive_id: &str, name: &str, checksum: &str) -> Result<Option<Pushed>> {
-        let existing = archive::find_wal(self.repo, self.stanza, archive_id, name)?;
+        let dir = layout::wal_dir(self.stanza, archive_id, name);
+        let entries = self.repo.list(&dir)?.unwrap_or_default();
+        self.remove_stale_temps(&entries, &dir, name);
+        let existing = archive::archived_in(&entries, &dir, name);
         let Some(found) = existing.first() else {
             return Ok(None);
         };
@@ -364,26 +369,6 @@ pub fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<
         log_info!("stanza '{stanza}' created by its first archive-push");
     }
     ArchiveInfo::load_required(repo, stanza)
-}
-
-/// The error of a storage reader's or writer's I/O: the driver's own error when it made one
-/// (it names the file and the cause: "unable to write '<path>': [28] No space left on
-/// device"), else "unable to <action> '<path>': <cause>". Wrapping the driver's error in a
-/// second "unable to write '<path>'" would say the path twice.
-fn storage_error(
-    err: std::io::Error,
-    kind: ErrorKind,
-    action: &str,
-    repo: &dyn Storage,
-    path: &str,
-) -> Error {
-    match err
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<Error>())
-    {
-        Some(inner) => inner.clone(),
-        None => Error::io(kind, action, repo.describe(path), &err),
-    }
 }
 
 fn open_source(path: &Path) -> Result<File> {
@@ -459,9 +444,13 @@ fn push_history(
         .map_err(|e| Error::io(ErrorKind::FileRead, "read", source.display(), &e))?;
     if let Some(mut existing) = repo.open_read(&target)? {
         let mut stored = Vec::new();
-        existing
-            .read_to_end(&mut stored)
-            .map_err(|e| storage_error(e, ErrorKind::FileRead, "read", repo, &target))?;
+        existing.read_to_end(&mut stored).map_err(|e| {
+            stream::from_io_error(
+                e,
+                ErrorKind::FileRead,
+                &format!("read '{}'", repo.describe(&target)),
+            )
+        })?;
         if stored == content {
             log_warn!("WAL file '{name}' already exists in the archive with the same checksum");
             return Ok(Pushed::AlreadyArchived);
@@ -472,8 +461,13 @@ fn push_history(
         ));
     }
     let mut writer = repo.open_write(&target, &WriteOptions::default())?;
-    std::io::Write::write_all(&mut writer, &content)
-        .map_err(|e| storage_error(e, ErrorKind::FileWrite, "write", repo, &target))?;
+    std::io::Write::write_all(&mut writer, &content).map_err(|e| {
+        stream::from_io_error(
+            e,
+            ErrorKind::FileWrite,
+            &format!("write '{}'", repo.describe(&target)),
+        )
+    })?;
     writer.commit()?;
     log_info!("pushed WAL file '{name}' to the archive (checksum {checksum})");
     Ok(Pushed::Stored)

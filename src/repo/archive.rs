@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::repo::layout;
-use crate::storage::{FileType, Storage};
+use crate::storage::{FileInfo, FileType, Storage};
 
 /// The suffix of a file whose write did not finish: never an archived file.
 pub const TEMP_SUFFIX: &str = ".pgkeep.tmp";
@@ -27,12 +27,15 @@ pub fn find_wal(
     wal_name: &str,
 ) -> Result<Vec<ArchivedWal>> {
     let dir = layout::wal_dir(stanza, archive_id, wal_name);
-    let Some(entries) = storage.list(&dir)? else {
-        return Ok(Vec::new());
-    };
+    let entries = storage.list(&dir)?.unwrap_or_default();
+    Ok(archived_in(&entries, &dir, wal_name))
+}
+
+/// The stored versions of `wal_name` among `entries`, the listing of its WAL directory `dir`.
+pub fn archived_in(entries: &[FileInfo], dir: &str, wal_name: &str) -> Vec<ArchivedWal> {
     let prefix = format!("{wal_name}-");
     let mut found: Vec<ArchivedWal> = entries
-        .into_iter()
+        .iter()
         .filter_map(|entry| {
             let rest = entry.name.strip_prefix(&prefix)?;
             // A temp file of an unfinished write is not an archived file.
@@ -53,7 +56,7 @@ pub fn find_wal(
         })
         .collect();
     found.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(found)
+    found
 }
 
 /// The temporary files in `dir` last modified before `before` (Unix seconds), as paths;
@@ -66,11 +69,19 @@ pub fn stale_temps(
     wal_name: Option<&str>,
     before: i64,
 ) -> Result<Vec<String>> {
-    let Some(entries) = storage.list(dir)? else {
-        return Ok(Vec::new());
-    };
+    let entries = storage.list(dir)?.unwrap_or_default();
+    Ok(stale_in(&entries, dir, wal_name, before))
+}
+
+/// [`stale_temps`] among `entries`, the listing of `dir`.
+pub fn stale_in(
+    entries: &[FileInfo],
+    dir: &str,
+    wal_name: Option<&str>,
+    before: i64,
+) -> Vec<String> {
     let mut found: Vec<String> = entries
-        .into_iter()
+        .iter()
         .filter(|entry| {
             entry.file_type == FileType::File
                 && entry.name.ends_with(TEMP_SUFFIX)
@@ -85,5 +96,5 @@ pub fn stale_temps(
         .map(|entry| format!("{dir}/{}", entry.name))
         .collect();
     found.sort();
-    Ok(found)
+    found
 }
