@@ -12,6 +12,7 @@
 pub mod cluster;
 pub mod faults;
 pub mod pgkeep;
+pub mod reference;
 pub mod sshd;
 
 pub use cluster::{ClusterOptions, PgCluster};
