@@ -8,9 +8,13 @@
 
 use crate::config::command::Command;
 use crate::config::options::{OPTIONS, Opt};
+use crate::error::{Error, ErrorKind, Result};
 
-/// Options that exist once per PostgreSQL cluster or once per repository. They are spelled
-/// with an index: `pg1-path` .. `pg8-path`, `repo1-path` .. `repo4-path`.
+/// Options that exist once per PostgreSQL host or once per repository. They are spelled with an
+/// index: `pg1-path` .. `pg8-path`, `repo1-path` .. `repo256-path`, the names pgBackRest
+/// accepts. pgkeep implements index 1 only so far ([`Group::supported_max`]): the other names
+/// are recognised so that they are refused as not supported yet, not taken for typos, and never
+/// accepted and then ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
     Pg,
@@ -26,12 +30,43 @@ impl Group {
         }
     }
 
-    /// The highest index an option of the group may have.
+    /// The highest index an option of the group may be spelled with (pgBackRest's).
     pub fn max_index(self) -> u32 {
         match self {
             Group::Pg => 8,
-            Group::Repo => 4,
+            Group::Repo => 256,
         }
+    }
+
+    /// The highest index pgkeep acts on: one PostgreSQL host, one repository.
+    pub fn supported_max(self) -> u32 {
+        1
+    }
+
+    /// Why an index past [`Group::supported_max`] is refused, for the message.
+    fn unsupported_reason(self) -> &'static str {
+        match self {
+            Group::Pg => "pgkeep works with one PostgreSQL host (pg1)",
+            Group::Repo => "pgkeep has one repository (repo1)",
+        }
+    }
+}
+
+/// Refuses an option spelled with an index pgkeep does not act on yet (`repo2-path`,
+/// `pg2-host`): accepted, it would be ignored, and a DBA would believe a second repository or
+/// host is in use. `origin` says where it was given (empty for the command line).
+pub fn check_supported(opt: Opt, index: u32, origin: &str) -> Result<()> {
+    let def = opt.def();
+    match def.group {
+        Some(group) if index > group.supported_max() => Err(Error::new(
+            ErrorKind::OptionInvalid,
+            format!(
+                "option '{}'{origin} is not supported yet: {}",
+                def.key(index),
+                group.unsupported_reason()
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -380,7 +415,7 @@ mod tests {
             "pg01-path",
             "pg9-path",
             "pg0-path",
-            "repo5-path",
+            "repo257-path",
             "pg-path",
             "no-",
         ] {

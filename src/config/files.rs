@@ -181,6 +181,13 @@ fn section_values(
             }
             continue;
         }
+        let origin = Origin::File {
+            path: line.file.clone(),
+            line: line.entry.line,
+        };
+        // Read and then ignored, a `repo2-path` would leave the DBA believing backups also
+        // go to a second repository: refused where the command would use the option.
+        def::check_supported(found.opt, found.index, &origin.suffix())?;
         if def.scope == Scope::Stanza && is_global_section {
             warnings.push(format!(
                 "configuration file contains stanza-only option '{name}' in global section \
@@ -188,10 +195,6 @@ fn section_values(
             ));
             continue;
         }
-        let origin = Origin::File {
-            path: line.file.clone(),
-            line: line.entry.line,
-        };
         match values.get_mut(&key) {
             Some(raw) if def.is_multi() => raw.values.push(line.entry.value.clone()),
             Some(_) => {

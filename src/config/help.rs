@@ -171,10 +171,21 @@ fn facts(option: &OptionDef, command: Option<Command>) -> Vec<(&'static str, Str
         _ => {}
     }
     if let Some(group) = option.group {
+        // The other indexes are pgBackRest's names for more hosts or repositories: refused
+        // until pgkeep has them, and said so here.
+        let supported = group.supported_max();
         let max = group.max_index();
+        let names = match supported {
+            1 => format!("`{}`", option.key(1)),
+            _ => format!("`{}` to `{}`", option.key(1), option.key(supported)),
+        };
         out.push((
             "names",
-            format!("`{}` to `{}`", option.key(1), option.key(max)),
+            format!(
+                "{names} (`{}` to `{}`: not supported yet)",
+                option.key(supported + 1),
+                option.key(max)
+            ),
         ));
     }
     if !option.aliases.is_empty() {
@@ -328,8 +339,12 @@ configuration file, the default.
   several lines. Options of scope *stanza* may only be set in stanza sections, options of
   scope *command line* in no file. Options a command does not use are ignored, so one file
   serves every command.
-- **Indexed options**: options of PostgreSQL clusters and repositories carry an index:
-  `pg1-path` to `pg8-path`, `repo1-path` to `repo4-path`.
+- **Indexed options**: options of PostgreSQL hosts and repositories carry an index, as in
+  pgBackRest: `pg1-path` to `pg8-path`, `repo1-path` to `repo256-path`. pgkeep works with one
+  PostgreSQL host and one repository so far: an index other than 1 is refused (exit 31, `option
+  'repo2-path' is not supported yet: pgkeep has one repository (repo1)`) by every command that
+  uses the option, from the command line, the environment or a configuration file, rather than
+  accepted and ignored.
 - **Types**: sizes accept units that are powers of 1024 (`16KiB`, `16KB`, `4K`, `1MiB`,
   `1GB`); times are seconds, decimals allowed (`0.5`); paths must be absolute.
 
@@ -385,7 +400,10 @@ mod tests {
         );
         let text = render(Some("backup db-path")).unwrap_or_default();
         assert!(text.contains("'pg-path' option help"), "{text}");
-        assert!(text.contains("names: pg1-path to pg8-path\n"), "{text}");
+        assert!(
+            text.contains("names: pg1-path (pg2-path to pg8-path: not supported yet)\n"),
+            "{text}"
+        );
         assert!(
             text.contains("deprecated names: db-path, dbN-path\n"),
             "{text}"

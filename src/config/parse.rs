@@ -197,7 +197,8 @@ fn merge(out: &mut Args, key: Key, def: &OptionDef, setting: Setting) -> Result<
     ))
 }
 
-/// Refuses command-line options the command does not accept.
+/// Refuses command-line options the command does not accept, and those spelled with an index
+/// pgkeep does not act on yet (`--repo2-path`).
 pub fn check_valid(args: &Args, command: Command) -> Result<()> {
     for (opt, index) in &args.order {
         let def = opt.def();
@@ -213,13 +214,15 @@ pub fn check_valid(args: &Args, command: Command) -> Result<()> {
                 "use 'pgkeep help {command}' to list the options of the command"
             )));
         }
+        def::check_supported(*opt, *index, "")?;
     }
     Ok(())
 }
 
 /// The `PGKEEP_*` variables that name options valid for `command`. Unknown names are warned
 /// about; options the command does not use are ignored, since one environment serves every
-/// command. List and hash values are `:`-separated.
+/// command; an index pgkeep does not act on yet (`PGKEEP_REPO2_PATH`) is refused where the
+/// command would use it. List and hash values are `:`-separated.
 pub fn env(
     vars: &[(String, String)],
     command: Command,
@@ -254,15 +257,14 @@ pub fn env(
         if !def.valid_for(command) {
             continue;
         }
+        let origin = Origin::Env(var.clone());
+        def::check_supported(found.opt, found.index, &origin.suffix())?;
         let values = if def.is_multi() {
             value.split(':').map(str::to_string).collect()
         } else {
             vec![value.clone()]
         };
-        let raw = Raw {
-            values,
-            origin: Origin::Env(var.clone()),
-        };
+        let raw = Raw { values, origin };
         // Two spellings of one option (PGKEEP_DB_PATH and PGKEEP_PG1_PATH): the environment
         // has no order to say which wins.
         if let Some(Raw {

@@ -1,6 +1,6 @@
 //! Which source wins, how each source spells options, and what the resolved Config offers.
 
-use super::{Args, Dir, Env, ok, strings};
+use super::{Args, Dir, Env, fail, ok, strings};
 use crate::config::{Command, Opt, Source};
 use crate::log::Level;
 
@@ -79,25 +79,53 @@ fn aliases_work_in_every_source() {
 }
 
 #[test]
-fn indexed_options_resolve_at_every_index_given() {
+fn indexes_pgkeep_does_not_act_on_are_refused_from_every_source() {
+    use crate::error::ErrorKind;
+    let dir = Dir::new();
+    let repo2 = dir.write("repo2.conf", "[global]\nrepo2-path=/r2\n");
+    let pg2 = dir.write("pg2.conf", "[main]\npg1-path=/a\npg2-host=standby\n");
+    let repo_why = "is not supported yet: pgkeep has one repository (repo1)";
+    let pg_why = "is not supported yet: pgkeep works with one PostgreSQL host (pg1)";
+    let repo2_arg = format!("--config={}", repo2.display());
+    let pg2_arg = format!("--config={}", pg2.display());
+    #[rustfmt::skip]
+    let cases: Vec<(Vec<&str>, Env, String)> = vec![
+        (vec!["--no-config", "--repo2-path=/r2", "check"], &[], format!("option 'repo2-path' {repo_why}")),
+        (vec!["--no-config", "--repo256-path=/r", "stanza-create"], &[], format!("option 'repo256-path' {repo_why}")),
+        (vec!["--no-config", "--reset-repo2-path", "check"], &[], format!("option 'repo2-path' {repo_why}")),
+        (vec!["--no-config", "--db2-path=/b", "check"], &[], format!("option 'pg2-path' {pg_why}")),
+        (vec!["--no-config", "--pg8-port=5433", "backup"], &[], format!("option 'pg8-port' {pg_why}")),
+        (vec!["--no-config", "check"], &[("PGKEEP_REPO2_PATH", "/r2")], format!("option 'repo2-path' in environment variable 'PGKEEP_REPO2_PATH' {repo_why}")),
+        (vec!["--no-config", "backup"], &[("PGKEEP_PG3_PATH", "/c")], format!("option 'pg3-path' in environment variable 'PGKEEP_PG3_PATH' {pg_why}")),
+        (vec![repo2_arg.as_str(), "stanza-create"], &[], format!("option 'repo2-path' at line 2 of '{}' {repo_why}", repo2.display())),
+        (vec![pg2_arg.as_str(), "check"], &[], format!("option 'pg2-host' at line 3 of '{}' {pg_why}", pg2.display())),
+    ];
+    for (mut args, env, message) in cases {
+        args.extend(["--stanza=main", "--pg1-path=/a"]);
+        let err = fail(&args, env);
+        assert_eq!(err.kind(), ErrorKind::OptionInvalid, "{args:?}");
+        assert_eq!(err.message(), message, "{args:?}");
+    }
+    // A command that does not use the option ignores it, as it ignores repo1-path: one file
+    // and one environment serve every command.
+    let config = ok(
+        &[&repo2_arg, "--stanza=main", "start"],
+        &[("PGKEEP_REPO2_PATH", "/r2")],
+    );
+    assert_eq!(config.indexes(Opt::RepoPath), Vec::<u32>::new());
+    // Index 1 is unaffected, in every spelling.
     let config = ok(
         &[
             "--no-config",
             "--stanza=main",
-            "--pg1-path=/a",
-            "--db2-path=/b",
-            "--pg2-port=5433",
-            "stanza-create",
+            "--db-path=/a",
+            "--repo1-path=/r",
+            "check",
         ],
-        &[("PGKEEP_PG3_PATH", "/c")],
+        &[],
     );
-    assert_eq!(config.indexes(Opt::PgPath), vec![1, 2, 3]);
-    assert_eq!(config.str_at(Opt::PgPath, 2), Some("/b"));
-    assert_eq!(config.str_at(Opt::PgPath, 3), Some("/c"));
-    assert_eq!(config.int_at(Opt::PgPort, 2), Some(5433));
-    // Defaults fill the other clusters the user described.
-    assert_eq!(config.int_at(Opt::PgPort, 3), Some(5432));
-    assert_eq!(config.indexes(Opt::RepoPath), vec![1]);
+    assert_eq!(config.indexes(Opt::PgPath), vec![1]);
+    assert_eq!(config.str(Opt::RepoPath), Some("/r"));
 }
 
 #[test]
