@@ -92,6 +92,7 @@ pub enum Opt {
     TargetExclusive,
     TargetTimeline,
     Type,
+    Verbose,
 }
 
 const fn rules<const N: usize>(commands: [Command; N]) -> [CommandRule; N] {
@@ -657,12 +658,20 @@ pub static OPTIONS: &[OptionDef] = &[
     OptionDef {
         id: Opt::Output,
         name: "output",
-        kind: Kind::Enum(&["text", "json"]),
+        kind: Kind::Enum(&["none", "text", "json"]),
         default: Some("text"),
-        commands: &rules([Info]),
+        commands: &[
+            on(Info).allow(&["text", "json"]),
+            on(Verify).default("none").allow(&["none", "text"]),
+        ],
         summary: "Output format.",
-        help: "'text' is meant for people; 'json' for programs, and stays compatible across \
-            versions.",
+        help: "For info: 'text' is meant for people; 'json' for programs, and stays compatible \
+            across versions. For verify: 'none' (the default) prints no report, 'text' prints \
+            the report to stdout, in pgBackRest's format: the stanza, its status (ok or error), \
+            and for each archive id and each backup with problems the number of files checked \
+            and valid and of files missing, with an invalid checksum, an invalid size or another \
+            problem (see verbose). The report is also logged at info level when it is not \
+            empty.",
         ..OptionDef::BASE
     },
     OptionDef {
@@ -1259,6 +1268,19 @@ pub static OPTIONS: &[OptionDef] = &[
             whole archive; 'immediate' stops at consistency; time, xid, name and lsn stop at \
             --target; 'standby' makes a standby; 'preserve' keeps the recovery settings of the \
             backup; 'none' writes none.",
+        ..OptionDef::BASE
+    },
+    OptionDef {
+        id: Opt::Verbose,
+        name: "verbose",
+        kind: Kind::Boolean,
+        default: Some("n"),
+        commands: &rules([Verify]),
+        summary: "Verbose output.",
+        help: "For verify: the report also lists what is valid, with every count (valid \
+            archive ids and backups, the files checked, zero counts), and is printed and logged \
+            even when nothing is wrong. Without it the report lists only problems, and is empty \
+            when there are none.",
         ..OptionDef::BASE
     },
 ];

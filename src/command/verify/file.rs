@@ -74,7 +74,18 @@ pub enum Outcome {
     /// The file does not exist.
     Missing,
     /// The file exists but is damaged or unreadable; the reason says how.
-    Invalid(String),
+    Invalid(Damage, String),
+}
+
+/// How an existing file is damaged, in the classes of pgBackRest's verify report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    /// The content read back does not have the recorded checksum.
+    Checksum,
+    /// The stored file or its content does not have the recorded size.
+    Size,
+    /// Anything else: corrupt compressed data, a damaged block map or bundle, a read error.
+    Other,
 }
 
 /// Reads the file through its decompressor and compares size and checksum.
@@ -90,7 +101,7 @@ pub fn check(repo: &dyn Storage, file: &FileCheck, buffer_size: usize) -> Result
             &block.entry,
         ) {
             Ok(blocks) => Box::new(ReassembledRead::new(blocks)),
-            Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+            Err(err) => return Ok(Outcome::Invalid(Damage::Other, err.message().to_string())),
         };
         return stream_check(&mut reader, file, buffer_size);
     }
@@ -104,7 +115,7 @@ pub fn check(repo: &dyn Storage, file: &FileCheck, buffer_size: usize) -> Result
             match bundle::open(repo, &stored) {
                 Ok(Some(reader)) => reader,
                 Ok(None) => return Ok(Outcome::Missing),
-                Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+                Err(err) => return Ok(Outcome::Invalid(Damage::Other, err.message().to_string())),
             }
         }
         None => match open_object(repo, file)? {
@@ -126,16 +137,19 @@ fn open_object(
     if let Some(expected) = file.repo_size
         && info.size != expected
     {
-        return Ok(Err(Outcome::Invalid(format!(
-            "stored size {} does not match {expected} in the manifest",
-            info.size
-        ))));
+        return Ok(Err(Outcome::Invalid(
+            Damage::Size,
+            format!(
+                "stored size {} does not match {expected} in the manifest",
+                info.size
+            ),
+        )));
     }
     Ok(match repo.open_read(&file.path) {
         Ok(Some(reader)) => Ok(reader),
         // Removed between the listing and now: for WAL, expire may have taken it.
         Ok(None) => Err(Outcome::Missing),
-        Err(err) => Err(Outcome::Invalid(err.message().to_string())),
+        Err(err) => Err(Outcome::Invalid(Damage::Other, err.message().to_string())),
     })
 }
 
@@ -158,28 +172,30 @@ fn stream_check(
     {
         Ok(results) => results,
         // Corrupt compressed data, a truncated stream, an I/O error: all the file's.
-        Err(err) => return Ok(Outcome::Invalid(err.message().to_string())),
+        Err(err) => return Ok(Outcome::Invalid(Damage::Other, err.message().to_string())),
     };
     let (size, checksum) = match results.as_slice() {
         [.., FilterResult::Size(size), FilterResult::Hash(checksum)] => (*size, checksum),
         other => {
-            return Ok(Outcome::Invalid(format!(
-                "unexpected filter results {other:?}"
-            )));
+            return Ok(Outcome::Invalid(
+                Damage::Other,
+                format!("unexpected filter results {other:?}"),
+            ));
         }
     };
     if let Some(expected) = file.size
         && size != expected
     {
-        return Ok(Outcome::Invalid(format!(
-            "size {size} does not match {expected} in the manifest"
-        )));
+        return Ok(Outcome::Invalid(
+            Damage::Size,
+            format!("size {size} does not match {expected} in the manifest"),
+        ));
     }
     if *checksum != file.checksum {
-        return Ok(Outcome::Invalid(format!(
-            "checksum '{checksum}' does not match '{}'",
-            file.checksum
-        )));
+        return Ok(Outcome::Invalid(
+            Damage::Checksum,
+            format!("checksum '{checksum}' does not match '{}'", file.checksum),
+        ));
     }
     Ok(Outcome::Valid { size })
 }
@@ -244,7 +260,7 @@ mod tests {
             flip(&dir, 2);
             let outcome = check(&repo, &file, 4096).unwrap();
             assert!(
-                matches!(outcome, Outcome::Invalid(_)),
+                matches!(outcome, Outcome::Invalid(..)),
                 "{kind:?}: {outcome:?}"
             );
         }
@@ -258,7 +274,10 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         match check(&repo, &file, 4096).unwrap() {
-            Outcome::Invalid(reason) => assert!(reason.contains("decompress"), "{reason}"),
+            Outcome::Invalid(damage, reason) => {
+                assert_eq!(damage, Damage::Other);
+                assert!(reason.contains("decompress"), "{reason}");
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -268,7 +287,8 @@ mod tests {
         let (dir, repo, mut file) = stored(CompressType::None);
         file.repo_size = Some(1);
         match check(&repo, &file, 4096).unwrap() {
-            Outcome::Invalid(reason) => {
+            Outcome::Invalid(damage, reason) => {
+                assert_eq!(damage, Damage::Size);
                 assert_eq!(
                     reason,
                     "stored size 200000 does not match 1 in the manifest"

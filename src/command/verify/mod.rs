@@ -17,15 +17,22 @@
 //! archive id a count of the WAL checked. verify takes no lock and writes nothing: backups and
 //! archive-push run alongside it. A backup expired by a concurrent expire is skipped rather
 //! than reported as missing files.
+//!
+//! At the end comes pgBackRest's report (render.rs): logged at info level when it is not empty,
+//! and printed to stdout with `--output=text`. Unlike pgBackRest, which exits 0 whatever it
+//! found, a damaged repository still ends in `VerifyError`, so that a script or a monitoring
+//! check sees it.
 
 mod file;
 mod info;
 mod plan;
+mod render;
 mod report;
 use crate::repo::archived_wal as wal;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
@@ -56,7 +63,25 @@ pub fn run(cfg: &Config) -> Result<i32> {
         buffer_size: open::buffer_size(cfg),
         process_max: open::process_max(cfg),
     };
-    let errors = verify(&repo, stanza, &settings)?;
+    let findings = verify(&repo, stanza, &settings)?;
+    let report = render::render(
+        &render::Report {
+            stanza,
+            errors: findings.errors,
+            info_problems: &findings.info_problems,
+            archives: &findings.archives,
+            backups: &findings.backups,
+        },
+        cfg.bool(Opt::Verbose),
+    );
+    if !report.is_empty() {
+        log_info!("{report}");
+        if cfg.str(Opt::Output) == Some("text") {
+            writeln!(std::io::stdout().lock(), "{report}")
+                .map_err(|err| Error::io(ErrorKind::FileWrite, "write", "stdout", &err))?;
+        }
+    }
+    let errors = findings.errors;
     if errors > 0 {
         return Err(Error::new(
             ErrorKind::Verify,
@@ -78,10 +103,24 @@ impl Errors {
     }
 }
 
+/// What a verify run found: the number of problems and what the report shows.
+pub struct Findings {
+    /// Problems logged at error level; any makes the command fail.
+    pub errors: usize,
+    /// Problems of archive.info and backup.info, in pgBackRest's words.
+    info_problems: Vec<String>,
+    archives: BTreeMap<String, report::ArchiveResult>,
+    backups: Vec<report::BackupResult>,
+}
+
 /// One backup being verified.
 struct BackupCheck {
     record: BackupRecord,
     manifest_problem: Option<String>,
+    /// Neither the manifest nor its copy exists.
+    manifest_missing: bool,
+    /// Files the manifest lists, including zero-length ones stored nowhere.
+    manifest_files: usize,
     /// Indexes of the jobs holding its files.
     files: Vec<usize>,
     /// The archive id and range of the WAL it needs, when it needs WAL from the archive.
@@ -97,8 +136,8 @@ struct Job {
     wal: Option<(String, wal::StoredWal)>,
 }
 
-/// Verifies the stanza; returns the number of errors logged.
-pub fn verify(repo: &dyn Storage, stanza: &str, settings: &VerifySettings) -> Result<usize> {
+/// Verifies the stanza; returns what it found (every problem is logged as it is found).
+pub fn verify(repo: &dyn Storage, stanza: &str, settings: &VerifySettings) -> Result<Findings> {
     let mut errors = Errors::default();
     let archive_path = layout::archive_info(stanza);
     let backup_path = layout::backup_info(stanza);
@@ -112,10 +151,20 @@ pub fn verify(repo: &dyn Storage, stanza: &str, settings: &VerifySettings) -> Re
     }
     let archive_info = usable(repo, archive_pair, &archive_path, &mut errors);
     let backup_info = usable(repo, backup_pair, &backup_path, &mut errors);
+    let mut info_problems = Vec::new();
+    for (missing, name) in [
+        (backup_info.is_none(), "backup.info"),
+        (archive_info.is_none(), "archive.info"),
+    ] {
+        if missing {
+            info_problems.push(format!("No usable {name} file"));
+        }
+    }
     if let (Some(archive), Some(backup)) = (&archive_info, &backup_info)
         && let Some(problem) = info::histories_match(archive, backup)
     {
         errors.report(&problem);
+        info_problems.push(problem);
     }
     let db_history: Vec<DbHistory> = archive_info
         .map(|a| a.db_history)
@@ -178,13 +227,14 @@ pub fn verify(repo: &dyn Storage, stanza: &str, settings: &VerifySettings) -> Re
     let archives = report::report_wal(repo, &archive_ids, &jobs, &outcomes, gaps, &mut errors);
     let listed_now = info::listed_labels(repo, &backup_path);
     let mut reported: BTreeSet<usize> = BTreeSet::new();
+    let mut results = Vec::new();
     for backup in &backups {
         let label = &backup.record.label;
         if listed_now.as_ref().is_some_and(|l| !l.contains(label)) {
             log_info!("backup {label}: expired while verify ran, skipped");
             continue;
         }
-        report::report_backup(
+        results.push(report::report_backup(
             repo,
             backup,
             &jobs,
@@ -192,12 +242,17 @@ pub fn verify(repo: &dyn Storage, stanza: &str, settings: &VerifySettings) -> Re
             &archives,
             &mut reported,
             &mut errors,
-        );
+        ));
     }
     if backups.is_empty() && settings.set.is_none() && errors.0 == 0 {
         log_warn!("no backups exist in the repository of stanza '{stanza}'");
     }
-    Ok(errors.0)
+    Ok(Findings {
+        errors: errors.0,
+        info_problems,
+        archives,
+        backups: results,
+    })
 }
 
 /// The content of a usable pair; reports a pair with no valid file.

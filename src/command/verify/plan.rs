@@ -66,7 +66,9 @@ pub fn plan_backup(
 ) -> Result<BackupCheck> {
     let label = record.label.clone();
     let path = layout::manifest(stanza, &label);
-    let (manifest, manifest_problem) = match info::check_pair::<Manifest>(repo, &path)? {
+    let pair = info::check_pair::<Manifest>(repo, &path)?;
+    let manifest_missing = matches!(pair, Pair::Missing);
+    let (manifest, manifest_problem) = match pair {
         Pair::Usable(m) if m.label == label => (Some(m), None),
         Pair::Usable(m) => (
             None,
@@ -96,6 +98,7 @@ pub fn plan_backup(
         None => (None, manifest_problem),
     };
     let mut files = Vec::new();
+    let manifest_files = manifest.as_ref().map_or(0, |m| m.files.len());
     if let Some(manifest) = &manifest {
         for entry in &manifest.files {
             let holder = manifest.holder(entry).to_string();
@@ -158,6 +161,8 @@ pub fn plan_backup(
     Ok(BackupCheck {
         record,
         manifest_problem,
+        manifest_missing,
+        manifest_files,
         files,
         wal,
     })
