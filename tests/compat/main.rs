@@ -6,3 +6,5 @@
 mod common;
 
 mod flow;
+mod options;
+mod verify;
