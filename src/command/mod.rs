@@ -265,7 +265,7 @@ mod tests {
             "--pg1-path=/a",
             "--no-online",
         ];
-        options.sort_by(|a, b| option_name(a).cmp(&option_name(b)));
+        options.sort_by_key(|option| option_name(option));
         assert_eq!(
             options,
             [
