@@ -253,16 +253,65 @@ impl Error {
         &self.message
     }
 
+    /// The hint as stored: a pgkeep command it names is still marked (see [`command_hint`]),
+    /// so that it can cross the remote protocol and be rendered where it is shown.
     pub fn hint(&self) -> Option<&str> {
         self.hint.as_deref()
     }
+
+    /// The error with each command its hint names rendered by `render`, which gets the
+    /// command line as the hint gave it (`--stanza=demo start`) and returns the whole command
+    /// to show. The error boundary (main, through the command layer) calls this with the
+    /// invocation's own options, so that a hint runs as written.
+    pub fn render_hint(&self, render: &dyn Fn(&str) -> String) -> Error {
+        Error {
+            hint: self
+                .hint
+                .as_deref()
+                .map(|hint| render_commands(hint, render)),
+            ..self.clone()
+        }
+    }
+}
+
+/// Opens and closes a command line inside a hint. Control characters: no message text has them.
+const COMMAND_OPEN: char = '\u{2}';
+const COMMAND_CLOSE: char = '\u{3}';
+
+/// A pgkeep command for a hint to name, e.g. `command_hint("--stanza=demo start")`: at the
+/// error boundary it becomes `pgkeep --config=/etc/x.conf --stanza=demo start` (the options the
+/// user gave to find the configuration, stanza and repository are repeated, so that the hint
+/// runs as written); anywhere else it reads `pgkeep --stanza=demo start`. Code below the
+/// command layer has no configuration to pass down: this defers the rendering to where it is.
+pub fn command_hint(command_line: &str) -> String {
+    format!("{COMMAND_OPEN}{command_line}{COMMAND_CLOSE}")
+}
+
+/// `text` with every marked command replaced by `render(command line)`.
+pub fn render_commands(text: &str, render: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text;
+    while let Some(start) = rest.find(COMMAND_OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + COMMAND_OPEN.len_utf8()..];
+        let end = after.find(COMMAND_CLOSE).unwrap_or(after.len());
+        out.push_str(&render(&after[..end]));
+        rest = after.get(end + COMMAND_CLOSE.len_utf8()..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A marked command as it reads without the invocation: `pgkeep <command line>`.
+pub fn plain_command(command_line: &str) -> String {
+    format!("pgkeep {command_line}")
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
         if let Some(hint) = &self.hint {
-            write!(f, "\nHINT: {hint}")?;
+            write!(f, "\nHINT: {}", render_commands(hint, &plain_command))?;
         }
         Ok(())
     }
@@ -289,6 +338,25 @@ pub fn io_cause(err: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marked_commands_render_plain_or_with_the_invocation() {
+        let err =
+            Error::new(ErrorKind::Stop, "stop file exists for stanza demo").with_hint(format!(
+                "use '{}' to allow pgkeep to run again",
+                command_hint("--stanza=demo start")
+            ));
+        assert!(
+            err.to_string()
+                .ends_with("HINT: use 'pgkeep --stanza=demo start' to allow pgkeep to run again")
+        );
+        let rendered = err.render_hint(&|line| format!("pgkeep --config=/x.conf {line}"));
+        assert_eq!(
+            rendered.hint(),
+            Some("use 'pgkeep --config=/x.conf --stanza=demo start' to allow pgkeep to run again")
+        );
+        assert_eq!(render_commands("no command", &plain_command), "no command");
+    }
 
     #[test]
     fn display_includes_hint_on_its_own_line() {

@@ -188,8 +188,10 @@ pub fn stop_file(lock_path: &Path, stanza: Option<&str>) -> PathBuf {
 pub fn check_stop(lock_path: &Path, stanza: Option<&str>) -> Result<()> {
     if stop_file(lock_path, None).exists() {
         return Err(
-            Error::new(ErrorKind::Stop, "stop file exists for all stanzas")
-                .with_hint("use the 'start' command to allow pgkeep to run again"),
+            Error::new(ErrorKind::Stop, "stop file exists for all stanzas").with_hint(format!(
+                "use '{}' to allow pgkeep to run again",
+                crate::error::command_hint("start")
+            )),
         );
     }
     if let Some(stanza) = stanza
@@ -200,7 +202,8 @@ pub fn check_stop(lock_path: &Path, stanza: Option<&str>) -> Result<()> {
             format!("stop file exists for stanza {stanza}"),
         )
         .with_hint(format!(
-            "use 'pgkeep --stanza={stanza} start' to allow pgkeep to run again"
+            "use '{}' to allow pgkeep to run again",
+            crate::error::command_hint(&format!("--stanza={stanza} start"))
         )));
     }
     Ok(())

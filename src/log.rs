@@ -181,28 +181,46 @@ pub fn log(level: Level, process: usize, message: &str) {
     };
     let logger = guard.get_or_insert(default);
     let s = &logger.settings;
-    let body = format!("P{process:02} {}: {message}", level.label());
     let now = timestamp();
-    let console_line = if s.timestamp {
-        format!("{now} {body}\n")
-    } else {
-        format!("{body}\n")
-    };
+    // As pgBackRest prints them: stderr lines are `ERROR: message` with no time or process
+    // (what a terminal or a cron mail shows), stdout and file lines carry the full prefix. The
+    // lines after the first of a message (a HINT, a detail) are indented to the message.
     if level <= s.stderr {
-        let _ = std::io::stderr().lock().write_all(console_line.as_bytes());
+        let head = format!("{}: ", level.name().to_uppercase());
+        let line = indent(&head, message);
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     } else if level <= s.console {
-        let _ = std::io::stdout().lock().write_all(console_line.as_bytes());
+        let head = if s.timestamp {
+            format!("{now} P{process:02} {}: ", level.label())
+        } else {
+            format!("P{process:02} {}: ", level.label())
+        };
+        let line = indent(&head, message);
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
     }
     if level <= s.file
         && let Some(file) = logger.file.as_mut()
     {
-        let line = format!(
-            "{now} P{process:02} [{}] {}: {message}\n",
+        let head = format!(
+            "{now} P{process:02} [{}] {}: ",
             std::process::id(),
             level.label()
         );
-        let _ = file.write_all(line.as_bytes());
+        let _ = file.write_all(indent(&head, message).as_bytes());
     }
+}
+
+/// `head` then `message`, each line of the message after the first indented by the width of
+/// `head`, ending with a newline.
+fn indent(head: &str, message: &str) -> String {
+    let pad = " ".repeat(head.chars().count());
+    let mut out = String::with_capacity(head.len() + message.len() + 1);
+    for (n, line) in message.split('\n').enumerate() {
+        out.push_str(if n == 0 { head } else { &pad });
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Local time with milliseconds, as in `2026-11-24 21:23:45.123`.
@@ -231,7 +249,7 @@ pub fn log_error_value(err: &Error) {
     let code = err.kind().exit_code();
     let mut text = format!("[{code:03}]: {}", err.message());
     if let Some(hint) = err.hint() {
-        text.push_str("\n            HINT: ");
+        text.push_str("\nHINT: ");
         text.push_str(hint);
     }
     log(Level::Error, 0, &text);

@@ -17,13 +17,7 @@ fn main() {
                 log::log(log::Level::Warn, 0, warning);
             }
             failpoint::arm();
-            match pgkeep::command::run(&cfg) {
-                Ok(code) => code,
-                Err(err) => {
-                    log::log_error_value(&err);
-                    err.kind().exit_code()
-                }
-            }
+            pgkeep::command::main(&cfg)
         }
         Err(err) => {
             log::init(log::LogSettings::default());

@@ -340,7 +340,11 @@ fn stanza_delete_is_refused_until_the_stanza_is_stopped() {
     s.pgkeep(&["stanza-delete"])
         .code(55)
         .contains("stop file does not exist for stanza 'demo'")
-        .contains("HINT: run 'pgkeep --stanza=demo stop' first");
+        // The hint repeats the non-default --config, so that it runs as written.
+        .contains(&format!(
+            "HINT: run 'pgkeep --config={} --stanza=demo stop' first",
+            s.conf.display()
+        ));
     assert!(s.repo.join("archive/demo/archive.info").exists());
     assert!(s.repo.join("backup/demo/backup.info").exists());
 }
@@ -421,5 +425,5 @@ fn assert_gone_and_creatable(s: &Stanza) {
     s.pgkeep(&["start"]).ok();
     s.pgkeep(&["--log-level-console=info", "stanza-create"])
         .ok()
-        .contains("stanza 'demo' created");
+        .contains("stanza-create for stanza 'demo' on repo1");
 }

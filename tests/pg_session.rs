@@ -200,15 +200,25 @@ fn connecting_to_a_wrong_port_fails_with_db_connect() {
         .expect("no server listens there");
     assert_eq!(err.kind(), ErrorKind::DbConnect);
     let expected = format!(
-        "unable to connect to 'dbname=postgres port={port} host={}': ",
+        "unable to connect to 'dbname='postgres' port={port} host='{}'': ",
         socket.path().display()
     );
     assert!(err.message().starts_with(&expected), "{}", err.message());
-    // No socket file there: the operating system's reason is part of the message.
+    // No socket file there: the socket file tried and the operating system's reason, as libpq
+    // says them, and a hint that the server may not be running.
+    let socket_file = format!("{}/.s.PGSQL.{port}", socket.path().display());
     assert!(
-        err.message().ends_with("[2] No such file or directory"),
+        err.message().ends_with(&format!(
+            "connection to server on socket \"{socket_file}\" failed: No such file or directory"
+        )),
         "{}",
         err.message()
+    );
+    assert!(
+        err.hint()
+            .is_some_and(|h| h.contains("is the server running")),
+        "{:?}",
+        err.hint()
     );
 }
 

@@ -34,7 +34,7 @@ fn quick_start_backup_info_break_restore() {
     let s = Stanza::new();
     s.pgkeep(&["--log-level-console=info", "stanza-create"])
         .ok()
-        .contains("stanza 'demo' created");
+        .contains("stanza-create for stanza 'demo' on repo1");
     // Running it again is harmless.
     s.pgkeep(&["--log-level-console=info", "stanza-create"])
         .ok()

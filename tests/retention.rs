@@ -140,13 +140,33 @@ fn retention_full_expires_the_oldest_set_and_the_wal_no_backup_needs() {
     let s = stanza("repo1-retention-full=2");
     let early = switch_wal(&s, 3);
 
-    // The first full anchors archive retention: the WAL archived before it goes.
+    // One full is fewer than the two retention counts: as pgBackRest, it is too soon to expire
+    // any WAL, and the WAL archived before the first full stays.
     let (f1, run) = backup(&s, "full");
     let (f1_start, f1_stop) = wal_range(&s, &f1);
+    assert!(!run.output().contains("remove archive"), "{}", run.output());
+    let now = archived(&s);
+    for segment in &early {
+        assert!(now.contains(segment), "{segment} removed: {now:?}");
+    }
+
+    write(&s, 1);
+    let (d1, _) = backup(&s, "diff");
+    write(&s, 2);
+    let (i1, _) = backup(&s, "incr");
+    switch_wal(&s, 2);
+    write(&s, 3);
+    // The second full meets the retention: the first anchors it, the WAL before it goes.
+    let (f2, run) = backup(&s, "full");
+    assert!(
+        !run.output().contains("expire full backup set"),
+        "{}",
+        run.output()
+    );
     run.contains(&format!(
-        "archive retention on backup {f1}, start = {f1_start}"
+        "repo1: 15-1 archive retention on backup {f1}, start = {f1_start}"
     ))
-    .contains("remove archive: 15-1, start = ");
+    .contains("repo1: 15-1 remove archive, start = ");
     let now = archived(&s);
     for segment in &early {
         assert!(
@@ -155,19 +175,6 @@ fn retention_full_expires_the_oldest_set_and_the_wal_no_backup_needs() {
         );
     }
     assert!(now.contains(&f1_start) && now.contains(&f1_stop), "{now:?}");
-
-    write(&s, 1);
-    let (d1, _) = backup(&s, "diff");
-    write(&s, 2);
-    let (i1, _) = backup(&s, "incr");
-    switch_wal(&s, 2);
-    write(&s, 3);
-    let (f2, run) = backup(&s, "full");
-    assert!(
-        !run.output().contains("expire full backup set"),
-        "{}",
-        run.output()
-    );
     let (f2_start, f2_stop) = wal_range(&s, &f2);
     let between = switch_wal(&s, 2);
     write(&s, 4);
@@ -175,10 +182,10 @@ fn retention_full_expires_the_oldest_set_and_the_wal_no_backup_needs() {
 
     // The third full expires the first with its diff and incr, and the WAL before the second.
     let (f3, run) = backup(&s, "full");
-    run.contains(&format!("expire full backup set: {f1}, {d1}, {i1}"))
+    run.contains(&format!("repo1: expire full backup set {f1}, {d1}, {i1}"))
         .contains(&format!("remove expired backup {f1}"))
         .contains(&format!(
-            "archive retention on backup {f2}, start = {f2_start}"
+            "repo1: 15-1 archive retention on backup {f2}, start = {f2_start}"
         ));
     assert_eq!(s.labels(), [f2.clone(), f3]);
     for label in [&f1, &d1, &i1] {
@@ -205,7 +212,7 @@ fn retention_diff_expires_the_older_diff_with_its_incr_but_never_an_incr_alone()
     let (i1, _) = backup(&s, "incr");
     write(&s, 3);
     let (d2, run) = backup(&s, "diff");
-    run.contains(&format!("expire diff backup set: {d1}, {i1}"));
+    run.contains(&format!("repo1: expire diff backup set {d1}, {i1}"));
     assert_eq!(s.labels(), [full.clone(), d2.clone()]);
     assert!(!set_dir(&s, &d1).exists() && !set_dir(&s, &i1).exists());
     assert!(set_dir(&s, &full).exists() && set_dir(&s, &d2).exists());
@@ -230,7 +237,7 @@ fn archive_retention_keeps_the_wal_that_makes_a_retained_backup_consistent() {
     let (f2, run) = backup(&s, "full");
     let (f2_start, _) = wal_range(&s, &f2);
     run.contains(&format!(
-        "archive retention on backup {f2}, start = {f2_start}"
+        "repo1: 15-1 archive retention on backup {f2}, start = {f2_start}"
     ));
 
     // Under load the first switch has named f1's own stop segment (seen once in CI); only the
@@ -284,10 +291,12 @@ fn expire_dry_run_changes_nothing_and_set_removes_a_backup_with_its_dependents()
     ])
     .ok()
     .contains(&format!(
-        "[DRY-RUN] expire full backup set: {f1}, {d1}, {i1}"
+        "[DRY-RUN] repo1: expire full backup set {f1}, {d1}, {i1}"
     ))
-    .contains(&format!("[DRY-RUN] remove expired backup {f1}"))
-    .contains(&format!("[DRY-RUN] archive retention on backup {f2}"));
+    .contains(&format!("[DRY-RUN] repo1: remove expired backup {f1}"))
+    .contains(&format!(
+        "[DRY-RUN] repo1: 15-1 archive retention on backup {f2}"
+    ));
     assert!(
         snapshot(&s.repo) == before,
         "--dry-run changed the repository"
@@ -295,7 +304,7 @@ fn expire_dry_run_changes_nothing_and_set_removes_a_backup_with_its_dependents()
 
     s.pgkeep(&["--log-level-console=info", &format!("--set={d1}"), "expire"])
         .ok()
-        .contains(&format!("expire adhoc backup set: {d1}, {i1}"));
+        .contains(&format!("repo1: expire adhoc backup set {d1}, {i1}"));
     assert_eq!(s.labels(), [f1.clone(), f2.clone()]);
     assert!(!set_dir(&s, &d1).exists() && !set_dir(&s, &i1).exists());
 

@@ -68,12 +68,14 @@ pub fn run(cfg: &Config) -> Result<i32> {
         if err.kind() != ErrorKind::ArchiveTimeout {
             return err;
         }
+        let push = crate::error::command_hint(&format!("--stanza={stanza} archive-push %p"));
+        let start = crate::error::command_hint(&format!("--stanza={stanza} start"));
         err.with_hint(format!(
-            "check that archive_command '{archive_command}' runs 'pgkeep --stanza={stanza} archive-push %p' and succeeds (see the PostgreSQL log); run 'pgkeep --stanza={stanza} start' if the stanza was stopped; raise archive-timeout if the archive is slow"
+            "check that archive_command '{archive_command}' runs '{push}' and succeeds (see the PostgreSQL log); run '{start}' if the stanza was stopped; raise archive-timeout if the archive is slow"
         ))
     })?;
     log_info!(
-        "WAL segment {segment} successfully archived to '{}'",
+        "WAL segment {segment} successfully archived to '{}' on repo1",
         repo.describe(&wal.path)
     );
     Ok(0)

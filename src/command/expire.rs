@@ -97,7 +97,7 @@ fn settings(cfg: &Config) -> ExpireSettings<'_> {
 }
 
 fn warn_with_hint(message: &str, hint: &str) {
-    log_warn!("{message}\n            HINT: {hint}");
+    log_warn!("{message}\nHINT: {hint}");
 }
 
 fn expire(repo: &dyn Storage, stanza: &str, settings: &ExpireSettings) -> Result<()> {
@@ -109,8 +109,10 @@ fn expire(repo: &dyn Storage, stanza: &str, settings: &ExpireSettings) -> Result
     };
     let dry = if settings.dry_run { "[DRY-RUN] " } else { "" };
     for set in &plan.expired {
+        // As pgBackRest: "set" only when dependents expire with the backup.
+        let several = if set.labels().count() > 1 { "set " } else { "" };
         log_info!(
-            "{dry}expire {} backup set: {}",
+            "{dry}repo1: expire {} backup {several}{}",
             set.reason.name(),
             set.describe()
         );
@@ -213,7 +215,7 @@ fn remove_backup_sets(
         .collect();
     unlisted.sort_by(|a, b| b.cmp(a));
     for label in unlisted {
-        log_info!("{dry}remove expired backup {label}");
+        log_info!("{dry}repo1: remove expired backup {label}");
         if dry.is_empty() {
             repo.remove_dir(&layout::backup_set_dir(stanza, &label))?;
         }
@@ -241,7 +243,7 @@ fn remove_archive(
     match decision {
         ArchiveDecision::RemoveAll { .. } => {
             if repo.exists(&dir)? {
-                log_info!("{dry}remove archive path: {archive_id}");
+                log_info!("{dry}repo1: remove archive path {}", repo.describe(&dir));
                 if dry.is_empty() {
                     repo.remove_dir(&dir)?;
                 }
@@ -250,13 +252,13 @@ fn remove_archive(
         }
         ArchiveDecision::Retain(retention) => {
             log_info!(
-                "{dry}archive retention on backup {}, start = {}",
+                "{dry}repo1: {archive_id} archive retention on backup {}, start = {}",
                 retention.anchor,
                 retention.start
             );
             let removed = remove_wal(repo, &dir, &archive_id, retention, dry)?;
             if removed == 0 {
-                log_detail!("{archive_id}: no archive to remove");
+                log_info!("{dry}repo1: {archive_id} no archive to remove");
             }
             Ok(())
         }
@@ -286,7 +288,7 @@ fn remove_wal(
         match retention.path_decision(&name) {
             PathDecision::Keep => {}
             PathDecision::Remove => {
-                log_info!("{dry}remove archive path: {archive_id}/{name}");
+                log_detail!("{dry}repo1: {archive_id} remove archive path {name}");
                 if dry.is_empty() {
                     repo.remove_dir(&path)?;
                 }
@@ -304,7 +306,7 @@ fn remove_wal(
                     .collect();
                 for run in retention::removal_runs(&files, retention) {
                     log_info!(
-                        "{dry}remove archive: {archive_id}, start = {}, stop = {}",
+                        "{dry}repo1: {archive_id} remove archive, start = {}, stop = {}",
                         run.first,
                         run.last
                     );

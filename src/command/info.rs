@@ -74,7 +74,10 @@ fn report(repo: &dyn Storage, name: &str, set: Option<&str>) -> Result<StanzaRep
                 crate::error::ErrorKind::BackupSetInvalid,
                 format!("backup set '{set}' does not exist in stanza '{name}'"),
             )
-            .with_hint("'pgkeep info' without --set lists the backup sets"));
+            .with_hint(format!(
+                "'{}' without --set lists the backup sets",
+                crate::error::command_hint("info")
+            )));
         }
         detail = Manifest::load(repo, name, set)?;
     }

@@ -29,7 +29,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let repo = open::repo(cfg)?;
     let control = open::pg_control(&open::pg_storage(cfg)?)?;
     match ensure(&repo, stanza, &control)? {
-        Ensured::Created => log_info!("stanza '{stanza}' created"),
+        Ensured::Created => log_info!("stanza-create for stanza '{stanza}' on repo1"),
         Ensured::Existed => log_info!("stanza '{stanza}' already exists and is valid"),
     }
     Ok(0)

@@ -31,7 +31,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
             format!("stop file does not exist for stanza '{stanza}'"),
         )
         .with_hint(format!(
-            "run 'pgkeep --stanza={stanza} stop' first, so that nothing writes to the stanza while it is deleted"
+            "run '{}' first, so that nothing writes to the stanza while it is deleted",
+            crate::error::command_hint(&format!("--stanza={stanza} stop"))
         )));
     }
     let pg_path = open::pg_path(cfg)?;

@@ -366,6 +366,130 @@ impl Config {
         }
     }
 
+    /// The options of this invocation that are valid for `command` and not at their default,
+    /// from every source (command line, environment, configuration file), as the command
+    /// begin line shows them: sorted by option name and then index, as pgBackRest sorts them;
+    /// `--name` for a true boolean and `--no-name` for a false or negated one, `--reset-name`,
+    /// one `--name=value` per list or hash element, values with a space in double quotes, and
+    /// secrets as `<redacted>`.
+    pub fn logged_options(&self, command: Command) -> Vec<String> {
+        let mut keys: Vec<&Key> = self.values.keys().collect();
+        keys.sort_by_key(|(opt, index)| (opt.def().name, *index));
+        let reset: Vec<&Key> = self
+            .cli
+            .iter()
+            .filter(|(_, setting)| matches!(setting, Setting::Reset))
+            .map(|(key, _)| key)
+            .collect();
+        let quote = |text: &str| {
+            if text.contains(' ') {
+                format!("\"{text}\"")
+            } else {
+                text.to_string()
+            }
+        };
+        let mut out = Vec::new();
+        for key in keys {
+            let def = key.0.def();
+            let Some(resolved) = self.values.get(key) else {
+                continue;
+            };
+            if !def.valid_for(command) {
+                continue;
+            }
+            let name = def.key(key.1);
+            if reset.contains(&key) {
+                out.push(format!("--reset-{name}"));
+                continue;
+            }
+            if resolved.source == Source::Default {
+                continue;
+            }
+            match (&resolved.value, &resolved.text) {
+                (None, _) => out.push(format!("--no-{name}")),
+                (Some(_), _) if def.is_secure() => out.push(format!("--{name}=<redacted>")),
+                (Some(Value::Bool(true)), _) => out.push(format!("--{name}")),
+                (Some(Value::Bool(false)), _) => out.push(format!("--no-{name}")),
+                (Some(Value::List(values)), _) => out.extend(
+                    values
+                        .iter()
+                        .map(|value| format!("--{name}={}", quote(value))),
+                ),
+                (Some(Value::Hash(pairs)), _) => out.extend(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| format!("--{name}={}", quote(&format!("{k}={v}")))),
+                ),
+                (Some(_), Some(text)) => out.push(format!("--{name}={}", quote(text))),
+                (Some(_), None) => {}
+            }
+        }
+        out
+    }
+
+    /// The options to repeat in a pgkeep command that a hint names (`command`), so that it
+    /// runs as written: the configuration file options when not at their default (from the
+    /// command line or the environment: an `archive_command` does not see this shell's
+    /// variables), and the options that locate the cluster, the repository and the lock and
+    /// spool directories when given on the command line (those from the configuration file
+    /// come back with `--config`). Only options `command` accepts; the stanza is the hint's to
+    /// name. In the order of the begin line.
+    pub fn hint_options(&self, command: Command) -> Vec<String> {
+        const FILES: [Opt; 3] = [Opt::Config, Opt::ConfigIncludePath, Opt::ConfigPath];
+        const LOCATIONS: [Opt; 18] = [
+            Opt::LockPath,
+            Opt::PgDatabase,
+            Opt::PgHost,
+            Opt::PgHostCmd,
+            Opt::PgHostConfig,
+            Opt::PgHostPort,
+            Opt::PgHostUser,
+            Opt::PgPath,
+            Opt::PgPort,
+            Opt::PgSocketPath,
+            Opt::PgUser,
+            Opt::RepoHost,
+            Opt::RepoHostCmd,
+            Opt::RepoHostConfig,
+            Opt::RepoHostPort,
+            Opt::RepoHostUser,
+            Opt::RepoPath,
+            Opt::SpoolPath,
+        ];
+        let mut keys: Vec<&Key> = self
+            .values
+            .iter()
+            .filter(|((opt, _), resolved)| {
+                let wanted = match resolved.source {
+                    Source::CommandLine => FILES.contains(opt) || LOCATIONS.contains(opt),
+                    Source::Env => FILES.contains(opt),
+                    _ => false,
+                };
+                wanted && opt.def().valid_for(command)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort_by_key(|(opt, index)| (opt.def().name, *index));
+        keys.into_iter()
+            .filter_map(|key| {
+                let name = key.0.def().key(key.1);
+                let resolved = self.values.get(key)?;
+                Some(match &resolved.text {
+                    None => format!("--no-{name}"),
+                    Some(text) if text.contains(' ') => format!("--{name}=\"{text}\""),
+                    Some(text) => format!("--{name}={text}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Where the option's value came from, at `index` of a grouped option.
+    pub fn source_at(&self, opt: Opt, index: u32) -> Source {
+        self.values
+            .get(&(opt, index))
+            .map_or(Source::Default, |resolved| resolved.source)
+    }
+
     /// The options given on the command line with a value, by current name, in the order
     /// given: one pair per list or hash element (`recovery-option`, `a=b`), booleans as
     /// `y`/`n`. `--no-config` and `--reset-*` have no value and are left out; see

@@ -111,6 +111,48 @@ fn cause(err: &postgres::Error) -> String {
     text
 }
 
+/// The error for a failed connection. A socket that is not there or refuses is a server that
+/// is not running (or listens elsewhere): name the socket file tried, as libpq does, and hint at
+/// that, the commonest case by far (a stopped cluster, a wrong pg1-port or pg1-socket-path).
+fn connect_error(target: &str, host: &str, port: u16, err: &postgres::Error) -> Error {
+    let io_kind = std::error::Error::source(err)
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    let not_there = matches!(
+        io_kind,
+        Some(std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused)
+    );
+    if host.starts_with('/') && not_there {
+        let reason = match io_kind {
+            Some(std::io::ErrorKind::NotFound) => "No such file or directory",
+            _ => "Connection refused",
+        };
+        return Error::new(
+            ErrorKind::DbConnect,
+            format!(
+                "unable to connect to '{target}': connection to server on socket \"{host}/.s.PGSQL.{port}\" failed: {reason}"
+            ),
+        )
+        .with_hint(
+            "is the server running locally and accepting connections on that socket? (check pg1-port and pg1-socket-path)",
+        );
+    }
+    if not_there {
+        return Error::new(
+            ErrorKind::DbConnect,
+            format!(
+                "unable to connect to '{target}': connection to server at \"{host}\", port {port} failed: {}",
+                cause(err)
+            ),
+        )
+        .with_hint("is the server running on that host and accepting TCP/IP connections?");
+    }
+    Error::new(
+        ErrorKind::DbConnect,
+        format!("unable to connect to '{target}': {}", cause(err)),
+    )
+}
+
 fn query_error(query: &str, err: &postgres::Error) -> Error {
     let error = Error::new(
         ErrorKind::DbQuery,
@@ -176,16 +218,14 @@ impl DbSession {
         {
             config.password(password);
         }
+        // Quoted as libpq (and so pgBackRest) shows a connection string.
         let target = format!(
-            "dbname={} port={} host={host}",
+            "dbname='{}' port={} host='{host}'",
             options.database, options.port
         );
-        let mut client = config.connect(NoTls).map_err(|err| {
-            Error::new(
-                ErrorKind::DbConnect,
-                format!("unable to connect to '{target}': {}", cause(&err)),
-            )
-        })?;
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|err| connect_error(&target, &host, options.port, &err))?;
         client
             .batch_execute(sql::SESSION_SETUP)
             .map_err(|err| query_error(sql::SESSION_SETUP, &err))?;

@@ -55,6 +55,7 @@ pub fn stanza_missing(storage: &dyn Storage, stanza: &str, path: &str) -> Error 
         ),
     )
     .with_hint(format!(
-        "has a stanza-create been run? (pgkeep --stanza={stanza} stanza-create)"
+        "has a stanza-create been run? ({})",
+        crate::error::command_hint(&format!("--stanza={stanza} stanza-create"))
     ))
 }

@@ -193,7 +193,10 @@ pub fn plan_set(info: &BackupInfo, label: &str, policy: &RetentionPolicy) -> Res
             ErrorKind::BackupSetInvalid,
             format!("backup set '{label}' does not exist"),
         )
-        .with_hint("run 'pgkeep info' to list the backup sets of the stanza"));
+        .with_hint(format!(
+            "run '{}' to list the backup sets of the stanza",
+            crate::error::command_hint("info")
+        )));
     };
     if record.backup_type == BackupType::Full
         && !remaining.iter().any(|b| {

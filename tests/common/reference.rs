@@ -255,8 +255,12 @@ impl Pair {
 /// Replaces what legitimately differs between two runs: the binary name and version,
 /// timestamps, backup labels, durations, sizes, pids and exec ids.
 pub fn normalise(text: &str) -> String {
-    let rules: [(&str, &str); 11] = [
+    // WAL names and LSNs before sizes: a segment name ending in `B` reads as a size.
+    let rules: [(&str, &str); 12] = [
+        (r"\b[0-9A-F]{24}\b", "<WAL>"),
+        (r"\b[0-9A-F]{1,8}/[0-9A-F]{1,8}\b", "<LSN>"),
         (r"\b(pgbackrest|pgkeep)\b", "<TOOL>"),
+        (r"version = \d+\.\d+(\.\d+)?", "version = <VERSION>"),
         (
             r"\b(pgBackRest|pgkeep) \d+\.\d+(\.\d+)?\b",
             "<TOOL> <VERSION>",
@@ -271,8 +275,6 @@ pub fn normalise(text: &str) -> String {
         (r"\d+(\.\d+)? ?(B|KB|MB|GB|TB)\b", "<SIZE>"),
         (r"--exec-id=[0-9a-f-]+", "--exec-id=<ID>"),
         (r"\bpid \d+", "pid <PID>"),
-        (r"\b[0-9A-F]{24}\b", "<WAL>"),
-        (r"\b[0-9A-F]{1,8}/[0-9A-F]{1,8}\b", "<LSN>"),
     ];
     let mut text = text.to_string();
     for (pattern, replacement) in rules {

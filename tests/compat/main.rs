@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod console;
 mod flow;
 mod options;
 mod verify;

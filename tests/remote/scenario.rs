@@ -14,7 +14,7 @@ fn dedicated_backup_host_scenario() {
     // §5.1: the stanza is created from the backup host, reading pg_control over ssh.
     d.on_backup(&["--log-level-console=info", "stanza-create"])
         .ok()
-        .contains("stanza 'demo' created");
+        .contains("stanza-create for stanza 'demo' on repo1");
     // archive-push on the database host lands in the backup host's repository.
     d.switch_and_wait_archived();
     let archived = walkdir(&d.repo.join("archive/demo"));

@@ -20,7 +20,7 @@ mod wait;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::config::{Config, Opt};
+use crate::config::{Command, Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
 use crate::io::CompressType;
@@ -400,7 +400,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
         format_size(manifest.delta()),
         manifest.files.len()
     );
-    super::expire::after_backup(cfg, &repo, stanza)?;
+    // Retention runs as its own command, as pgBackRest logs it: `backup command end`, then
+    // `expire command begin` with expire's options, expire's lines, `expire command end`.
+    super::chain(cfg, Command::Expire, || {
+        super::expire::after_backup(cfg, &repo, stanza)
+    })?;
     Ok(0)
 }
 
@@ -456,10 +460,12 @@ fn choose_prior(
         );
         return Ok((BackupType::Full, None));
     }
+    // pgBackRest names the version of the tool that made the prior backup; the manifest does
+    // not record pgkeep's, and a prior backup was made by a pgkeep that reads this format.
     log_info!(
         "last backup label = {}, version = {}",
         record.label,
-        manifest.pg_version
+        super::version::VERSION
     );
     Ok((requested, Some(manifest)))
 }

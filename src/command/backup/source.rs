@@ -122,6 +122,9 @@ impl Source {
     pub fn stop(&mut self, _control: &ControlData) -> Result<Option<BackupStop>> {
         match self {
             Source::Online(session) => {
+                log_info!(
+                    "execute non-exclusive backup stop and wait for all WAL segments to archive"
+                );
                 let stop = session.backup_stop()?;
                 log_info!(
                     "backup stop archive = {}, lsn = {}",

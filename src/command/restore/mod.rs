@@ -43,7 +43,7 @@ use crate::pg::PgVersion;
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::repo::{BackupInfo, Manifest};
 use crate::storage::{PosixStorage, Storage};
-use crate::{log_debug, log_info, log_warn};
+use crate::{log_debug, log_detail, log_info, log_warn};
 
 use super::{format_size, open};
 use files::Outcome;
@@ -114,10 +114,22 @@ pub fn run(cfg: &Config) -> Result<i32> {
     if let Some((root, path)) = occupied.iter().find(|(root, _)| !owned[*root]) {
         return Err(not_empty(&plan, *root, path, delta || force));
     }
-    log_info!(
-        "restore backup set {label}, recovery will start at {}",
-        manifest.lsn_start
-    );
+    // As pgBackRest: the repository, and for an online backup the time recovery starts from
+    // (the backup's start, local time); the start LSN is at detail level.
+    let recovery = if manifest.online {
+        let start = jiff::Timestamp::from_second(manifest.timestamp_start)
+            .map(|t| {
+                t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| manifest.timestamp_start.to_string());
+        format!(", recovery will start at {start}")
+    } else {
+        String::new()
+    };
+    log_info!("repo1: restore backup set {label}{recovery}");
+    log_detail!("backup start lsn = {}", manifest.lsn_start);
 
     let storages: Vec<PosixStorage> = plan
         .roots

@@ -38,7 +38,10 @@ pub fn choose<'a>(
                     ErrorKind::BackupSetInvalid,
                     format!("backup set '{label}' is not valid"),
                 )
-                .with_hint("'pgkeep info' lists the backup sets of the stanza")
+                .with_hint(format!(
+                    "'{}' lists the backup sets of the stanza",
+                    crate::error::command_hint("info")
+                ))
             })?;
             let Some((target, shown)) = target else {
                 return Ok(Choice {

@@ -37,7 +37,10 @@ pub fn select_backups(
                 ErrorKind::BackupSetInvalid,
                 format!("backup set '{set}' does not exist in stanza '{stanza}'"),
             )
-            .with_hint("'pgkeep info' lists the backup sets")
+            .with_hint(format!(
+                "'{}' lists the backup sets",
+                crate::error::command_hint("info")
+            ))
         })?;
         return Ok(vec![record]);
     }

@@ -153,7 +153,9 @@ pub fn archive_plan(
     let mut counted: Vec<&BackupRecord> = retained.iter().filter(|b| counts(b)).collect();
     counted.sort_by(|a, b| b.label.cmp(&a.label));
     let count = count as usize;
-    if counted.is_empty() {
+    // As pgBackRest: until there are as many backups as archive retention counts, it is too
+    // soon to expire any WAL (and keeping it loses nothing).
+    if counted.is_empty() || counted.len() < count {
         return Vec::new();
     }
     let newest = &counted[..count.min(counted.len())];
