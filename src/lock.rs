@@ -179,6 +179,20 @@ pub fn holders(lock_path: &Path, stanza: Option<&str>) -> Result<Vec<(PathBuf, i
     Ok(found)
 }
 
+/// Whether a live process holds the `kind` lock of `stanza` (what `info` reports as
+/// `backup/expire running`). A missing or unlocked lock file is not held. Like pgBackRest's own
+/// check this takes the lock for an instant when it is free.
+pub fn held(lock_path: &Path, stanza: &str, kind: LockKind) -> bool {
+    let path = lock_path.join(format!("{stanza}-{}.lock", kind.name()));
+    match File::open(&path) {
+        Ok(file) => matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ),
+        Err(_) => false,
+    }
+}
+
 /// The stop file for a stanza, or for all stanzas.
 pub fn stop_file(lock_path: &Path, stanza: Option<&str>) -> PathBuf {
     lock_path.join(format!("{}.stop", stanza.unwrap_or("all")))

@@ -139,13 +139,15 @@ const LOGGING: &[CommandRule] = &rules([
     Stop,
     Verify,
 ]);
-/// Commands that take a lock or read or write stop files.
+/// Commands that take a lock, look at one (info reports a held backup lock), or read or write
+/// stop files.
 const LOCKING: &[CommandRule] = &rules([
     ArchiveGet,
     ArchivePush,
     Backup,
     Check,
     Expire,
+    Info,
     Restore,
     StanzaCreate,
     StanzaDelete,

@@ -55,6 +55,14 @@ pub struct BackupRecord {
     /// User-defined `annotation` pairs.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotation: std::collections::BTreeMap<String, String>,
+    /// The pgkeep version that made the backup (`info`'s `backrest.version`); absent in
+    /// backups made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether the backup found invalid page checksums (`info`'s `error`); absent in backups
+    /// made before it was recorded, which `info` then reports as unknown, as pgBackRest does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<bool>,
 }
 
 impl BackupInfo {

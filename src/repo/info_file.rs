@@ -18,8 +18,9 @@ use crate::log_warn;
 use crate::repo::layout::COPY_EXT;
 use crate::storage::{Storage, WriteOptions};
 
-/// The version of the info file envelope.
-const FORMAT: u64 = 1;
+/// The version of the info file envelope: pgkeep's repository format number, which `info`
+/// reports as `backrest.format`.
+pub const FORMAT: u64 = 1;
 
 /// Writes `content` to `path` and then to `path.copy`.
 pub fn save<T: Serialize>(storage: &dyn Storage, path: &str, content: &T) -> Result<()> {

@@ -85,6 +85,28 @@ impl Side {
         self.run_raw(&all)
     }
 
+    /// Starts this tool as postgres with its config file, `--stanza` and `args`, without
+    /// waiting (its output is discarded); for runs that another command must see in progress.
+    /// The tool runs directly under the postgres ids, not under `runuser`, so that stopping it
+    /// (SIGSTOP) does not also stop a wrapper that then never resumes.
+    pub fn spawn(&self, stanza: &str, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let (uid, gid) = super::postgres_ids();
+        std::process::Command::new(&self.bin)
+            .arg(format!("--config={}", self.conf.display()))
+            .arg(format!("--stanza={stanza}"))
+            .args(args)
+            .uid(uid)
+            .gid(gid)
+            .env("LC_ALL", "C")
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("start '{}': {err}", self.bin.display()))
+    }
+
     /// Runs this tool as postgres with exactly `args` (no config, no stanza added).
     pub fn run_raw<S: AsRef<str>>(&self, args: &[S]) -> Run {
         let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
@@ -197,6 +219,14 @@ impl Pair {
         }
     }
 
+    /// As [`Pair::both`] for another stanza than the pair's (`--stanza=<stanza>`).
+    pub fn both_in(&self, stanza: &str, args: &[&str]) -> Both {
+        Both {
+            pgkeep: self.pgkeep.run(stanza, args),
+            pgbackrest: self.pgbackrest.run(stanza, args),
+        }
+    }
+
     /// Runs exactly `args` with each binary (each side's own paths substituted for the
     /// placeholders `{conf}`, `{repo}`, `{log}`, `{lock}` and `{spool}`).
     pub fn both_raw(&self, args: &[&str]) -> Both {
@@ -272,6 +302,9 @@ pub fn normalise(text: &str) -> String {
             "<TIME>",
         ),
         (r"\(\d+ms\)", "(<MS>ms)"),
+        // WAL names and LSNs before sizes: a segment name ending in B is not a size.
+        (r"\b[0-9A-F]{24}\b", "<WAL>"),
+        (r"\b[0-9A-F]{1,8}/[0-9A-F]{1,8}\b", "<LSN>"),
         (r"\d+(\.\d+)? ?(B|KB|MB|GB|TB)\b", "<SIZE>"),
         (r"--exec-id=[0-9a-f-]+", "--exec-id=<ID>"),
         (r"\bpid \d+", "pid <PID>"),
@@ -349,4 +382,32 @@ pub fn missing_key_paths(ours: &serde_json::Value, reference: &serde_json::Value
         }
     }
     missing
+}
+
+/// Process `pid` and all its descendants, found through `/proc/<pid>/task/*/children` (so the
+/// tool's own worker processes are there too).
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        let tasks = format!("/proc/{}/task", pids[i]);
+        for task in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+        i += 1;
+    }
+    pids
+}
+
+/// Sends `signal` to process `pid` and to all its descendants ([`process_tree`]).
+pub fn signal_tree(pid: u32, signal: nix::sys::signal::Signal) {
+    for pid in process_tree(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+    }
 }

@@ -7,5 +7,6 @@ mod common;
 
 mod console;
 mod flow;
+mod info;
 mod options;
 mod verify;

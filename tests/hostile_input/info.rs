@@ -32,6 +32,8 @@ fn backup_info() -> BackupInfo {
         repo_size: 3_000_000,
         repo_delta: 3_000_000,
         annotation: Default::default(),
+        version: None,
+        error: None,
     });
     info
 }

@@ -586,5 +586,9 @@ fn record_of(manifest: &Manifest) -> BackupRecord {
         repo_size: manifest.repo_size(),
         repo_delta: manifest.repo_delta(),
         annotation: manifest.annotation.clone(),
+        // The writer's version, for `info`; the crate version, not `command::version` (commands
+        // do not import each other).
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        error: Some(manifest.files.iter().any(|f| f.page_errors.is_some())),
     }
 }

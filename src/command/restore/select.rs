@@ -179,6 +179,8 @@ mod tests {
             repo_size: 0,
             repo_delta: 0,
             annotation: Default::default(),
+            version: None,
+            error: None,
         }
     }
 

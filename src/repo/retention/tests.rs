@@ -47,6 +47,8 @@ fn chain(types: &str) -> Vec<BackupRecord> {
             repo_size: 0,
             repo_delta: 0,
             annotation: Default::default(),
+            version: None,
+            error: None,
         });
     }
     out
