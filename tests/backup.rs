@@ -264,7 +264,7 @@ fn exclusions_and_annotations() {
             .len()
             >= 3
     );
-    s.pgkeep(&["info", "--set=20200101-000000F"]).code(88);
+    s.pgkeep(&["info", "--set=20200101-000000F"]).code(75);
 
     restore_and_start(&s, &[]);
     assert!(s.data_dir().join("junk").is_dir());

@@ -32,14 +32,14 @@ fn missing_stanza_option_is_refused() {
 #[test]
 fn missing_or_unreadable_config_file_is_refused() {
     run_pgkeep(&["--config=/nonexistent/pgkeep.conf", "info"], &[])
-        .code(27)
+        .code(55)
         .contains("/nonexistent/pgkeep.conf");
     let dir = common::TempDir::new();
     let conf = dir.path().join("pgkeep.conf");
     std::fs::write(&conf, "[global]\nrepo1-path=/tmp\n").unwrap();
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o000)).unwrap();
     run_pgkeep(&[&format!("--config={}", conf.display()), "info"], &[])
-        .code(27)
+        .code(41)
         .contains("pgkeep.conf");
 }
 
@@ -47,7 +47,7 @@ fn missing_or_unreadable_config_file_is_refused() {
 fn stanza_that_was_never_created_is_refused() {
     let s = Stanza::new();
     s.pgkeep(&["restore"])
-        .code(103)
+        .code(55)
         .contains("stanza 'demo' does not exist");
 }
 
@@ -357,7 +357,7 @@ fn log_lock_and_stop_files_are_created_0640() {
     );
     nix::sys::stat::umask(previous);
     // The stanza was never created; the lock and the log came first.
-    run.code(103);
+    run.code(55);
     stop.ok();
     for (sub, file) in [
         ("lock", "demo-backup.lock"),

@@ -48,13 +48,13 @@ impl ArchiveInfo {
 /// The error for a stanza whose info file is missing.
 pub fn stanza_missing(storage: &dyn Storage, stanza: &str, path: &str) -> Error {
     Error::new(
-        ErrorKind::StanzaMissing,
+        ErrorKind::FileMissing,
         format!(
             "stanza '{stanza}' does not exist: '{}' is missing",
             storage.describe(path)
         ),
     )
     .with_hint(format!(
-        "has a stanza-create been run? (pgkeep --stanza={stanza} stanza-create)"
+        "has a stanza-create been performed? (pgkeep --stanza={stanza} stanza-create)"
     ))
 }
