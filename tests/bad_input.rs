@@ -46,6 +46,8 @@ fn missing_or_unreadable_config_file_is_refused() {
 #[test]
 fn stanza_that_was_never_created_is_refused() {
     let s = Stanza::new();
+    // Stopped: a running cluster is refused first (38), as pgBackRest does.
+    s.cluster.stop();
     s.pgkeep(&["restore"])
         .code(55)
         .contains("stanza 'demo' does not exist");
