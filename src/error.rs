@@ -3,8 +3,10 @@
 //! Every failure pgkeep reports is an [`Error`]: a [`ErrorKind`] that fixes the process exit
 //! code, a one-line lowercase message that names what is wrong (paths and names in single
 //! quotes), and an optional hint saying what to do. Library code returns these; only `main`
-//! turns them into an exit code. The codes are documented in docs/errors.md and must never be
-//! renumbered: scripts depend on them.
+//! turns them into an exit code. A kind that pgBackRest also has carries pgBackRest's name and
+//! code (its `build/error.yaml`), so that scripts written for pgBackRest read the same exit codes;
+//! a kind pgBackRest lacks uses a code pgBackRest does not. The codes are documented in
+//! docs/errors.md, next to pgBackRest's for each condition.
 
 use std::fmt;
 
@@ -27,8 +29,6 @@ pub enum ErrorKind {
     OptionInvalid = 31,
     /// An option's value is not valid.
     OptionInvalidValue = 32,
-    /// An option's value is out of its allowed range.
-    OptionInvalidRange = 33,
     /// A required option is missing.
     OptionRequired = 37,
     /// PostgreSQL is running where it must not be.
@@ -72,23 +72,32 @@ pub enum ErrorKind {
     DbMismatch = 58,
     /// A required directory is missing.
     PathMissing = 73,
+    /// archive_command is not set (or cannot archive for this stanza).
+    ArchiveCommandInvalid = 68,
+    /// `tablespace-map` names a tablespace the backup does not have.
+    TablespaceMap = 76,
+    /// `link-map` names a link the backup does not have.
+    LinkMap = 78,
+    /// A database named by `db-include` is not in the backup.
+    DbMissing = 80,
+    /// archive_mode is off, so WAL cannot be archived.
+    ArchiveDisabled = 87,
     /// A file cannot be written.
-    FileWrite = 74,
+    FileWrite = 64,
     /// A stop file forbids the command.
     Stop = 62,
-    /// The stanza has not been created.
-    StanzaMissing = 103,
     /// WAL did not reach the archive in time.
     ArchiveTimeout = 82,
     /// A file cannot be removed.
-    FileRemove = 66,
+    FileRemove = 60,
     /// A requested backup set does not exist or cannot be used.
-    BackupSetInvalid = 88,
+    BackupSetInvalid = 75,
     /// A child process or thread failed unexpectedly.
-    Execute = 91,
+    Execute = 102,
     /// Positional parameters are wrong for the command.
     ParamInvalid = 96,
-    /// verify found the repository damaged (each problem is logged).
+    /// The command encountered one or more errors, each logged before: pgBackRest's
+    /// CommandError. pgkeep's verify ends with it when it found the repository damaged.
     Verify = 104,
     /// WAL waiting to be archived exceeds archive-push-queue-max.
     ArchiveQueueFull = 110,
@@ -105,7 +114,6 @@ impl ErrorKind {
         ErrorKind::CommandRequired,
         ErrorKind::OptionInvalid,
         ErrorKind::OptionInvalidValue,
-        ErrorKind::OptionInvalidRange,
         ErrorKind::OptionRequired,
         ErrorKind::PgRunning,
         ErrorKind::Protocol,
@@ -127,9 +135,13 @@ impl ErrorKind {
         ErrorKind::DbQuery,
         ErrorKind::DbMismatch,
         ErrorKind::PathMissing,
+        ErrorKind::ArchiveCommandInvalid,
+        ErrorKind::TablespaceMap,
+        ErrorKind::LinkMap,
+        ErrorKind::DbMissing,
+        ErrorKind::ArchiveDisabled,
         ErrorKind::FileWrite,
         ErrorKind::Stop,
-        ErrorKind::StanzaMissing,
         ErrorKind::ArchiveTimeout,
         ErrorKind::FileRemove,
         ErrorKind::BackupSetInvalid,
@@ -163,7 +175,6 @@ impl ErrorKind {
             ErrorKind::CommandRequired => "CommandRequiredError",
             ErrorKind::OptionInvalid => "OptionInvalidError",
             ErrorKind::OptionInvalidValue => "OptionInvalidValueError",
-            ErrorKind::OptionInvalidRange => "OptionInvalidRangeError",
             ErrorKind::OptionRequired => "OptionRequiredError",
             ErrorKind::PgRunning => "PgRunningError",
             ErrorKind::Protocol => "ProtocolError",
@@ -185,15 +196,19 @@ impl ErrorKind {
             ErrorKind::DbQuery => "DbQueryError",
             ErrorKind::DbMismatch => "DbMismatchError",
             ErrorKind::PathMissing => "PathMissingError",
+            ErrorKind::ArchiveCommandInvalid => "ArchiveCommandInvalidError",
+            ErrorKind::TablespaceMap => "TablespaceMapError",
+            ErrorKind::LinkMap => "LinkMapError",
+            ErrorKind::DbMissing => "DbMissingError",
+            ErrorKind::ArchiveDisabled => "ArchiveDisabledError",
             ErrorKind::FileWrite => "FileWriteError",
             ErrorKind::Stop => "StopError",
-            ErrorKind::StanzaMissing => "StanzaMissingError",
             ErrorKind::ArchiveTimeout => "ArchiveTimeoutError",
             ErrorKind::FileRemove => "FileRemoveError",
             ErrorKind::BackupSetInvalid => "BackupSetInvalidError",
             ErrorKind::Execute => "ExecuteError",
             ErrorKind::ParamInvalid => "ParamInvalidError",
-            ErrorKind::Verify => "VerifyError",
+            ErrorKind::Verify => "CommandError",
             ErrorKind::ArchiveQueueFull => "ArchiveQueueFullError",
         }
     }
@@ -379,6 +394,104 @@ mod tests {
         );
     }
 
+    /// pgBackRest 2.45's error names and codes (its build/error.yaml), for the check below.
+    const PGBACKREST: &[(&str, i32)] = &[
+        ("AssertError", 25),
+        ("ChecksumError", 26),
+        ("ConfigError", 27),
+        ("FileInvalidError", 28),
+        ("FormatError", 29),
+        ("CommandRequiredError", 30),
+        ("OptionInvalidError", 31),
+        ("OptionInvalidValueError", 32),
+        ("OptionRequiredError", 37),
+        ("PgRunningError", 38),
+        ("ProtocolError", 39),
+        ("PathNotEmptyError", 40),
+        ("FileOpenError", 41),
+        ("FileReadError", 42),
+        ("ParamRequiredError", 43),
+        ("ArchiveMismatchError", 44),
+        ("ArchiveDuplicateError", 45),
+        ("VersionNotSupportedError", 46),
+        ("PathCreateError", 47),
+        ("CommandInvalidError", 48),
+        ("HostConnectError", 49),
+        ("LockAcquireError", 50),
+        ("BackupMismatchError", 51),
+        ("FileSyncError", 52),
+        ("PathOpenError", 53),
+        ("PathSyncError", 54),
+        ("FileMissingError", 55),
+        ("DbConnectError", 56),
+        ("DbQueryError", 57),
+        ("DbMismatchError", 58),
+        ("FileRemoveError", 60),
+        ("PathRemoveError", 61),
+        ("StopError", 62),
+        ("TermError", 63),
+        ("FileWriteError", 64),
+        ("FeatureNotSupportedError", 67),
+        ("ArchiveCommandInvalidError", 68),
+        ("LinkExpectedError", 69),
+        ("LinkDestinationError", 70),
+        ("HostInvalidError", 72),
+        ("PathMissingError", 73),
+        ("FileMoveError", 74),
+        ("BackupSetInvalidError", 75),
+        ("TablespaceMapError", 76),
+        ("LinkMapError", 78),
+        ("FileCloseError", 79),
+        ("DbMissingError", 80),
+        ("DbInvalidError", 81),
+        ("ArchiveTimeoutError", 82),
+        ("FileModeError", 83),
+        ("ArchiveDisabledError", 87),
+        ("FileOwnerError", 88),
+        ("UserMissingError", 89),
+        ("FileExistsError", 93),
+        ("MemoryError", 94),
+        ("CryptoError", 95),
+        ("ParamInvalidError", 96),
+        ("PathCloseError", 97),
+        ("FileInfoError", 98),
+        ("JsonFormatError", 99),
+        ("KernelError", 100),
+        ("ServiceError", 101),
+        ("ExecuteError", 102),
+        ("RepoInvalidError", 103),
+        ("CommandError", 104),
+        ("AccessError", 105),
+        ("ClockError", 106),
+        ("RuntimeError", 122),
+        ("UnhandledError", 124),
+        ("UnknownError", 125),
+    ];
+
+    /// A script written for pgBackRest reads pgkeep's exit codes the same way: a kind pgBackRest
+    /// has uses its name and code; a pgkeep-only kind uses a code pgBackRest does not.
+    #[test]
+    fn names_and_codes_agree_with_pgbackrest() {
+        for kind in ErrorKind::ALL {
+            let by_name = PGBACKREST.iter().find(|(name, _)| *name == kind.name());
+            let by_code = PGBACKREST
+                .iter()
+                .find(|(_, code)| *code == kind.exit_code());
+            match (by_name, by_code) {
+                (Some((_, code)), _) => assert_eq!(
+                    *code,
+                    kind.exit_code(),
+                    "{} is {code} in pgBackRest",
+                    kind.name()
+                ),
+                (None, Some((name, code))) => {
+                    panic!("{} uses {code}, pgBackRest's {name}", kind.name())
+                }
+                (None, None) => {}
+            }
+        }
+    }
+
     #[test]
     fn exit_codes_fit_in_a_byte_and_are_distinct() {
         use ErrorKind::*;
@@ -391,7 +504,6 @@ mod tests {
             CommandRequired,
             OptionInvalid,
             OptionInvalidValue,
-            OptionInvalidRange,
             OptionRequired,
             PgRunning,
             Protocol,
@@ -413,9 +525,13 @@ mod tests {
             DbQuery,
             DbMismatch,
             PathMissing,
+            ArchiveCommandInvalid,
+            TablespaceMap,
+            LinkMap,
+            DbMissing,
+            ArchiveDisabled,
             FileWrite,
             Stop,
-            StanzaMissing,
             ArchiveTimeout,
             FileRemove,
             BackupSetInvalid,

@@ -567,13 +567,13 @@ fn a_full_disk_is_reported_with_the_path_once() {
     // Uncompressed, the 16 MiB segment cannot fit.
     let run = s
         .pgkeep(&[&repo, "--compress-type=none", "archive-push", &copy])
-        .code(74)
+        .code(64)
         .contains("[28] No space left on device");
     let dir = format!("{}/archive/demo/15-1/{}/", disk.0.display(), &segment[..16]);
     let line = run
         .output()
         .lines()
-        .find(|l| l.contains("ERROR: [074]"))
+        .find(|l| l.contains("ERROR: [064]"))
         .unwrap_or_default()
         .to_string();
     assert_eq!(line.matches(&dir).count(), 1, "{line}");

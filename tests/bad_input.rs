@@ -32,22 +32,24 @@ fn missing_stanza_option_is_refused() {
 #[test]
 fn missing_or_unreadable_config_file_is_refused() {
     run_pgkeep(&["--config=/nonexistent/pgkeep.conf", "info"], &[])
-        .code(27)
+        .code(55)
         .contains("/nonexistent/pgkeep.conf");
     let dir = common::TempDir::new();
     let conf = dir.path().join("pgkeep.conf");
     std::fs::write(&conf, "[global]\nrepo1-path=/tmp\n").unwrap();
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o000)).unwrap();
     run_pgkeep(&[&format!("--config={}", conf.display()), "info"], &[])
-        .code(27)
+        .code(41)
         .contains("pgkeep.conf");
 }
 
 #[test]
 fn stanza_that_was_never_created_is_refused() {
     let s = Stanza::new();
+    // Stopped: a running cluster is refused first (38), as pgBackRest does.
+    s.cluster.stop();
     s.pgkeep(&["restore"])
-        .code(103)
+        .code(55)
         .contains("stanza 'demo' does not exist");
 }
 
@@ -357,7 +359,7 @@ fn log_lock_and_stop_files_are_created_0640() {
     );
     nix::sys::stat::umask(previous);
     // The stanza was never created; the lock and the log came first.
-    run.code(103);
+    run.code(55);
     stop.ok();
     for (sub, file) in [
         ("lock", "demo-backup.lock"),

@@ -67,7 +67,7 @@ fn check_refuses_a_cluster_that_does_not_archive() {
     s.cluster.set("archive_mode", "off");
     s.cluster.restart();
     s.pgkeep(&["check"])
-        .code(58)
+        .code(87)
         .contains("archive_mode must be enabled")
         .contains("HINT: set archive_mode = on");
 }
@@ -88,7 +88,7 @@ fn check_times_out_when_archive_command_does_not_archive() {
 fn check_refuses_a_stanza_that_was_not_created() {
     let s = Stanza::new();
     s.pgkeep(&["check"])
-        .code(103)
+        .code(55)
         .contains("stanza 'demo' does not exist")
         .contains("stanza-create");
 }

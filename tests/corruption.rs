@@ -133,7 +133,7 @@ const MATRIX: &[Row] = &[
     row(ManifestAndCopy, Flip, (104, "no usable copy of manifest"), Refuses(None, "invalid info file"), None),
     row(ManifestAndCopy, Delete, (104, "backup.manifest' and its copy are missing"), Refuses(Some(55), "manifest of backup set"), None),
     row(BackupInfoAndCopy, Flip, (104, "no usable copy of"), Refuses(None, "invalid info file"), None),
-    row(BackupInfoAndCopy, Delete, (104, "backup.info' and its copy are missing"), Refuses(Some(103), "does not exist"), None),
+    row(BackupInfoAndCopy, Delete, (104, "backup.info' and its copy are missing"), Refuses(Some(55), "does not exist"), None),
     // Whether the segment is in the archive cannot be known: recovery must stop, and restore
     // refuses before writing.
     row(ArchiveInfoAndCopy, Flip, (104, "no usable copy of"), Refuses(None, "unable to check the WAL backup set"), Some((255, "unable to get WAL file '{segment}'"))),

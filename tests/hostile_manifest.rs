@@ -1,7 +1,7 @@
 //! Manifests edited by someone who can write the repository (issue 13, defect 3): the envelope
 //! checksum is recomputed, so the manifest loads, and its numbers are what an attacker chose.
 //! A bundled entry claiming an impossible size or offset must make restore and verify fail with
-//! a one-line error naming the bundle and the value, never panic (exit 91) or abort (SIGABRT),
+//! a one-line error naming the bundle and the value, never panic (exit 102) or abort (SIGABRT),
 //! and a refused restore must not write `pg_control`. Real PostgreSQL 15 cluster, bundle=y.
 
 mod common;

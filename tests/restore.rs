@@ -228,7 +228,7 @@ fn point_in_time_recovery_chooses_the_backup_before_the_target() {
         &format!("--set={incr}"),
         "restore",
     ])
-    .code(88)
+    .code(75)
     .contains(&format!("backup set '{incr}' ended at '"))
     .contains(&format!("not before the time target '{target}'"))
     .contains(&format!(
@@ -241,7 +241,7 @@ fn point_in_time_recovery_chooses_the_backup_before_the_target() {
         "--target=2000-01-01 00:00:00+00",
         "restore",
     ])
-    .code(88)
+    .code(75)
     .contains(&format!(
         "no backup set ended before the time target '2000-01-01 00:00:00+00': the oldest, '{full}'"
     ));

@@ -117,7 +117,7 @@ fn tablespaces_restore_in_place_and_remapped_by_name() {
     empty_dir(s.data_dir());
     let all = ts_dir.path().join("all");
     s.pgkeep(&["--tablespace-map=nope=/x", "restore"])
-        .code(32)
+        .code(76)
         .contains("unable to remap invalid tablespace 'nope'")
         .contains(&format!("the backup set's tablespaces are: ts1 ({oid})"));
     s.pgkeep(&[
@@ -196,7 +196,7 @@ fn a_symlinked_pg_wal_is_a_directory_unless_link_all_or_link_map() {
     let elsewhere = wal_dir.path().join("elsewhere");
     empty_dir(s.data_dir());
     s.pgkeep(&["--link-map=pg_log=/x", "restore"])
-        .code(32)
+        .code(78)
         .contains("unable to remap invalid link 'pg_log'");
     s.pgkeep(&[
         &format!("--link-map=pg_wal={}", elsewhere.display()),
@@ -239,7 +239,7 @@ fn db_include_restores_one_database_and_the_others_drop_cleanly() {
     empty_dir(s.data_dir());
 
     s.pgkeep(&["--db-include=nope", "restore"])
-        .code(32)
+        .code(80)
         .contains("database to include 'nope' is not in backup set");
     s.pgkeep(&["--db-exclude=postgres", "restore"])
         .code(32)

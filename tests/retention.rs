@@ -309,16 +309,16 @@ fn expire_dry_run_changes_nothing_and_set_removes_a_backup_with_its_dependents()
     assert!(!set_dir(&s, &d1).exists() && !set_dir(&s, &i1).exists());
 
     s.pgkeep(&[&format!("--set={f2}"), "expire"])
-        .code(88)
+        .code(75)
         .contains(&format!(
             "backup set '{f2}' cannot be expired: it is the latest backup"
         ));
     s.pgkeep(&["--set=20200101-000000F", "expire"])
-        .code(88)
+        .code(75)
         .contains("backup set '20200101-000000F' does not exist");
     s.pgkeep(&[&format!("--set={f1}"), "expire"]).ok();
     s.pgkeep(&[&format!("--set={f2}"), "expire"])
-        .code(88)
+        .code(75)
         .contains(&format!(
             "full backup '{f2}' cannot be expired: it is the only full backup"
         ));

@@ -33,7 +33,19 @@ pub fn run(cfg: &Config) -> Result<i32> {
     super::archive_async::queue::warn_status(cfg, stanza);
     let pg_path = open::pg_path(cfg)?;
     let pg = open::pg_storage(cfg)?;
-    let control = open::pg_control(&pg)?;
+    // pgBackRest's check accepts a primary or a standby, and when no pg1-path holds a cluster it
+    // ends with a ConfigError ('no database found'); the commands that need the primary end with
+    // the DbConnectError open::pg_control gives.
+    let control = open::pg_control(&pg).map_err(|err| {
+        if err.kind() != ErrorKind::DbConnect {
+            return err;
+        }
+        let config = Error::new(ErrorKind::Config, err.message());
+        match err.hint() {
+            Some(hint) => config.with_hint(hint),
+            None => config,
+        }
+    })?;
     let mut session = open::db_session(cfg)?;
     check_cluster(session.as_mut(), &pg_path, &control)?;
     let standby = session.in_recovery()?;
@@ -117,7 +129,7 @@ pub fn check_archiving(session: &mut dyn Db, stanza: &str) -> Result<String> {
     let mode = session.setting("archive_mode")?.unwrap_or_default();
     if mode == "off" {
         return Err(
-            Error::new(ErrorKind::DbMismatch, "archive_mode must be enabled")
+            Error::new(ErrorKind::ArchiveDisabled, "archive_mode must be enabled")
                 .with_hint("set archive_mode = on in postgresql.conf and restart the cluster"),
         );
     }
@@ -125,7 +137,7 @@ pub fn check_archiving(session: &mut dyn Db, stanza: &str) -> Result<String> {
     let suggested = format!("archive_command = 'pgkeep --stanza={stanza} archive-push %p'");
     if command.trim().is_empty() || command == "(disabled)" {
         return Err(
-            Error::new(ErrorKind::DbMismatch, "archive_command is not set")
+            Error::new(ErrorKind::ArchiveCommandInvalid, "archive_command is not set")
                 .with_hint(format!("set {suggested} and reload the cluster")),
         );
     }

@@ -97,8 +97,10 @@ pub fn pg_control(pg: &dyn Storage) -> Result<ControlData> {
         .info("")?
         .is_some_and(|info| info.file_type == crate::storage::FileType::Path);
     if !is_dir {
+        // DbConnectError, as pgBackRest: without a data directory there is no cluster to back
+        // up, whatever the server on the socket is.
         return Err(Error::new(
-            ErrorKind::PathMissing,
+            ErrorKind::DbConnect,
             format!(
                 "pg1-path '{}' does not exist or is not a directory",
                 pg.describe("")
@@ -171,7 +173,7 @@ pub fn compression(cfg: &Config) -> Result<(CompressType, i32)> {
             let (min, max) = (*range.start(), *range.end());
             if level < min || level > max {
                 return Err(Error::new(
-                    ErrorKind::OptionInvalidRange,
+                    ErrorKind::OptionInvalidValue,
                     format!("'{level}' is out of range for 'compress-level' option with compress-type '{name}'"),
                 )
                 .with_hint(format!("use a level from {min} to {max}")));

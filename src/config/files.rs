@@ -226,11 +226,19 @@ fn read(path: &Path, required: bool) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
+        // The codes pgBackRest gives these: a script tells a missing file from a bad one.
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
-            ErrorKind::Config,
+            ErrorKind::FileMissing,
             format!("unable to open missing file '{}' for read", path.display()),
         )
         .with_hint("create the file, or give the path of an existing one with --config")),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::io(
+            ErrorKind::FileOpen,
+            "open",
+            path.display(),
+            &err,
+        )
+        .with_hint("check the file's permissions")),
         Err(err) => Err(Error::io(ErrorKind::Config, "read", path.display(), &err)
             .with_hint("check the file's permissions and that it is text")),
     }
@@ -245,7 +253,7 @@ fn include_files(dir: &Path, required: bool) -> Result<Vec<PathBuf>> {
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::new(
-                ErrorKind::Config,
+                ErrorKind::PathMissing,
                 format!("unable to list missing path '{}'", dir.display()),
             )
             .with_hint(

@@ -50,7 +50,7 @@ pub fn convert(
     };
     let out_of_range = |hint: String| {
         fail(
-            ErrorKind::OptionInvalidRange,
+            ErrorKind::OptionInvalidValue,
             format!("'{text}' is out of range for '{key}' option"),
         )
         .with_hint(hint)
@@ -304,10 +304,10 @@ mod tests {
         use ErrorKind::*;
         #[rustfmt::skip]
         let bad = [
-            (Opt::ProcessMax, Backup, "0", OptionInvalidRange, "'0' is out of range for 'process-max' option"),
+            (Opt::ProcessMax, Backup, "0", OptionInvalidValue, "'0' is out of range for 'process-max' option"),
             (Opt::ProcessMax, Backup, "many", OptionInvalidValue, "'many' is not valid for 'process-max' option"),
-            (Opt::BufferSize, Backup, "1KiB", OptionInvalidRange, "'1KiB' is out of range for 'buffer-size' option"),
-            (Opt::ArchiveTimeout, Backup, "0.05", OptionInvalidRange, "'0.05' is out of range for 'archive-timeout' option"),
+            (Opt::BufferSize, Backup, "1KiB", OptionInvalidValue, "'1KiB' is out of range for 'buffer-size' option"),
+            (Opt::ArchiveTimeout, Backup, "0.05", OptionInvalidValue, "'0.05' is out of range for 'archive-timeout' option"),
             (Opt::CompressType, Backup, "bz3", OptionInvalidValue, "'bz3' is not valid for 'compress-type' option"),
             (Opt::Type, Backup, "immediate", OptionInvalidValue, "'immediate' is not valid for 'type' option"),
             (Opt::Type, Restore, "full", OptionInvalidValue, "'full' is not valid for 'type' option"),

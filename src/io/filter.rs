@@ -161,7 +161,7 @@ mod tests {
             level: 10,
         };
         let err = spec.build().err().unwrap();
-        assert_eq!(err.kind(), ErrorKind::OptionInvalidRange);
+        assert_eq!(err.kind(), ErrorKind::OptionInvalidValue);
         assert_eq!(
             err.message(),
             "compress level 10 is out of range for 'gz' (allowed 0 to 9)"

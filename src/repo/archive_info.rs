@@ -48,14 +48,14 @@ impl ArchiveInfo {
 /// The error for a stanza whose info file is missing.
 pub fn stanza_missing(storage: &dyn Storage, stanza: &str, path: &str) -> Error {
     Error::new(
-        ErrorKind::StanzaMissing,
+        ErrorKind::FileMissing,
         format!(
             "stanza '{stanza}' does not exist: '{}' is missing",
             storage.describe(path)
         ),
     )
     .with_hint(format!(
-        "has a stanza-create been run? ({})",
+        "has a stanza-create been performed? ({})",
         crate::error::command_hint(&format!("--stanza={stanza} stanza-create"))
     ))
 }

@@ -6,6 +6,7 @@
 mod common;
 
 mod console;
+mod errors;
 mod flow;
 mod info;
 mod options;

@@ -4,7 +4,7 @@
 //! repository.
 //!
 //! Differences allowed here, each listed in docs/compatibility.md:
-//! - exit code on damage: pgkeep 104 (VerifyError), pgBackRest 0;
+//! - exit code on damage: pgkeep 104 (CommandError), pgBackRest 0;
 //! - `total WAL checked` counts pgkeep's `.backup` and `.partial` files as well as segments.
 
 use std::path::{Path, PathBuf};
@@ -230,7 +230,7 @@ fn verify_reports_as_pgbackrest_does_on_a_healthy_then_a_damaged_repository() {
         name,
     );
 
-    // pgBackRest exits 0 on damage, pgkeep with VerifyError (docs/compatibility.md: "verify
+    // pgBackRest exits 0 on damage, pgkeep with CommandError (104) (docs/compatibility.md: "verify
     // exit code on damage").
     let both = pair.both(&["verify", "--output=text"]);
     assert_eq!(

@@ -12,6 +12,7 @@
 mod block;
 mod bundle;
 mod copy;
+mod first;
 mod plan;
 mod resume;
 mod source;
@@ -106,6 +107,12 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let _lock = Lock::acquire(&lock_path, stanza, LockKind::Backup, Duration::ZERO)?;
 
     let repo = open::repo(cfg)?;
+    // A stanza that does not exist yet is checked before the cluster, as pgBackRest does, so
+    // that a mistyped --stanza fails at once whatever else is wrong.
+    let creating = !first::stanza_exists(&repo, stanza)?;
+    if creating {
+        first::require_section(cfg, &repo, stanza)?;
+    }
     let pg_path = open::pg_path(cfg)?;
     let pg = open::pg_storage(cfg)?;
     let control = open::pg_control(&pg)?;
@@ -120,6 +127,9 @@ pub fn run(cfg: &Config) -> Result<i32> {
     } else {
         Source::offline(&pg, options.force)?
     };
+    if creating && let Source::Online(session) = &mut source {
+        first::require_archiving_to(session.as_mut(), &repo, stanza)?;
+    }
     if stanza_create::ensure(&repo, stanza, &control)? == stanza_create::Ensured::Created {
         log_info!("stanza '{stanza}' created by its first backup");
     }

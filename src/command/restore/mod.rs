@@ -56,6 +56,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
     lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
     let request = request::from_config(cfg)?;
+    // A running cluster is refused before anything else is looked at, as pgBackRest does (so
+    // that both exit 38 whatever the repository holds).
+    let pg_path = open::pg_path(cfg)?;
+    clean::check_not_running(&pg_path)?;
     let repo = open::repo(cfg)?;
     let info = BackupInfo::load_required(&repo, stanza)?;
 
@@ -86,7 +90,6 @@ pub fn run(cfg: &Config) -> Result<i32> {
             ),
         )
     })?;
-    let pg_path = open::pg_path(cfg)?;
     let buffer_size = open::buffer_size(cfg);
 
     // Everything that can be refused is refused here, before the first write.
@@ -107,7 +110,6 @@ pub fn run(cfg: &Config) -> Result<i32> {
         check_timeline(&repo, stanza, &info, &manifest, version, request.timeline)?;
     }
     check_wal(&repo, stanza, &manifest, &request, buffer_size)?;
-    clean::check_not_running(&pg_path)?;
     let (delta, force) = destructive_options(&request, &pg_path);
     let occupied = clean::occupied(&plan)?;
     let owned = clean::owned_roots(&plan, delta || force);

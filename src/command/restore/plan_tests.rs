@@ -142,7 +142,7 @@ fn remaps_that_name_nothing_are_refused() {
         ..Remap::default()
     };
     let err = run(&m, &bad_ts).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::OptionInvalidValue);
+    assert_eq!(err.kind(), ErrorKind::TablespaceMap);
     assert_eq!(err.message(), "unable to remap invalid tablespace 'ts9'");
     assert_eq!(
         err.hint().unwrap(),
@@ -153,6 +153,7 @@ fn remaps_that_name_nothing_are_refused() {
         ..Remap::default()
     };
     let err = run(&m, &bad_link).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LinkMap);
     assert_eq!(err.message(), "unable to remap invalid link 'pg_log'");
     assert_eq!(err.hint().unwrap(), "the backup set's links are: pg_wal");
     let ts_as_link = Remap {

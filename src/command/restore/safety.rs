@@ -192,7 +192,7 @@ pub fn unused_remaps(
             format!("the backup set's tablespaces are: {}", known.join(", "))
         };
         return Err(Error::new(
-            ErrorKind::OptionInvalidValue,
+            ErrorKind::TablespaceMap,
             format!(
                 "unable to remap invalid tablespace '{}'",
                 remap.tablespaces[index].0
@@ -219,7 +219,7 @@ pub fn unused_remaps(
             }
         };
         return Err(Error::new(
-            ErrorKind::OptionInvalidValue,
+            ErrorKind::LinkMap,
             format!("unable to remap invalid link '{key}'"),
         )
         .with_hint(hint));

@@ -93,7 +93,7 @@ pub fn excluded(manifest: &Manifest, include: &[String], exclude: &[String]) -> 
                 format!("the backup set's databases are: {}", known.join(", "))
             };
             Error::new(
-                ErrorKind::OptionInvalidValue,
+                ErrorKind::DbMissing,
                 format!(
                     "database to {what} '{given}' is not in backup set '{}'",
                     manifest.label
@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn unknown_and_system_databases_are_refused() {
         let err = excluded(&manifest(), &["nope".into()], &[]).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::OptionInvalidValue);
+        assert_eq!(err.kind(), ErrorKind::DbMissing);
         assert_eq!(
             err.message(),
             "database to include 'nope' is not in backup set 'L'"

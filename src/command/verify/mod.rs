@@ -12,7 +12,7 @@
 //! needs and the WAL of its range are read.
 //!
 //! Every problem is logged as an error line when found (so a log file keeps them all) and the
-//! command fails with `VerifyError` (104) when there was at least one; each backup gets one
+//! command fails with `CommandError` (104) when there was at least one; each backup gets one
 //! line at info level, `backup <label>: valid` or `backup <label>: invalid (...)`, and each
 //! archive id a count of the WAL checked. verify takes no lock and writes nothing: backups and
 //! archive-push run alongside it. A backup expired by a concurrent expire is skipped rather
@@ -20,7 +20,7 @@
 //!
 //! At the end comes pgBackRest's report (render.rs): logged at info level when it is not empty,
 //! and printed to stdout with `--output=text`. Unlike pgBackRest, which exits 0 whatever it
-//! found, a damaged repository still ends in `VerifyError`, so that a script or a monitoring
+//! found, a damaged repository still ends in `CommandError` (104), so that a script or a monitoring
 //! check sees it.
 
 mod file;

@@ -24,11 +24,11 @@ fn command_line_mistakes_are_refused_with_their_message() {
         (&["version"], OptionInvalid, "option 'stanza' not valid for command 'version'"),
         (&["backup", "--compress-type=bz3"], OptionInvalidValue, "'bz3' is not valid for 'compress-type' option"),
         (&["backup", "--type=immediate"], OptionInvalidValue, "'immediate' is not valid for 'type' option"),
-        (&["backup", "--process-max=0"], OptionInvalidRange, "'0' is out of range for 'process-max' option"),
-        (&["backup", "--buffer-size=128MiB"], OptionInvalidRange, "'128MiB' is out of range for 'buffer-size' option"),
+        (&["backup", "--process-max=0"], OptionInvalidValue, "'0' is out of range for 'process-max' option"),
+        (&["backup", "--buffer-size=128MiB"], OptionInvalidValue, "'128MiB' is out of range for 'buffer-size' option"),
         (&["backup", "--buffer-size=lots"], OptionInvalidValue, "'lots' is not valid for 'buffer-size' option"),
-        (&["backup", "--archive-timeout=0"], OptionInvalidRange, "'0' is out of range for 'archive-timeout' option"),
-        (&["backup", "--pg1-port=65536"], OptionInvalidRange, "'65536' is out of range for 'pg1-port' option"),
+        (&["backup", "--archive-timeout=0"], OptionInvalidValue, "'0' is out of range for 'archive-timeout' option"),
+        (&["backup", "--pg1-port=65536"], OptionInvalidValue, "'65536' is out of range for 'pg1-port' option"),
         (&["backup", "--start-fast=yes"], OptionInvalidValue, "boolean option 'start-fast' must be 'y' or 'n'"),
         (&["backup", "--repo1-path=repo"], OptionInvalidValue, "'repo' must begin with / for 'repo1-path' option"),
         (&["backup", "--stanza=other"], OptionInvalid, "option 'stanza' cannot be set multiple times"),
@@ -107,7 +107,7 @@ fn bad_values_from_env_and_file_say_where_they_came_from() {
     let mut args = vec!["--no-config"];
     args.extend(base);
     let err = fail(&args, &[("PGKEEP_PROCESS_MAX", "0")]);
-    assert_eq!(err.kind(), OptionInvalidRange);
+    assert_eq!(err.kind(), OptionInvalidValue);
     assert_eq!(
         err.message(),
         "'0' is out of range for 'process-max' option in environment variable \

@@ -96,7 +96,8 @@ fn explicit_files_must_exist() {
     let dir = Dir::new();
     let missing = dir.path("missing.conf");
     let err = fail(&[&format!("--config={missing}"), "info"], &[]);
-    assert_eq!(err.kind(), ErrorKind::Config);
+    // pgBackRest's codes: 55 for a missing file, 73 for a missing directory.
+    assert_eq!(err.kind(), ErrorKind::FileMissing);
     assert_eq!(
         err.message(),
         format!("unable to open missing file '{missing}' for read")
@@ -112,7 +113,7 @@ fn explicit_files_must_exist() {
         ],
         &[],
     );
-    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_eq!(err.kind(), ErrorKind::PathMissing);
     assert_eq!(
         err.message(),
         format!("unable to list missing path '{missing}'")

@@ -129,7 +129,7 @@ pub fn compressor(kind: CompressType, level: i32) -> Result<Box<dyn Filter>> {
     let range = kind.level_range();
     if !range.contains(&level) {
         return Err(Error::new(
-            ErrorKind::OptionInvalidRange,
+            ErrorKind::OptionInvalidValue,
             format!(
                 "compress level {level} is out of range for '{}' (allowed {} to {})",
                 kind.name(),

@@ -101,7 +101,7 @@ fn names_extensions_and_levels() {
     assert!(compressor(CompressType::Zst, -7).is_ok());
     assert!(compressor(CompressType::Zst, 23).is_err());
     let err = compressor(CompressType::Lz4, 13).err().unwrap();
-    assert_eq!(err.kind(), ErrorKind::OptionInvalidRange);
+    assert_eq!(err.kind(), ErrorKind::OptionInvalidValue);
 }
 
 #[test]
