@@ -46,28 +46,37 @@ fn missing_or_unreadable_config_file_is_refused() {
 #[test]
 fn stanza_that_was_never_created_is_refused() {
     let s = Stanza::new();
-    // Stopped: a running cluster is refused first (38), as pgBackRest does.
-    s.cluster.stop();
-    s.pgkeep(&["restore"])
-        .code(55)
-        .contains("stanza 'demo' does not exist");
+    // A stanza the repository has never seen (the cluster's own is created by its first
+    // archive-push), restored into an empty directory: no running cluster is in the way.
+    let target = s.dir.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    common::pgkeep::chown_postgres(&target);
+    s.pgkeep_all(&[
+        "--stanza=never",
+        &format!("--pg1-path={}", target.display()),
+        "restore",
+    ])
+    .code(55)
+    .contains("stanza 'never' does not exist");
 }
 
 #[test]
 fn wrong_pg1_path_names_both_paths() {
     let s = Stanza::new();
     s.pgkeep(&["stanza-create"]).ok();
-    // Another cluster's data directory, while the configured server is the one pgkeep reaches.
-    let other = PgCluster::init(ClusterOptions::default());
+    // A directory with this cluster's pg_control (so the stanza matches) that is not the data
+    // directory of the server pgkeep reaches.
+    let other = s.dir.path().join("copy");
+    std::fs::create_dir_all(other.join("global")).unwrap();
+    for file in ["PG_VERSION", "global/pg_control"] {
+        std::fs::copy(s.data_dir().join(file), other.join(file)).unwrap();
+    }
+    common::pgkeep::chown_postgres(&other);
     let run = s
-        .pgkeep(&[
-            &format!("--pg1-path={}", other.data_dir().display()),
-            "backup",
-        ])
+        .pgkeep(&[&format!("--pg1-path={}", other.display()), "backup"])
         .code(58);
     assert!(
-        run.output()
-            .contains(&other.data_dir().display().to_string()),
+        run.output().contains(&other.display().to_string()),
         "{}",
         run.output()
     );

@@ -164,7 +164,8 @@ fn stanza_upgrade_records_the_new_cluster_and_old_backups_stay_restorable() {
 
     // Until the stanza is upgraded, backups of the new cluster are refused.
     s.pgkeep(&["--type=full", "backup"])
-        .code(58)
+        .code(51)
+        .contains("do not match stanza version")
         .contains("stanza-upgrade");
     s.pgkeep(&["--log-level-console=info", "stanza-upgrade"])
         .ok()

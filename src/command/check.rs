@@ -136,10 +136,11 @@ pub fn check_archiving(session: &mut dyn Db, stanza: &str) -> Result<String> {
     let command = session.setting("archive_command")?.unwrap_or_default();
     let suggested = format!("archive_command = 'pgkeep --stanza={stanza} archive-push %p'");
     if command.trim().is_empty() || command == "(disabled)" {
-        return Err(
-            Error::new(ErrorKind::ArchiveCommandInvalid, "archive_command is not set")
-                .with_hint(format!("set {suggested} and reload the cluster")),
-        );
+        return Err(Error::new(
+            ErrorKind::ArchiveCommandInvalid,
+            "archive_command is not set",
+        )
+        .with_hint(format!("set {suggested} and reload the cluster")));
     }
     if !command.contains("archive-push") {
         log_warn!(

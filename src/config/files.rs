@@ -232,13 +232,10 @@ fn read(path: &Path, required: bool) -> Result<Option<String>> {
             format!("unable to open missing file '{}' for read", path.display()),
         )
         .with_hint("create the file, or give the path of an existing one with --config")),
-        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::io(
-            ErrorKind::FileOpen,
-            "open",
-            path.display(),
-            &err,
-        )
-        .with_hint("check the file's permissions")),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Error::io(ErrorKind::FileOpen, "open", path.display(), &err)
+                .with_hint("check the file's permissions"))
+        }
         Err(err) => Err(Error::io(ErrorKind::Config, "read", path.display(), &err)
             .with_hint("check the file's permissions and that it is text")),
     }

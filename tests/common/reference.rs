@@ -302,9 +302,6 @@ pub fn normalise(text: &str) -> String {
             "<TIME>",
         ),
         (r"\(\d+ms\)", "(<MS>ms)"),
-        // WAL names and LSNs before sizes: a segment name ending in B is not a size.
-        (r"\b[0-9A-F]{24}\b", "<WAL>"),
-        (r"\b[0-9A-F]{1,8}/[0-9A-F]{1,8}\b", "<LSN>"),
         (r"\d+(\.\d+)? ?(B|KB|MB|GB|TB)\b", "<SIZE>"),
         (r"--exec-id=[0-9a-f-]+", "--exec-id=<ID>"),
         (r"\bpid \d+", "pid <PID>"),

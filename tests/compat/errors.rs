@@ -292,7 +292,7 @@ fn error_codes_with_a_backup() {
             case(
                 "pg1-path of another cluster than the server's",
                 &[&pg1_path(&other_path), "backup"],
-                Same(58),
+                Same(51),
             ),
             case(
                 "WAL of another cluster",
@@ -412,7 +412,15 @@ fn error_codes_with_a_backup() {
         &pair,
         vec![
             case("backup after stop", &["backup"], Same(62)),
-            case("check after stop", &["check"], Same(62)),
+            case(
+                "check after stop",
+                &["--archive-timeout=2", "check"],
+                Differs {
+                    pgkeep: 62,
+                    pgbackrest: 82,
+                    row: "`check` of a stopped stanza",
+                },
+            ),
             case(
                 "stanza-delete while the cluster runs",
                 &["stanza-delete"],

@@ -99,6 +99,32 @@ impl BackupOptions {
     }
 }
 
+/// The cluster at pg1-path must be the one the stanza records (pgBackRest's BackupMismatchError
+/// and message).
+fn check_stanza_matches(
+    repo: &dyn Storage,
+    stanza: &str,
+    control: &crate::pg::control::ControlData,
+) -> Result<()> {
+    let info = BackupInfo::load_required(repo, stanza)?;
+    let recorded = info.current()?;
+    let version = control.version.to_string();
+    if recorded.system_id != control.system_id || recorded.version != version {
+        return Err(Error::new(
+            ErrorKind::BackupMismatch,
+            format!(
+                "PostgreSQL version {version}, system-id {} do not match stanza version {}, system-id {}",
+                control.system_id, recorded.version, recorded.system_id
+            ),
+        )
+        .with_hint(format!(
+            "is this the correct stanza? after a major version upgrade run '{}'",
+            crate::error::command_hint(&format!("--stanza={stanza} stanza-upgrade"))
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
     let options = BackupOptions::from(cfg)?;
@@ -116,7 +142,12 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let pg_path = open::pg_path(cfg)?;
     let pg = open::pg_storage(cfg)?;
     let control = open::pg_control(&pg)?;
-    // The cluster first: a wrong pg1-path is reported as such, not as a stanza mismatch.
+    // pg_control against the stanza before the server, as pgBackRest does: a pg1-path of
+    // another cluster is a backup mismatch (51) whichever server the connection reaches.
+    if !creating {
+        check_stanza_matches(&repo, stanza, &control)?;
+    }
+    // Then the server: a pg1-path that is not its data directory is reported as such.
     let mut source = if options.online {
         Source::online(
             open::db_session(cfg)?,
