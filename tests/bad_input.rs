@@ -6,7 +6,6 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::pgkeep::{Stanza, run_pgkeep};
-use common::{ClusterOptions, PgCluster};
 
 #[test]
 fn unknown_option_is_refused() {
