@@ -36,17 +36,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
     // pgBackRest's check accepts a primary or a standby, and when no pg1-path holds a cluster it
     // ends with a ConfigError ('no database found'); the commands that need the primary end with
     // the DbConnectError open::pg_control gives.
-    let control = open::pg_control(&pg).map_err(|err| {
-        if err.kind() != ErrorKind::DbConnect {
-            return err;
-        }
-        let config = Error::new(ErrorKind::Config, err.message());
-        match err.hint() {
-            Some(hint) => config.with_hint(hint),
-            None => config,
-        }
-    })?;
-    let mut session = open::db_session(cfg)?;
+    // A cluster that does not answer is the same case for pgBackRest's check: 'no database
+    // found'.
+    let control = open::pg_control(&pg).map_err(no_database_found)?;
+    let mut session = open::db_session(cfg).map_err(no_database_found)?;
     check_cluster(session.as_mut(), &pg_path, &control)?;
     let standby = session.in_recovery()?;
     let archive_command = if standby {
@@ -91,6 +84,19 @@ pub fn run(cfg: &Config) -> Result<i32> {
         repo.describe(&wal.path)
     );
     Ok(0)
+}
+
+/// A DbConnectError becomes the ConfigError pgBackRest's check ends with when it finds no
+/// cluster, with pgkeep's message and hint (which say what was tried).
+fn no_database_found(err: Error) -> Error {
+    if err.kind() != ErrorKind::DbConnect {
+        return err;
+    }
+    let config = Error::new(ErrorKind::Config, err.message());
+    match err.hint() {
+        Some(hint) => config.with_hint(hint),
+        None => config,
+    }
 }
 
 /// The server pgkeep connected to must be the cluster at pg1-path.

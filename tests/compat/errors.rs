@@ -478,6 +478,14 @@ fn error_codes_of_check_for_archiving_settings() {
     pair.cluster.set("archive_mode", "off");
     pair.cluster.restart();
     run_cases(&pair, vec![case("archive_mode off", &["check"], Same(87))]);
+    pair.cluster.stop();
+    run_cases(
+        &pair,
+        vec![
+            case("stopped cluster, check", &["check"], Same(27)),
+            case("stopped cluster, backup", &["backup"], Same(56)),
+        ],
+    );
 }
 
 /// Item 6: a mistyped `--stanza` fails at once with pgBackRest's code and writes nothing, while
