@@ -178,6 +178,15 @@ fn error_codes_before_the_stanza_exists() {
             ),
             raw("no stanza", &["--config={conf}", "backup"], Same(37)),
             raw(
+                "stanza name with a path separator",
+                &["--config={conf}", "--stanza=x/y", "info"],
+                Differs {
+                    pgkeep: 32,
+                    pgbackrest: 0,
+                    row: "a stanza name that is not letters, digits",
+                },
+            ),
+            raw(
                 "config file missing",
                 &["--config=/nonexistent/x.conf", "--stanza=demo", "info"],
                 Same(55),
