@@ -97,7 +97,7 @@ fn tablespaces_restore_in_place_and_remapped_by_name() {
     ])
     .ok()
     .contains(&format!(
-        "remap tablespace pg_tblspc/{oid} (ts1) directory to '{}'",
+        "map tablespace 'pg_tblspc/{oid}' to '{}'",
         moved.display()
     ));
     let link = s.data_dir().join(format!("pg_tblspc/{oid}"));

@@ -221,3 +221,36 @@ fn hint_under_a_non_default_config_runs_as_written() {
     side.run_raw(&args).code(0);
     side.run(&pair.stanza, &["--type=full", "backup"]).code(0);
 }
+
+/// A restore into another directory than the one backed up: pgBackRest's `remap data
+/// directory` line, then the same lines as pgBackRest's. Each tool restores into the same
+/// (emptied) directory in turn, so that the paths in the lines agree.
+#[test]
+fn restore_to_another_directory_says_remap_as_pgbackrest() {
+    let pair = Pair::new();
+    pair.stanza_create();
+    pair.both(&["--type=full", "backup"]).code(0);
+    let target = pair.dir.path().join("elsewhere");
+    let pg1_path = format!("--pg1-path={}", target.display());
+    let restore_into = |side: &crate::common::reference::Side| {
+        if target.exists() {
+            std::fs::remove_dir_all(&target).unwrap();
+        }
+        std::fs::create_dir(&target).unwrap();
+        crate::common::pgkeep::chown_postgres(&target);
+        side.run(&pair.stanza, &[&pg1_path, "restore"])
+    };
+    let both = Both {
+        pgkeep: restore_into(&pair.pgkeep),
+        pgbackrest: restore_into(&pair.pgbackrest),
+    };
+    assert_same(&pair, "restore to another directory", &both);
+    assert!(
+        both.pgkeep.stdout.contains(&format!(
+            "INFO: remap data directory to '{}'",
+            target.display()
+        )),
+        "{}",
+        both.shown()
+    );
+}

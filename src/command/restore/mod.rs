@@ -33,6 +33,7 @@ mod write;
 mod fixture;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::config::Config;
@@ -92,6 +93,26 @@ pub fn run(cfg: &Config) -> Result<i32> {
     })?;
     let buffer_size = open::buffer_size(cfg);
 
+    // As pgBackRest, before the remapping lines: the repository, and for an online backup the
+    // time recovery starts from (the backup's start, local time); the start LSN is at detail
+    // level.
+    let recovery = if manifest.online {
+        let start = jiff::Timestamp::from_second(manifest.timestamp_start)
+            .map(|t| {
+                t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| manifest.timestamp_start.to_string());
+        format!(", recovery will start at {start}")
+    } else {
+        String::new()
+    };
+    log_info!("repo1: restore backup set {label}{recovery}");
+    log_detail!("backup start lsn = {}", manifest.lsn_start);
+    if Path::new(&manifest.pg_path) != pg_path {
+        log_info!("remap data directory to '{}'", pg_path.display());
+    }
     // Everything that can be refused is refused here, before the first write.
     let excluded = selective::excluded(&manifest, &request.db_include, &request.db_exclude)?;
     let names = tablespace_names(&repo, stanza, &manifest, buffer_size);
@@ -116,22 +137,6 @@ pub fn run(cfg: &Config) -> Result<i32> {
     if let Some((root, path)) = occupied.iter().find(|(root, _)| !owned[*root]) {
         return Err(not_empty(&plan, *root, path, delta || force));
     }
-    // As pgBackRest: the repository, and for an online backup the time recovery starts from
-    // (the backup's start, local time); the start LSN is at detail level.
-    let recovery = if manifest.online {
-        let start = jiff::Timestamp::from_second(manifest.timestamp_start)
-            .map(|t| {
-                t.to_zoned_datetime(jiff::tz::TimeZone::system())
-                    .strftime("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| manifest.timestamp_start.to_string());
-        format!(", recovery will start at {start}")
-    } else {
-        String::new()
-    };
-    log_info!("repo1: restore backup set {label}{recovery}");
-    log_detail!("backup start lsn = {}", manifest.lsn_start);
 
     let storages: Vec<PosixStorage> = plan
         .roots

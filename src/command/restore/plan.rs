@@ -245,10 +245,8 @@ fn tablespace_destination(
     let path = check_destination(&what, &to, true)?;
     let moved = path != Path::new(&link.target);
     if moved {
-        log_info!(
-            "remap tablespace pg_tblspc/{oid}{} directory to '{to}'",
-            name.map(|n| format!(" ({n})")).unwrap_or_default()
-        );
+        // pgBackRest's line: the tablespace by its link in the data directory.
+        log_info!("map tablespace 'pg_tblspc/{oid}' to '{to}'");
     }
     Ok((path, moved))
 }
@@ -278,7 +276,7 @@ fn link_destination(
         (Some(index), _) => {
             used.links[index] = true;
             let to = &remap.links[index].1;
-            log_info!("remap link '{rel}' destination to '{to}'");
+            log_info!("map link '{rel}' to '{to}'");
             check_destination(&what, to, true)?
         }
         (None, true) => check_destination(&what, &link.target, false)?,
