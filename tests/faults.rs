@@ -119,7 +119,13 @@ fn restore_killed_before_pg_control_cannot_start_and_reruns() {
     let s = stanza_with_table();
     let expected = table_sum(&s.cluster, "t");
     let spare = Spare::new();
-    for point in ["restore-before-pg-control", "storage-write-synced:20"] {
+    // `restore-paths-created`: directories and links exist, no file yet (before the marker was
+    // written first, a --delta rerun refused such a directory as not a data directory).
+    for point in [
+        "restore-paths-created",
+        "restore-before-pg-control",
+        "storage-write-synced:20",
+    ] {
         empty_dir(spare.data_dir());
         let args = spare.restore_args(&IMMEDIATE);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

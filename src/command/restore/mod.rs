@@ -6,10 +6,11 @@
 //! (`plan`), the databases to leave out (`selective`), the target timeline against the archived
 //! history (`timeline`), the WAL the backup needs in the archive (`wal`), a running cluster and
 //! a non-empty directory, which delta or force may only clean where it is shown to be the
-//! cluster's (`clean`) → with delta or force, remove `global/pg_control` first and then
-//! whatever the backup does not hold → directories and links → `backup.manifest` in the data
-//! directory, so that an interrupted restore can be finished with delta → files in parallel, largest first, each kept, zeroed or restored and
-//! verified (`files`) → tablespace_map when tablespaces moved → recovery settings → syncfs of
+//! cluster's (`clean`) → the data directory and destinations created, `backup.manifest` in the
+//! data directory (so that a restore interrupted from here on can be finished with delta) →
+//! with delta or force, remove `global/pg_control` first and then whatever the backup does not
+//! hold → directories and links → files in parallel, largest first, each kept, zeroed or
+//! restored and verified (`files`) → tablespace_map when tablespaces moved → recovery settings → syncfs of
 //! the file systems written (small files are not fsynced one by one) → `pg_control` last, so
 //! that a restore that stops half-way, delta or not, leaves a directory PostgreSQL refuses to
 //! start (rerun the restore, with --delta, to finish it) → sync.
@@ -143,6 +144,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
         .iter()
         .map(|root| PosixStorage::new(root.path.clone()))
         .collect();
+    let am_root = nix::unistd::Uid::effective().is_root();
+    // The marker goes in before anything else changes, so that a restore killed at any later
+    // point leaves a directory a `--delta` rerun recognises as a data directory.
+    write::create_roots(&plan, &manifest, am_root)?;
+    let marker = write_marker(&pg_path, &manifest)?;
     if !occupied.is_empty() {
         // Until the restore is complete the cluster must not start, delta or not.
         storages[0].remove(PG_CONTROL)?;
@@ -150,9 +156,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
         let expected = clean::expected(&plan, version.wal_dir(), &keep);
         clean::clean(&plan, &expected)?;
     }
-    let am_root = nix::unistd::Uid::effective().is_root();
     write::create_paths_and_links(&plan, &manifest, &storages, version.wal_dir(), am_root)?;
-    let marker = write_marker(&pg_path, &manifest)?;
+    fail::fail_point!("restore-paths-created");
 
     let control_name = format!("{PG_DATA}/{PG_CONTROL}");
     let keep = preserved(request.recovery.recovery_type, &pg_path);

@@ -23,6 +23,26 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 /// Creates the roots, the links (replacing a link that points elsewhere) and every directory
 /// with its mode and owner, then the WAL directory's archive_status, which PostgreSQL needs
 /// although the backup never holds WAL.
+/// Creates the data directory and the tablespace and link destinations that do not exist yet,
+/// owned as the data directory (0700), before anything is written into them.
+pub fn create_roots(plan: &Plan, manifest: &Manifest, set_owner: bool) -> Result<()> {
+    let owner = manifest
+        .paths
+        .iter()
+        .find(|p| p.name == crate::repo::manifest::PG_DATA);
+    for root in &plan.roots {
+        if fs::symlink_metadata(&root.path).is_err() {
+            fs::create_dir_all(&root.path)
+                .map_err(|e| Error::io(ErrorKind::PathCreate, "create", root.path.display(), &e))?;
+            set_mode(&root.path, 0o700)?;
+            if let Some(owner) = owner.filter(|_| set_owner) {
+                chown(&root.path, owner.user.as_deref(), owner.group.as_deref())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn create_paths_and_links(
     plan: &Plan,
     manifest: &Manifest,
@@ -40,14 +60,7 @@ pub fn create_paths_and_links(
         Some(owner) if set_owner => chown(path, owner.user.as_deref(), owner.group.as_deref()),
         _ => Ok(()),
     };
-    for root in &plan.roots {
-        if fs::symlink_metadata(&root.path).is_err() {
-            fs::create_dir_all(&root.path)
-                .map_err(|e| Error::io(ErrorKind::PathCreate, "create", root.path.display(), &e))?;
-            set_mode(&root.path, 0o700)?;
-            give(&root.path)?;
-        }
-    }
+    create_roots(plan, manifest, set_owner)?;
     let data = &storages[0];
     for link in &plan.links {
         if let Some(parent) = Path::new(&link.rel)
