@@ -15,3 +15,6 @@ pub mod pg;
 pub mod protocol;
 pub mod repo;
 pub mod storage;
+
+/// pgkeep's version, as `version`, `help`, the begin line and backup.info show it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,20 +9,17 @@
 //! which is the point of the check. On a standby the archive part is skipped, since only the
 //! primary can switch WAL.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
-use crate::pg::control::ControlData;
-use crate::pg::remote::Db;
+use crate::log_info;
 use crate::repo::archive::{self, ArchivedWal};
-use crate::repo::{ArchiveInfo, BackupInfo};
+use crate::repo::{ArchiveInfo, BackupInfo, stanza};
 use crate::storage::Storage;
-use crate::{log_info, log_warn};
 
-use super::{open, stanza_create};
+use super::{cluster, open};
 
 /// The restore point created before the switch, named as pgBackRest names its own.
 pub const RESTORE_POINT: &str = "pgkeep Archive Check";
@@ -30,7 +27,7 @@ pub const RESTORE_POINT: &str = "pgkeep Archive Check";
 pub fn run(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
     lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
-    super::archive_async::queue::warn_status(cfg, stanza);
+    cluster::warn_queue_status(&open::spool_path(cfg, stanza));
     let pg_path = open::pg_path(cfg)?;
     let pg = open::pg_storage(cfg)?;
     // pgBackRest's check accepts a primary or a standby, and when no pg1-path holds a cluster it
@@ -40,12 +37,12 @@ pub fn run(cfg: &Config) -> Result<i32> {
     // found'.
     let control = open::pg_control(&pg).map_err(no_database_found)?;
     let mut session = open::db_session(cfg).map_err(no_database_found)?;
-    check_cluster(session.as_mut(), &pg_path, &control)?;
+    cluster::check_cluster(session.as_mut(), &pg_path, &control)?;
     let standby = session.in_recovery()?;
     let archive_command = if standby {
         None
     } else {
-        Some(check_archiving(session.as_mut(), stanza)?)
+        Some(cluster::check_archiving(session.as_mut(), stanza)?)
     };
 
     let role = if standby { "standby" } else { "primary" };
@@ -53,8 +50,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let repo = open::repo(cfg)?;
     let archive_info = ArchiveInfo::load_required(&repo, stanza)?;
     let backup_info = BackupInfo::load_required(&repo, stanza)?;
-    stanza_create::check_matches(stanza, "archive.info", archive_info.current()?, &control)?;
-    stanza_create::check_matches(stanza, "backup.info", backup_info.current()?, &control)?;
+    stanza::check_matches(stanza, "archive.info", archive_info.current()?, &control)?;
+    stanza::check_matches(stanza, "backup.info", backup_info.current()?, &control)?;
 
     let Some(archive_command) = archive_command else {
         log_info!("the cluster is a standby: the WAL archive check needs the primary, skipped");
@@ -97,65 +94,6 @@ fn no_database_found(err: Error) -> Error {
         Some(hint) => config.with_hint(hint),
         None => config,
     }
-}
-
-/// The server pgkeep connected to must be the cluster at pg1-path.
-pub fn check_cluster(session: &mut dyn Db, pg_path: &Path, control: &ControlData) -> Result<()> {
-    let data_directory = session.data_directory()?;
-    // Compare real paths: a symlinked pg1-path names the same directory.
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    if canonical(Path::new(&data_directory)) != canonical(pg_path) {
-        return Err(Error::new(
-            ErrorKind::DbMismatch,
-            format!(
-                "pg1-path '{}' does not match the server's data_directory '{data_directory}'",
-                pg_path.display()
-            ),
-        )
-        .with_hint("set pg1-path to the data directory of the cluster pgkeep connects to"));
-    }
-    let system_id = session.system_id()?;
-    if system_id != control.system_id {
-        return Err(Error::new(
-            ErrorKind::DbMismatch,
-            format!(
-                "server system id {system_id} does not match pg_control system id {}",
-                control.system_id
-            ),
-        )
-        .with_hint("pg1-port or pg1-socket-path leads to another cluster than pg1-path"));
-    }
-    Ok(())
-}
-
-/// archive_mode must be on and archive_command set; returns archive_command. A command that
-/// does not look like pgkeep's archive-push only warns: it may be a wrapper script, and the
-/// WAL switch below shows whether segments really arrive.
-pub fn check_archiving(session: &mut dyn Db, stanza: &str) -> Result<String> {
-    let mode = session.setting("archive_mode")?.unwrap_or_default();
-    if mode == "off" {
-        return Err(
-            Error::new(ErrorKind::ArchiveDisabled, "archive_mode must be enabled")
-                .with_hint("set archive_mode = on in postgresql.conf and restart the cluster"),
-        );
-    }
-    let command = session.setting("archive_command")?.unwrap_or_default();
-    let suggested = format!("archive_command = 'pgkeep --stanza={stanza} archive-push %p'");
-    if command.trim().is_empty() || command == "(disabled)" {
-        return Err(Error::new(
-            ErrorKind::ArchiveCommandInvalid,
-            "archive_command is not set",
-        )
-        .with_hint(format!("set {suggested} and reload the cluster")));
-    }
-    if !command.contains("archive-push") {
-        log_warn!(
-            "archive_command '{command}' does not run archive-push: WAL may not reach the repository\n            HINT: {suggested}"
-        );
-    } else if !command.contains("pgkeep") {
-        log_warn!("archive_command '{command}' does not mention pgkeep");
-    }
-    Ok(command)
 }
 
 /// Waits until `segment` is in the archive; the stored file once it is.

@@ -3,11 +3,10 @@
 //! This is the only layer that reads `Config` (through `open`), prints to stdout, or reads the
 //! clock and environment; the layers below get explicit settings.
 
-pub mod archive_async;
-pub mod archive_get;
-pub mod archive_push;
+pub mod archive;
 pub mod backup;
 pub mod check;
+pub mod cluster;
 pub mod expire;
 pub mod help;
 pub mod info;
@@ -58,10 +57,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
     begin(cfg, cfg.command());
     open::check_hosts(cfg)?;
     match cfg.command() {
-        Command::ArchiveGet if cfg.is_background() => archive_async::get::run_background(cfg),
-        Command::ArchivePush if cfg.is_background() => archive_async::push::run_background(cfg),
-        Command::ArchiveGet => archive_get::run(cfg),
-        Command::ArchivePush => archive_push::run(cfg),
+        Command::ArchiveGet if cfg.is_background() => archive::get_async::run_background(cfg),
+        Command::ArchivePush if cfg.is_background() => archive::push_async::run_background(cfg),
+        Command::ArchiveGet => archive::get::run(cfg),
+        Command::ArchivePush => archive::push::run(cfg),
         Command::Backup => backup::run(cfg),
         Command::Check => check::run(cfg),
         Command::Expire => expire::run(cfg),
@@ -113,7 +112,7 @@ fn begin(cfg: &Config, command: Command) {
     let mut line = format!(
         "{} command begin {}:",
         command_name(cfg, command),
-        version::VERSION
+        crate::VERSION
     );
     if !cfg.params().is_empty() {
         let params: Vec<String> = cfg.params().iter().map(|p| quote(p)).collect();

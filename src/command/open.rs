@@ -13,10 +13,15 @@ use std::time::Duration;
 use crate::config::{Command, Config, Opt, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::CompressType;
+use crate::lock::{self, Lock, LockKind};
+use crate::log_warn;
 use crate::pg::control::ControlData;
 use crate::pg::remote::{Db, RemoteDb};
 use crate::pg::session::{ConnectOptions, DbSession};
 use crate::protocol::{Channel, Pool, SshSettings};
+use crate::repo::BackupType;
+use crate::repo::expire::ExpireSettings;
+use crate::repo::retention::{FullRetention, RetentionPolicy};
 use crate::storage::{Driver, PosixStorage, RemoteStorage, Storage};
 
 /// The stanza; the option table makes it required where a command needs it.
@@ -26,6 +31,80 @@ pub fn stanza(cfg: &Config) -> Result<&str> {
             ErrorKind::OptionRequired,
             format!("{} command requires option: stanza", cfg.command().name()),
         )
+    })
+}
+
+/// How a command holds its stanza while it works on the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads the repository: refused by a stop file, takes no lock (restore).
+    Read,
+    /// Reads the repository whatever stop files say, takes no lock (verify).
+    Inspect,
+    /// Writes backups or the stanza's info files: refused by a stop file, holds the stanza's
+    /// backup lock, taken at once or not at all.
+    Backup,
+    /// Writes to the WAL archive: refused by a stop file, holds the stanza's archive lock,
+    /// waiting up to `wait` for another archive-push to finish.
+    Archive { wait: Duration },
+    /// Deletes the stanza: needs its stop file (nothing else may start), holds both locks.
+    Delete,
+}
+
+/// What a command works on: its stanza and repository, with the locks its [`Access`] takes,
+/// held until this is dropped.
+pub struct Opened<'c> {
+    pub stanza: &'c str,
+    pub repo: Driver,
+    _locks: Vec<Lock>,
+}
+
+/// The one opening of a stanza's repository: the stanza, its stop file, its locks, then the
+/// repository, in that order, so that a stopped stanza or a running backup is reported before
+/// the repository is reached.
+pub fn stanza_repo(cfg: &Config, access: Access) -> Result<Opened<'_>> {
+    let stanza = stanza(cfg)?;
+    let lock_path = lock_path(cfg);
+    let locks = match access {
+        Access::Read => {
+            lock::check_stop(&lock_path, Some(stanza))?;
+            Vec::new()
+        }
+        Access::Inspect => Vec::new(),
+        Access::Backup => {
+            lock::check_stop(&lock_path, Some(stanza))?;
+            vec![Lock::acquire(
+                &lock_path,
+                stanza,
+                LockKind::Backup,
+                Duration::ZERO,
+            )?]
+        }
+        Access::Archive { wait } => {
+            lock::check_stop(&lock_path, Some(stanza))?;
+            vec![Lock::acquire(&lock_path, stanza, LockKind::Archive, wait)?]
+        }
+        Access::Delete => {
+            if !lock::stop_file(&lock_path, Some(stanza)).exists() {
+                return Err(Error::new(
+                    ErrorKind::FileMissing,
+                    format!("stop file does not exist for stanza '{stanza}'"),
+                )
+                .with_hint(format!(
+                    "run '{}' first, so that nothing writes to the stanza while it is deleted",
+                    crate::error::command_hint(&format!("--stanza={stanza} stop"))
+                )));
+            }
+            vec![
+                Lock::acquire(&lock_path, stanza, LockKind::Backup, Duration::ZERO)?,
+                Lock::acquire(&lock_path, stanza, LockKind::Archive, Duration::ZERO)?,
+            ]
+        }
+    };
+    Ok(Opened {
+        stanza,
+        repo: repo(cfg)?,
+        _locks: locks,
     })
 }
 
@@ -151,6 +230,14 @@ pub fn local_db_session(cfg: &Config) -> Result<DbSession> {
         statement_timeout_ms: cfg.time_ms(Opt::DbTimeout),
     };
     DbSession::connect(&options)
+}
+
+/// `<spool-path>/archive/<stanza>`: the stanza's spool (asynchronous archiving's queues and
+/// archive-push's status file).
+pub fn spool_path(cfg: &Config, stanza: &str) -> PathBuf {
+    Path::new(cfg.str(Opt::SpoolPath).unwrap_or("/var/spool/pgkeep"))
+        .join("archive")
+        .join(stanza)
 }
 
 pub fn lock_path(cfg: &Config) -> PathBuf {
@@ -353,4 +440,53 @@ pub fn check_hosts(cfg: &Config) -> Result<()> {
     } else {
         "repo1-host is set: this host is a database host"
     }))
+}
+
+/// Reads the retention options and warns about the ones whose absence keeps everything.
+pub fn expire_settings(cfg: &Config) -> ExpireSettings<'_> {
+    let count = |opt| cfg.int(opt).and_then(|n| u32::try_from(n).ok());
+    let full_type = cfg.str(Opt::RepoRetentionFullType).unwrap_or("count");
+    let full = count(Opt::RepoRetentionFull).map(|n| match full_type {
+        "time" => FullRetention::Days(n),
+        _ => FullRetention::Count(n),
+    });
+    let policy = RetentionPolicy {
+        full,
+        diff: count(Opt::RepoRetentionDiff),
+        archive: count(Opt::RepoRetentionArchive),
+        archive_type: cfg
+            .str(Opt::RepoRetentionArchiveType)
+            .and_then(BackupType::parse)
+            .unwrap_or(BackupType::Full),
+    };
+    if policy.full.is_none() {
+        warn_with_hint(
+            &format!(
+                "option 'repo1-retention-full' is not set for 'repo1-retention-full-type={full_type}', the repository may run out of space"
+            ),
+            "to retain full backups indefinitely (without warning), set option 'repo1-retention-full' to the maximum.",
+        );
+    }
+    if policy.archive.is_none() {
+        match policy.archive_type {
+            BackupType::Diff if policy.diff.is_none() => warn_with_hint(
+                "option 'repo1-retention-diff' is not set for 'repo1-retention-archive-type=diff', archived WAL will not be expired",
+                "to retain differential backups indefinitely (without warning), set option 'repo1-retention-diff' to the maximum.",
+            ),
+            BackupType::Incr => warn_with_hint(
+                "option 'repo1-retention-archive' is not set for 'repo1-retention-archive-type=incr', archived WAL will not be expired",
+                "set option 'repo1-retention-archive' to the number of backups whose WAL must be kept.",
+            ),
+            _ => {}
+        }
+    }
+    ExpireSettings {
+        policy,
+        set: cfg.str(Opt::Set),
+        dry_run: cfg.bool(Opt::DryRun),
+    }
+}
+
+fn warn_with_hint(message: &str, hint: &str) {
+    log_warn!("{message}\nHINT: {hint}");
 }

@@ -10,37 +10,22 @@
 //! into a deleted stanza must keep failing until the DBA runs `start`.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
-use crate::lock::{self, Lock, LockKind};
 use crate::repo::layout::{self, COPY_EXT};
 use crate::repo::{BackupInfo, BackupLabel};
 use crate::storage::{FileType, Storage};
 use crate::{log_detail, log_info, log_warn};
 
-use super::open;
+use super::open::{self, Access};
 
 pub fn run(cfg: &Config) -> Result<i32> {
-    let stanza = open::stanza(cfg)?;
-    let lock_path = open::lock_path(cfg);
-    if !lock::stop_file(&lock_path, Some(stanza)).exists() {
-        return Err(Error::new(
-            ErrorKind::FileMissing,
-            format!("stop file does not exist for stanza '{stanza}'"),
-        )
-        .with_hint(format!(
-            "run '{}' first, so that nothing writes to the stanza while it is deleted",
-            crate::error::command_hint(&format!("--stanza={stanza} stop"))
-        )));
-    }
+    let opened = open::stanza_repo(cfg, Access::Delete)?;
+    let stanza = opened.stanza;
     let pg_path = open::pg_path(cfg)?;
     check_not_running(&pg_path, stanza, cfg.bool(Opt::Force))?;
-    let _backup_lock = Lock::acquire(&lock_path, stanza, LockKind::Backup, Duration::ZERO)?;
-    let _archive_lock = Lock::acquire(&lock_path, stanza, LockKind::Archive, Duration::ZERO)?;
-    let repo = open::repo(cfg)?;
-    delete(&repo, stanza)?;
+    delete(&opened.repo, stanza)?;
     log_info!(
         "the stop file for stanza '{stanza}' is kept: run 'pgkeep --stanza={stanza} start' before creating the stanza again"
     );

@@ -7,27 +7,18 @@
 //! again). New WAL then goes to the new archive id (`<version>-<id>`), the next backup is a full
 //! one, and the old backups and their WAL stay where they are, restorable with the old binaries.
 
-use std::time::Duration;
-
 use crate::config::Config;
-use crate::error::{Error, ErrorKind, Result};
-use crate::lock::{self, Lock, LockKind};
+use crate::error::Result;
 use crate::log_info;
-use crate::pg::control::ControlData;
-use crate::repo::{ArchiveInfo, BackupInfo, DbHistory};
-use crate::storage::Storage;
+use crate::repo::stanza;
 
-use super::{open, stanza_create};
+use super::open::{self, Access};
 
 pub fn run(cfg: &Config) -> Result<i32> {
-    let stanza = open::stanza(cfg)?;
-    let lock_path = open::lock_path(cfg);
-    lock::check_stop(&lock_path, Some(stanza))?;
-    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Backup, Duration::ZERO)?;
-    let repo = open::repo(cfg)?;
-    let pg = open::pg_storage(cfg)?;
-    let control = open::pg_control(&pg)?;
-    if upgrade(&repo, stanza, &control)? {
+    let opened = open::stanza_repo(cfg, Access::Backup)?;
+    let stanza = opened.stanza;
+    let control = open::pg_control(&open::pg_storage(cfg)?)?;
+    if stanza::upgrade(&opened.repo, stanza, &control)? {
         log_info!(
             "stanza '{stanza}' upgraded to version {} system id {}",
             control.version,
@@ -37,57 +28,4 @@ pub fn run(cfg: &Config) -> Result<i32> {
         log_info!("stanza '{stanza}' is already up to date");
     }
     Ok(0)
-}
-
-/// Appends the cluster to the stanza's history when it is not the current one; false when
-/// there was nothing to do.
-pub fn upgrade(repo: &dyn Storage, stanza: &str, control: &ControlData) -> Result<bool> {
-    let mut archive = ArchiveInfo::load_required(repo, stanza)?;
-    let mut backup = BackupInfo::load_required(repo, stanza)?;
-    let archive_current = archive.current()?.clone();
-    let backup_current = backup.current()?.clone();
-    let matches = |db: &DbHistory| {
-        db.system_id == control.system_id && db.version == control.version.to_string()
-    };
-    if matches(&archive_current) && matches(&backup_current) {
-        return Ok(false);
-    }
-    if control.version.to_string().parse::<u32>().ok() < archive_current.version.parse::<u32>().ok()
-    {
-        return Err(Error::new(
-            ErrorKind::VersionNotSupported,
-            format!(
-                "the cluster at pg1-path is version {} but stanza '{stanza}' already records version {}",
-                control.version, archive_current.version
-            ),
-        )
-        .with_hint("stanza-upgrade records an upgrade to a newer major version; is pg1-path the upgraded cluster?"));
-    }
-    // One id for both files: the one a half-finished earlier run gave, else the next after
-    // every id either file has used.
-    let next_id = archive
-        .db_history
-        .iter()
-        .chain(backup.db_history.iter())
-        .map(|db| db.id)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let id = if matches(&archive_current) {
-        archive_current.id
-    } else if matches(&backup_current) {
-        backup_current.id
-    } else {
-        next_id
-    };
-    let entry = stanza_create::db_history(control, id);
-    if !matches(&archive_current) {
-        archive.db_history.push(entry.clone());
-        archive.save(repo, stanza)?;
-    }
-    if !matches(&backup_current) {
-        backup.db_history.push(entry);
-        backup.save(repo, stanza)?;
-    }
-    Ok(true)
 }

@@ -1,8 +1,7 @@
 //! version: print the version.
 
+use crate::VERSION;
 use crate::error::Result;
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn run() -> Result<i32> {
     println!("pgkeep {VERSION}");

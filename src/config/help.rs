@@ -13,7 +13,7 @@ use crate::config::options::OPTIONS;
 use crate::config::value::{show_size, show_time};
 use crate::error::{Error, ErrorKind, Result};
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::VERSION;
 const WIDTH: usize = 80;
 
 /// What help was asked for.

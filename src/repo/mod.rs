@@ -12,11 +12,14 @@ pub mod block_map;
 pub mod block_read;
 pub mod block_write;
 pub mod bundle;
+pub mod expire;
 pub mod info_file;
 pub mod label;
 pub mod layout;
 pub mod manifest;
+pub mod manifest_check;
 pub mod retention;
+pub mod stanza;
 
 pub use archive_info::ArchiveInfo;
 pub use backup_info::{BackupInfo, BackupRecord};

@@ -25,13 +25,15 @@ use crate::config::{Command, Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
 use crate::io::CompressType;
-use crate::lock::{self, Lock, LockKind};
 use crate::repo::manifest::{FileEntry, PG_DATA};
-use crate::repo::{BackupInfo, BackupLabel, BackupRecord, BackupType, Manifest, layout};
+use crate::repo::{
+    BackupInfo, BackupLabel, BackupRecord, BackupType, Manifest, expire, layout, stanza,
+};
 use crate::storage::Storage;
 use crate::{log_detail, log_info, log_warn};
 
-use super::{format_size, open, stanza_create};
+use super::format_size;
+use super::open::{self, Access};
 use copy::{Copied, CopySettings};
 use plan::{Action, Owners};
 use resume::{Progress, ResumeHeader};
@@ -126,18 +128,14 @@ fn check_stanza_matches(
 }
 
 pub fn run(cfg: &Config) -> Result<i32> {
-    let stanza = open::stanza(cfg)?;
     let options = BackupOptions::from(cfg)?;
-    let lock_path = open::lock_path(cfg);
-    lock::check_stop(&lock_path, Some(stanza))?;
-    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Backup, Duration::ZERO)?;
-
-    let repo = open::repo(cfg)?;
+    let opened = open::stanza_repo(cfg, Access::Backup)?;
+    let (stanza, repo) = (opened.stanza, &opened.repo);
     // A stanza that does not exist yet is checked before the cluster, as pgBackRest does, so
     // that a mistyped --stanza fails at once whatever else is wrong.
-    let creating = !first::stanza_exists(&repo, stanza)?;
+    let creating = !first::stanza_exists(repo, stanza)?;
     if creating {
-        first::require_section(cfg, &repo, stanza)?;
+        first::require_section(cfg, repo, stanza)?;
     }
     let pg_path = open::pg_path(cfg)?;
     let pg = open::pg_storage(cfg)?;
@@ -145,7 +143,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     // pg_control against the stanza before the server, as pgBackRest does: a pg1-path of
     // another cluster is a backup mismatch (51) whichever server the connection reaches.
     if !creating {
-        check_stanza_matches(&repo, stanza, &control)?;
+        check_stanza_matches(repo, stanza, &control)?;
     }
     // Then the server: a pg1-path that is not its data directory is reported as such.
     let mut source = if options.online {
@@ -159,16 +157,16 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Source::offline(&pg, options.force)?
     };
     if creating && let Source::Online(session) = &mut source {
-        first::require_archiving_to(session.as_mut(), &repo, stanza)?;
+        first::require_archiving_to(session.as_mut(), repo, stanza)?;
     }
-    if stanza_create::ensure(&repo, stanza, &control)? == stanza_create::Ensured::Created {
+    if stanza::ensure(repo, stanza, &control)? == stanza::Ensured::Created {
         log_info!("stanza '{stanza}' created by its first backup");
     }
-    let mut info = BackupInfo::load_required(&repo, stanza)?;
+    let mut info = BackupInfo::load_required(repo, stanza)?;
     let db_id = info.current()?.id;
 
     let (backup_type, prior) =
-        choose_prior(&repo, stanza, &info, options.requested, options.compress)?;
+        choose_prior(repo, stanza, &info, options.requested, options.compress)?;
     let mut header = ResumeHeader {
         label: String::new(),
         backup_type,
@@ -177,7 +175,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         system_id: control.system_id,
         pg_version: control.version.to_string(),
     };
-    let resumable = resume::prepare(&repo, stanza, &info, options.resume.then_some(&header))?;
+    let resumable = resume::prepare(repo, stanza, &info, options.resume.then_some(&header))?;
     let label = match &resumable {
         Some(resumable) => resumable.label.clone(),
         None => new_label(&info, backup_type, prior.as_ref())?,
@@ -217,11 +215,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
     for dir in &dirs {
         repo.create_dir(dir, 0o750)?;
     }
-    let progress = Progress::start(&repo, stanza, header)?;
+    let progress = Progress::start(repo, stanza, header)?;
 
     let settings = CopySettings {
         pg: &pg,
-        repo: &repo,
+        repo: repo,
         stanza,
         label: &label,
         compress: options.compress,
@@ -256,7 +254,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         }
         if let Some(entry) = resumable.as_ref().and_then(|r| r.candidate(&file))
             && resume::verify_stored(
-                &repo,
+                repo,
                 stanza,
                 &label,
                 entry,
@@ -284,7 +282,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     let results = exec::run_parallel(jobs, open::process_max(cfg), |_, job| match job {
         bundle::Job::One(item) => Ok(vec![copy_one(*item, copy::Target::Object)?]),
         bundle::Job::Bundle(id, items) => {
-            let mut open = bundle::OpenBundle::new(&repo, stanza, &label, id);
+            let mut open = bundle::OpenBundle::new(repo, stanza, &label, id);
             let mut copied = Vec::with_capacity(items.len());
             for item in items {
                 copied.push(copy_one(item, copy::Target::Bundle(&mut open))?);
@@ -357,7 +355,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     };
     if options.online && options.archive_check {
         wait::archived(
-            &repo,
+            repo,
             stanza,
             &info,
             &archive_start,
@@ -390,7 +388,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
 
     files.sort_by(|a, b| a.name.cmp(&b.name));
     if resumable.is_some() {
-        remove_strays(&repo, stanza, &label, &files, options.compress)?;
+        remove_strays(repo, stanza, &label, &files, options.compress)?;
     }
     for dir in dirs.iter().rev() {
         repo.sync_dir(dir)?;
@@ -427,11 +425,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
         files,
         links: listing.links,
     };
-    manifest.save(&repo, stanza)?;
+    manifest.save(repo, stanza)?;
     fail::fail_point!("backup-manifest-saved");
     progress.finish(&label)?;
     info.add(record_of(&manifest));
-    info.save(&repo, stanza)?;
+    info.save(repo, stanza)?;
     fail::fail_point!("backup-info-saved");
     repo.symlink(&label, &layout::latest_link(stanza))?;
 
@@ -444,7 +442,12 @@ pub fn run(cfg: &Config) -> Result<i32> {
     // Retention runs as its own command, as pgBackRest logs it: `backup command end`, then
     // `expire command begin` with expire's options, expire's lines, `expire command end`.
     super::chain(cfg, Command::Expire, || {
-        super::expire::after_backup(cfg, &repo, stanza)
+        expire::expire(
+            repo,
+            stanza,
+            &open::expire_settings(cfg),
+            jiff::Timestamp::now().as_second(),
+        )
     })?;
     Ok(0)
 }
@@ -506,7 +509,7 @@ fn choose_prior(
     log_info!(
         "last backup label = {}, version = {}",
         record.label,
-        super::version::VERSION
+        crate::VERSION
     );
     Ok((requested, Some(manifest)))
 }
@@ -627,9 +630,8 @@ fn record_of(manifest: &Manifest) -> BackupRecord {
         repo_size: manifest.repo_size(),
         repo_delta: manifest.repo_delta(),
         annotation: manifest.annotation.clone(),
-        // The writer's version, for `info`; the crate version, not `command::version` (commands
-        // do not import each other).
-        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        // The writer's version, for `info`.
+        version: Some(crate::VERSION.to_string()),
         error: Some(manifest.files.iter().any(|f| f.page_errors.is_some())),
     }
 }

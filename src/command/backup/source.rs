@@ -12,7 +12,7 @@ use crate::repo::manifest::DatabaseEntry;
 use crate::storage::Storage;
 use crate::{log_info, log_warn};
 
-use super::super::check;
+use crate::command::cluster;
 
 /// Where the backup starts.
 #[derive(Debug, Clone, Copy)]
@@ -37,9 +37,9 @@ impl Source {
         control: &ControlData,
         archive_check: Option<&str>,
     ) -> Result<Source> {
-        check::check_cluster(session.as_mut(), pg_path, control)?;
+        cluster::check_cluster(session.as_mut(), pg_path, control)?;
         if let Some(stanza) = archive_check {
-            check::check_archiving(session.as_mut(), stanza)?;
+            cluster::check_archiving(session.as_mut(), stanza)?;
         }
         Ok(Source::Online(session))
     }

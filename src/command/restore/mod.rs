@@ -40,30 +40,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
-use crate::lock;
 use crate::pg::PgVersion;
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::repo::{BackupInfo, Manifest};
 use crate::storage::{PosixStorage, Storage};
 use crate::{log_debug, log_detail, log_info, log_warn};
 
-use super::{format_size, open};
+use super::format_size;
+use super::open::{self, Access};
 use files::Outcome;
 use recovery::RecoveryType;
-pub use safety::check_manifest;
 
 const PG_CONTROL: &str = "global/pg_control";
 
 pub fn run(cfg: &Config) -> Result<i32> {
-    let stanza = open::stanza(cfg)?;
-    lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
+    let opened = open::stanza_repo(cfg, Access::Read)?;
+    let (stanza, repo) = (opened.stanza, &opened.repo);
     let request = request::from_config(cfg)?;
-    // A running cluster is refused before anything else is looked at, as pgBackRest does (so
-    // that both exit 38 whatever the repository holds).
+    // A running cluster is refused before anything in the repository is looked at, as
+    // pgBackRest does (so that both exit 38 whatever the repository holds).
     let pg_path = open::pg_path(cfg)?;
     clean::check_not_running(&pg_path)?;
-    let repo = open::repo(cfg)?;
-    let info = BackupInfo::load_required(&repo, stanza)?;
+    let info = BackupInfo::load_required(repo, stanza)?;
 
     let target = request.target.as_ref().map(|(t, text)| (t, text.as_str()));
     let choice = select::choose(&info.backups, request.set.as_deref(), target)?;
@@ -76,7 +74,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         ),
         _ => {}
     }
-    let manifest = Manifest::load(&repo, stanza, &label)?.ok_or_else(|| {
+    let manifest = Manifest::load(repo, stanza, &label)?.ok_or_else(|| {
         Error::new(
             ErrorKind::FileMissing,
             format!("manifest of backup set '{label}' is missing"),
@@ -116,7 +114,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     }
     // Everything that can be refused is refused here, before the first write.
     let excluded = selective::excluded(&manifest, &request.db_include, &request.db_exclude)?;
-    let names = tablespace_names(&repo, stanza, &manifest, buffer_size);
+    let names = tablespace_names(repo, stanza, &manifest, buffer_size);
     let plan = plan::plan(
         &manifest,
         &pg_path,
@@ -129,9 +127,9 @@ pub fn run(cfg: &Config) -> Result<i32> {
         request.recovery.recovery_type,
         RecoveryType::None | RecoveryType::Preserve
     ) {
-        check_timeline(&repo, stanza, &info, &manifest, version, request.timeline)?;
+        check_timeline(repo, stanza, &info, &manifest, version, request.timeline)?;
     }
-    check_wal(&repo, stanza, &manifest, &request, buffer_size)?;
+    check_wal(repo, stanza, &manifest, &request, buffer_size)?;
     let (delta, force) = destructive_options(&request, &pg_path);
     let occupied = clean::occupied(&plan)?;
     let owned = clean::owned_roots(&plan, delta || force);
@@ -182,7 +180,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     // restore on one core.
     let create_ahead = occupied.is_empty() && process_max > 1;
     let settings = files::Settings {
-        repo: &repo,
+        repo: repo,
         stanza,
         manifest: &manifest,
         delta,

@@ -14,7 +14,9 @@ use crate::repo::Manifest;
 use crate::repo::manifest::LinkEntry;
 use crate::{log_info, log_warn};
 
-use super::safety::{self, check_destination, data_rel, tablespace_oid};
+use crate::repo::manifest_check::{self, check_destination, data_rel, tablespace_oid};
+
+use super::safety;
 use super::selective::Excluded;
 
 /// What the user asked to move.
@@ -102,7 +104,7 @@ pub fn plan(
     excluded: &Excluded,
     wal_dir: &str,
 ) -> Result<Plan> {
-    safety::check_manifest(manifest)?;
+    manifest_check::check_manifest(manifest)?;
     let mut roots = vec![Root {
         path: pg_path.to_path_buf(),
         owned_top: None,
@@ -119,7 +121,7 @@ pub fn plan(
         .map(|l| data_rel(manifest, &l.name))
         .collect::<Result<_>>()?;
     for (link, rel) in manifest.links.iter().zip(&rels) {
-        safety::check_link(manifest, link, rel, &rels)?;
+        manifest_check::check_link(manifest, link, rel, &rels)?;
         let tablespace = tablespace_oid(rel);
         let placed = match tablespace {
             Some(oid) => {

@@ -43,7 +43,7 @@ use crate::repo::{ArchiveInfo, BackupInfo, BackupRecord, DbHistory, layout};
 use crate::storage::Storage;
 use crate::{log_detail, log_error, log_info, log_warn};
 
-use super::open;
+use super::open::{self, Access};
 use file::{FileCheck, Outcome};
 use info::Pair;
 
@@ -56,14 +56,14 @@ pub struct VerifySettings<'a> {
 }
 
 pub fn run(cfg: &Config) -> Result<i32> {
-    let stanza = open::stanza(cfg)?;
-    let repo = open::repo(cfg)?;
+    let opened = open::stanza_repo(cfg, Access::Inspect)?;
+    let (stanza, repo) = (opened.stanza, &opened.repo);
     let settings = VerifySettings {
         set: cfg.str(Opt::Set),
         buffer_size: open::buffer_size(cfg),
         process_max: open::process_max(cfg),
     };
-    let findings = verify(&repo, stanza, &settings)?;
+    let findings = verify(repo, stanza, &settings)?;
     let report = render::render(
         &render::Report {
             stanza,

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::command::restore::check_manifest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::wal::WalSegment;
+use crate::repo::manifest_check::check_manifest;
 use crate::repo::{BackupInfo, BackupLabel, BackupRecord, DbHistory, Manifest, layout};
 use crate::storage::{FileType, Storage};
 use crate::{log_info, log_warn};

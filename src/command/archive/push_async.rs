@@ -15,8 +15,6 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::command::archive_push::{self, Pusher, WalParam};
-use crate::command::open;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::run_parallel;
@@ -26,7 +24,9 @@ use crate::pg::wal::WalFileKind;
 use crate::{log_info, log_warn};
 
 use super::queue::{self, Verdict};
-use super::{Queue, Status};
+use super::spool::{self, Queue, Status};
+use super::store::{self, Pusher};
+use super::{WalParam, open, wal_param};
 
 /// How long the background process waits for the archive lock: long enough to pass a
 /// foreground's short check of it, short enough that a second process gives way quickly.
@@ -36,7 +36,7 @@ const GLOBAL_ERROR: &str = "global.error";
 
 /// The foreground: returns once `wal` is durable in the repository.
 pub fn run(cfg: &Config, stanza: &str, wal: &WalParam) -> Result<i32> {
-    let out = super::queue_path(cfg, stanza, Queue::Out);
+    let out = spool::queue_path(cfg, stanza, Queue::Out);
     let ok = out.join(format!("{}.ok", wal.name));
     if ok.exists() {
         log_info!(
@@ -48,7 +48,7 @@ pub fn run(cfg: &Config, stanza: &str, wal: &WalParam) -> Result<i32> {
     if queue::check(cfg, stanza, wal)? == Verdict::Dropped {
         return Ok(0);
     }
-    super::create_dir(&out)?;
+    spool::create_dir(&out)?;
     let error = out.join(format!("{}.error", wal.name));
     let global_error = out.join(GLOBAL_ERROR);
     // The background process finds pg_wal from the segment's path, whatever its own directory.
@@ -56,11 +56,11 @@ pub fn run(cfg: &Config, stanza: &str, wal: &WalParam) -> Result<i32> {
         .map(|dir| dir.join(&wal.path))
         .unwrap_or_else(|_| wal.path.clone());
     let params = [absolute.display().to_string()];
-    let start = || super::start_background(cfg, &params);
-    if super::background_idle(cfg, stanza, LockKind::Archive) {
+    let start = || spool::start_background(cfg, &params);
+    if spool::background_idle(cfg, stanza, LockKind::Archive) {
         // Errors of an earlier run are retried by the new one.
-        super::remove_quietly(&error);
-        super::remove_quietly(&global_error);
+        spool::remove_quietly(&error);
+        spool::remove_quietly(&global_error);
         start()?;
     }
     let check = || {
@@ -68,13 +68,13 @@ pub fn run(cfg: &Config, stanza: &str, wal: &WalParam) -> Result<i32> {
             return Ok(Status::Done(()));
         }
         for path in [&error, &global_error] {
-            if let Some(err) = super::read_error(path) {
+            if let Some(err) = spool::read_error(path) {
                 return Err(err);
             }
         }
         Ok(Status::Pending)
     };
-    match super::wait(cfg, stanza, LockKind::Archive, check, start)? {
+    match spool::wait(cfg, stanza, LockKind::Archive, check, start)? {
         Some(()) => {
             log_info!(
                 "pushed WAL file '{}' to the archive asynchronously",
@@ -109,10 +109,10 @@ pub fn timeout_seconds(cfg: &Config) -> String {
 /// The background process (`archive-push:async <pg_wal/segment>`).
 pub fn run_background(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
-    let wal = archive_push::wal_param(cfg)?;
+    let wal = wal_param(cfg)?;
     let wal_dir = wal.path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let out = super::queue_path(cfg, stanza, Queue::Out);
-    super::create_dir(&out)?;
+    let out = spool::queue_path(cfg, stanza, Queue::Out);
+    spool::create_dir(&out)?;
     let Ok(_lock) = Lock::acquire(&open::lock_path(cfg), stanza, LockKind::Archive, LOCK_WAIT)
     else {
         log_info!("another process holds the archive lock: it pushes the WAL");
@@ -121,7 +121,7 @@ pub fn run_background(cfg: &Config) -> Result<i32> {
     remove_errors(&out);
     let result = push_ready(cfg, stanza, &wal_dir, &wal.name, &out);
     if let Err(err) = &result {
-        super::write_status(&out, GLOBAL_ERROR, &super::error_text(err))?;
+        spool::write_status(&out, GLOBAL_ERROR, &spool::error_text(err))?;
     }
     result.map(|()| 0)
 }
@@ -137,7 +137,7 @@ fn push_ready(
 ) -> Result<()> {
     lock::check_stop(&open::lock_path(cfg), Some(stanza))?;
     let repo = open::repo(cfg)?;
-    let info = archive_push::load_or_create(cfg, &repo, stanza)?;
+    let info = store::load_or_create(cfg, &repo, stanza)?;
     let workers = open::process_max(cfg);
     let pusher = Pusher::new(cfg, &repo, stanza, info.current()?)?;
     // Several workers keep the cores busy already: each compresses its segment as one frame.
@@ -190,10 +190,10 @@ fn push_ready(
                 .map_err(|_| poisoned())?;
             match pusher.push_with(&wal_dir.join(&name), &name, kind, &mut buffer) {
                 // The acknowledgement follows the durable push, never precedes it.
-                Ok(_) => super::write_status(out, &format!("{name}.ok"), ""),
+                Ok(_) => spool::write_status(out, &format!("{name}.ok"), ""),
                 Err(err) => {
                     log_warn!("could not push WAL file '{name}': {}", err.message());
-                    super::write_status(out, &format!("{name}.error"), &super::error_text(&err))?;
+                    spool::write_status(out, &format!("{name}.error"), &spool::error_text(&err))?;
                     failed.lock().map_err(|_| poisoned())?.insert(name);
                     Ok(())
                 }
@@ -226,20 +226,20 @@ pub fn ready_files(wal_dir: &Path) -> Result<Vec<String>> {
 /// one the foreground waits for.
 fn forget_done(out: &Path, ready: &[String], requested: &str) {
     let ready: HashSet<&str> = ready.iter().map(String::as_str).collect();
-    for (name, path) in super::spool_entries(out) {
+    for (name, path) in spool::spool_entries(out) {
         if let Some(wal) = name.strip_suffix(".ok")
             && !ready.contains(wal)
             && wal != requested
         {
-            super::remove_quietly(&path);
+            spool::remove_quietly(&path);
         }
     }
 }
 
 fn remove_errors(out: &Path) {
-    for (name, path) in super::spool_entries(out) {
+    for (name, path) in spool::spool_entries(out) {
         if name.ends_with(".error") {
-            super::remove_quietly(&path);
+            spool::remove_quietly(&path);
         }
     }
 }

@@ -1,23 +1,9 @@
-//! archive-get: fetch one WAL file from the archive for PostgreSQL's `restore_command`.
-//!
-//! Exit 0 when the file was written to the requested path, exit 1 when the archive does not
-//! have it (the normal end of recovery, or a standby waiting for the next segment),
-//! [`STOP_RECOVERY`] (255) when the archive holds it but it cannot be delivered, any other code
-//! on another error.
-//! The file appears under its final name only when complete and verified against the checksum
-//! it was archived with, so PostgreSQL never replays a partial segment.
-//!
-//! Why 255: PostgreSQL's startup process takes every exit code up to 125 for "file not found"
-//! (xlogarchive.c, `RestoreArchivedFile`: only a signal or an exit status above 125 is FATAL,
-//! `wait_result_is_any_signal`), ends recovery there and promotes. For a segment that is in the
-//! archive but damaged that is silent data loss: everything after it is never replayed. An exit
-//! status above 125 makes the startup process stop with a FATAL error instead, and the operator
-//! can repair the archive and start PostgreSQL again. 126 and 127 are left alone: PostgreSQL
-//! reports them as "command not executable" and "command not found", which would mislead.
+//! Fetching a segment: what archive-get and its background process (`get_async`) both do to
+//! find one WAL file in the archive and deliver it, complete and verified, under its final name.
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Opt};
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::pg::control::ControlData;
@@ -26,7 +12,7 @@ use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
 use crate::storage::Storage;
 use crate::{log, log_debug, log_info};
 
-use super::{archive_async, open};
+use super::open;
 
 /// Exit code when the archive does not hold the requested file.
 pub const NOT_FOUND: i32 = 1;
@@ -36,31 +22,6 @@ pub const NOT_FOUND: i32 = 1;
 /// and its copy are both unreadable: above 125, so PostgreSQL stops recovery instead of
 /// promoting.
 pub const STOP_RECOVERY: i32 = 255;
-
-pub fn run(cfg: &Config) -> Result<i32> {
-    let stanza = open::stanza(cfg)?;
-    let (name, destination) = match cfg.params() {
-        // PostgreSQL runs restore_command in the data directory: `%p` is relative to it.
-        [name, destination] => (name.as_str(), PathBuf::from(destination)),
-        _ => {
-            return Err(Error::new(
-                ErrorKind::OptionRequired,
-                "WAL segment and destination required",
-            )
-            .with_hint("restore_command = 'pgkeep --stanza=<stanza> archive-get %f \"%p\"'"));
-        }
-    };
-    let kind = WalFileKind::of(name).ok_or_else(|| {
-        Error::new(
-            ErrorKind::FileInvalid,
-            format!("'{name}' is not a WAL file name"),
-        )
-    })?;
-    if cfg.bool(Opt::ArchiveAsync) && kind == WalFileKind::Segment {
-        return archive_async::get::run(cfg, stanza, name, &destination);
-    }
-    get_sync(cfg, stanza, name, kind, &destination)
-}
 
 /// Fetches WAL file `name` from the archive itself, without the spool: the exit code as
 /// [`run`] gives it.

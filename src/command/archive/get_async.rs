@@ -8,15 +8,13 @@
 //! `global.error` when fetching failed; `<segment>.fatal` when the archive holds the segment
 //! but it could not be fetched (damaged, unreadable), `global.fatal` when archive.info and its
 //! copy are both unreadable. A `.fatal` marker makes the foreground exit
-//! [`STOP_RECOVERY`](archive_get::STOP_RECOVERY), as synchronous archive-get does: a damaged
+//! [`STOP_RECOVERY`](fetch::STOP_RECOVERY), as synchronous archive-get does: a damaged
 //! segment must stop recovery, never read as absent. Queued segments before the one PostgreSQL
 //! asks for are removed: recovery has passed them.
 
 use std::path::Path;
 use std::time::Duration;
 
-use crate::command::archive_get::{self, InfoFailure, NOT_FOUND};
-use crate::command::open;
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::run_parallel;
@@ -25,7 +23,9 @@ use crate::pg::control::ControlData;
 use crate::pg::wal::{WalFileKind, WalSegment};
 use crate::{log_debug, log_info, log_warn};
 
-use super::{Queue, Status};
+use super::fetch::{self, InfoFailure, NOT_FOUND};
+use super::spool::{self, Queue, Status};
+use super::{open, push_async};
 
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 const GLOBAL_ERROR: &str = "global.error";
@@ -35,8 +35,8 @@ const DEFAULT_SEGMENT_SIZE: u32 = 16 << 20;
 /// The foreground: writes segment `name` to `destination` (exit 0), or reports that the archive
 /// does not have it (exit 1).
 pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result<i32> {
-    let in_dir = super::queue_path(cfg, stanza, Queue::In);
-    super::create_dir(&in_dir)?;
+    let in_dir = spool::queue_path(cfg, stanza, Queue::In);
+    spool::create_dir(&in_dir)?;
     forget_passed(&in_dir, name);
     if let Some(code) = take(&in_dir, name, destination)? {
         if code == 0 {
@@ -45,12 +45,12 @@ pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result
         return Ok(code);
     }
     let params = [name.to_string()];
-    let start = || super::start_background(cfg, &params);
-    if super::background_idle(cfg, stanza, LockKind::ArchiveGet) {
-        super::remove_quietly(&in_dir.join(format!("{name}.error")));
-        super::remove_quietly(&in_dir.join(GLOBAL_ERROR));
-        super::remove_quietly(&in_dir.join(format!("{name}.fatal")));
-        super::remove_quietly(&in_dir.join(GLOBAL_FATAL));
+    let start = || spool::start_background(cfg, &params);
+    if spool::background_idle(cfg, stanza, LockKind::ArchiveGet) {
+        spool::remove_quietly(&in_dir.join(format!("{name}.error")));
+        spool::remove_quietly(&in_dir.join(GLOBAL_ERROR));
+        spool::remove_quietly(&in_dir.join(format!("{name}.fatal")));
+        spool::remove_quietly(&in_dir.join(GLOBAL_FATAL));
         start()?;
     }
     let check = || {
@@ -59,7 +59,7 @@ pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result
             None => Status::Pending,
         })
     };
-    match super::wait(cfg, stanza, LockKind::ArchiveGet, check, start)? {
+    match spool::wait(cfg, stanza, LockKind::ArchiveGet, check, start)? {
         Some(code) => Ok(code),
         // Any exit code up to 125 reads as "absent" to PostgreSQL, which then ends recovery:
         // a slow background process must not cut recovery short. The archive itself answers
@@ -68,9 +68,9 @@ pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result
             log_warn!(
                 "unable to get WAL file '{name}' from the archive asynchronously after {} \
                  second(s): getting it directly (check the archive-get-async log in log-path)",
-                super::push::timeout_seconds(cfg)
+                push_async::timeout_seconds(cfg)
             );
-            archive_get::get_sync(cfg, stanza, name, WalFileKind::Segment, destination)
+            fetch::get_sync(cfg, stanza, name, WalFileKind::Segment, destination)
         }
     }
 }
@@ -80,7 +80,7 @@ pub fn run(cfg: &Config, stanza: &str, name: &str, destination: &Path) -> Result
 /// error of the background process.
 fn take(in_dir: &Path, name: &str, destination: &Path) -> Result<Option<i32>> {
     let prefix = format!("{name}-");
-    for (entry, path) in super::spool_entries(in_dir) {
+    for (entry, path) in spool::spool_entries(in_dir) {
         let Some(checksum) = entry.strip_prefix(&prefix) else {
             continue;
         };
@@ -90,7 +90,7 @@ fn take(in_dir: &Path, name: &str, destination: &Path) -> Result<Option<i32>> {
         }
         if let Err(err) = move_file(&path, destination) {
             // The segment is in hand: failing to hand it over must not read as absent.
-            return Ok(Some(archive_get::stop_recovery(name, &err)));
+            return Ok(Some(fetch::stop_recovery(name, &err)));
         }
         log_info!("found {name} in the archive asynchronously");
         return Ok(Some(0));
@@ -99,14 +99,14 @@ fn take(in_dir: &Path, name: &str, destination: &Path) -> Result<Option<i32>> {
         in_dir.join(format!("{name}.fatal")),
         in_dir.join(GLOBAL_FATAL),
     ] {
-        if let Some(err) = super::read_error(&fatal) {
-            super::remove_quietly(&fatal);
-            return Ok(Some(archive_get::stop_recovery(name, &err)));
+        if let Some(err) = spool::read_error(&fatal) {
+            spool::remove_quietly(&fatal);
+            return Ok(Some(fetch::stop_recovery(name, &err)));
         }
     }
     let missing = in_dir.join(format!("{name}.missing"));
     if missing.exists() {
-        super::remove_quietly(&missing);
+        spool::remove_quietly(&missing);
         log_info!("unable to find {name} in the archive asynchronously");
         return Ok(Some(NOT_FOUND));
     }
@@ -114,8 +114,8 @@ fn take(in_dir: &Path, name: &str, destination: &Path) -> Result<Option<i32>> {
         in_dir.join(format!("{name}.error")),
         in_dir.join(GLOBAL_ERROR),
     ] {
-        if let Some(err) = super::read_error(&error) {
-            super::remove_quietly(&error);
+        if let Some(err) = spool::read_error(&error) {
+            spool::remove_quietly(&error);
             return Err(err.context(format!("unable to get WAL file '{name}'")));
         }
     }
@@ -129,16 +129,16 @@ fn refill(cfg: &Config, stanza: &str, in_dir: &Path, name: &str) -> Result<()> {
         return Ok(());
     };
     let size = segment_size();
-    let queued = super::spool_entries(in_dir)
+    let queued = spool::spool_entries(in_dir)
         .iter()
         .filter(|(entry, _)| entry.len() == 24 + 1 + 64)
         .count();
     if queued * 2 > capacity(cfg, size)
-        || !super::background_idle(cfg, stanza, LockKind::ArchiveGet)
+        || !spool::background_idle(cfg, stanza, LockKind::ArchiveGet)
     {
         return Ok(());
     }
-    super::start_background(cfg, &[segment.next(size).name()])
+    spool::start_background(cfg, &[segment.next(size).name()])
 }
 
 /// The background process (`archive-get:async <segment>`): fetches the segment and those after
@@ -146,8 +146,8 @@ fn refill(cfg: &Config, stanza: &str, in_dir: &Path, name: &str) -> Result<()> {
 pub fn run_background(cfg: &Config) -> Result<i32> {
     let stanza = open::stanza(cfg)?;
     let first = cfg.params().first().cloned().unwrap_or_default();
-    let in_dir = super::queue_path(cfg, stanza, Queue::In);
-    super::create_dir(&in_dir)?;
+    let in_dir = spool::queue_path(cfg, stanza, Queue::In);
+    spool::create_dir(&in_dir)?;
     let Ok(_lock) = Lock::acquire(
         &open::lock_path(cfg),
         stanza,
@@ -159,15 +159,15 @@ pub fn run_background(cfg: &Config) -> Result<i32> {
     };
     // Left by an earlier run: errors are retried, missing segments looked for again, temp
     // files of a killed run removed.
-    for (entry, path) in super::spool_entries(&in_dir) {
+    for (entry, path) in spool::spool_entries(&in_dir) {
         let stale = [".error", ".fatal", ".missing", ".tmp", ".fetched"];
         if stale.iter().any(|suffix| entry.ends_with(suffix)) {
-            super::remove_quietly(&path);
+            spool::remove_quietly(&path);
         }
     }
     let result = prefetch(cfg, stanza, &first, &in_dir);
     if let Err(err) = &result {
-        super::write_status(&in_dir, GLOBAL_ERROR, &super::error_text(err))?;
+        spool::write_status(&in_dir, GLOBAL_ERROR, &spool::error_text(err))?;
     }
     result.map(|()| 0)
 }
@@ -175,15 +175,15 @@ pub fn run_background(cfg: &Config) -> Result<i32> {
 fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()> {
     let segment = WalSegment::parse(first)?;
     let repo = open::repo(cfg)?;
-    let info = match archive_get::load_archive_info(&repo, stanza) {
+    let info = match fetch::load_archive_info(&repo, stanza) {
         Ok(info) => info,
         Err(InfoFailure::Damaged(err)) => {
             crate::log::log_error_value(&err);
-            return super::write_status(in_dir, GLOBAL_FATAL, &super::error_text(&err));
+            return spool::write_status(in_dir, GLOBAL_FATAL, &spool::error_text(&err));
         }
         Err(InfoFailure::Failed(err)) => return Err(err),
     };
-    let dbs = archive_get::recovering_dbs(&info);
+    let dbs = fetch::recovering_dbs(&info);
     let size = segment_size();
     let mut wanted = vec![segment];
     while wanted.len() < capacity(cfg, size) {
@@ -192,14 +192,14 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
     }
     let wanted: Vec<String> = wanted.into_iter().map(WalSegment::name).collect();
     // Segments recovery will not ask for (before `first`, beyond the queue, another timeline).
-    let present: Vec<String> = super::spool_entries(in_dir)
+    let present: Vec<String> = spool::spool_entries(in_dir)
         .into_iter()
         .filter_map(|(entry, path)| {
             let segment = entry.get(..24)?.to_string();
             if wanted.contains(&segment) {
                 Some(segment)
             } else {
-                super::remove_quietly(&path);
+                spool::remove_quietly(&path);
                 None
             }
         })
@@ -222,14 +222,14 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
     );
     let buffer_size = open::buffer_size(cfg);
     let outcome = run_parallel(todo, open::process_max(cfg), |_, name: String| {
-        let found = archive_get::locate(&repo, stanza, &dbs, &name, WalFileKind::Segment);
+        let found = fetch::locate(&repo, stanza, &dbs, &name, WalFileKind::Segment);
         let found = match found {
             Ok(Some(found)) => found,
             Ok(None) => {
                 // Only the segment PostgreSQL asked for gets a marker: a later one may yet
                 // be archived before recovery needs it.
                 if name == first {
-                    super::write_status(in_dir, &format!("{name}.missing"), "")?;
+                    spool::write_status(in_dir, &format!("{name}.missing"), "")?;
                 }
                 return Err(Error::new(
                     ErrorKind::FileMissing,
@@ -237,7 +237,7 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
                 ));
             }
             Err(err) => {
-                super::write_status(in_dir, &format!("{name}.error"), &super::error_text(&err))?;
+                spool::write_status(in_dir, &format!("{name}.error"), &spool::error_text(&err))?;
                 return Err(err);
             }
         };
@@ -246,7 +246,7 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
         let fetched = (|| {
             let checksum = found.checksum.clone().unwrap_or_default();
             let fetched = in_dir.join(format!("{name}-{checksum}.fetched"));
-            archive_get::fetch(
+            fetch::fetch(
                 &repo,
                 &found.path,
                 found.checksum.as_deref(),
@@ -266,7 +266,7 @@ fn prefetch(cfg: &Config, stanza: &str, first: &str, in_dir: &Path) -> Result<()
         })();
         if let Err(err) = &fetched {
             crate::log::log_error_value(err);
-            super::write_status(in_dir, &format!("{name}.fatal"), &super::error_text(err))?;
+            spool::write_status(in_dir, &format!("{name}.fatal"), &spool::error_text(err))?;
         }
         fetched
     });
@@ -295,9 +295,9 @@ fn capacity(cfg: &Config, segment_size: u32) -> usize {
 
 /// Removes queued segments before `name`: recovery has passed them.
 fn forget_passed(in_dir: &Path, name: &str) {
-    for (entry, path) in super::spool_entries(in_dir) {
+    for (entry, path) in spool::spool_entries(in_dir) {
         if entry.get(..24).is_some_and(|segment| segment < name) {
-            super::remove_quietly(&path);
+            spool::remove_quietly(&path);
         }
     }
 }
@@ -313,7 +313,7 @@ fn move_file(from: &Path, to: &Path) -> Result<()> {
             std::fs::copy(from, &temp)
                 .and_then(|_| std::fs::rename(&temp, to))
                 .map_err(|e| Error::io(ErrorKind::FileWrite, "write", to.display(), &e))?;
-            super::remove_quietly(from);
+            spool::remove_quietly(from);
             Ok(())
         }
         Err(e) => Err(Error::io(

@@ -10,14 +10,13 @@
 
 use std::path::Path;
 
-use crate::command::archive_push::WalParam;
+use crate::command::cluster::{QueueStatus, STATUS_FILE, read_queue_status};
 use crate::command::format_size;
 use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::{log_debug, log_warn};
 
-/// The status file's name in `<spool-path>/archive/<stanza>`.
-pub const STATUS_FILE: &str = "archive-push.status";
+use super::{WalParam, open, push_async, spool};
 
 /// What archive-push does with a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,70 +24,6 @@ pub enum Verdict {
     Push,
     /// Dropped (archive-push-queue-drop): report success without archiving it.
     Dropped,
-}
-
-/// The counters of the status file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueStatus {
-    /// Times archive-push refused a segment because the queue was full.
-    pub queue_full: u64,
-    /// Segments dropped with archive-push-queue-drop.
-    pub dropped: u64,
-    /// The last segment dropped.
-    pub last_dropped: Option<String>,
-}
-
-impl QueueStatus {
-    pub fn parse(text: &str) -> QueueStatus {
-        let mut status = QueueStatus::default();
-        for line in text.lines() {
-            match line.split_once('=') {
-                Some(("queue-full", n)) => status.queue_full = n.trim().parse().unwrap_or(0),
-                Some(("dropped", n)) => status.dropped = n.trim().parse().unwrap_or(0),
-                Some(("last-dropped", name)) => status.last_dropped = Some(name.to_string()),
-                _ => {}
-            }
-        }
-        status
-    }
-
-    pub fn render(&self) -> String {
-        let mut text = format!("queue-full={}\ndropped={}\n", self.queue_full, self.dropped);
-        if let Some(name) = &self.last_dropped {
-            text.push_str(&format!("last-dropped={name}\n"));
-        }
-        text
-    }
-}
-
-/// The stanza's status file, when there is one.
-pub fn read_status(cfg: &Config, stanza: &str) -> Option<QueueStatus> {
-    let path = super::spool_stanza_path(cfg, stanza).join(STATUS_FILE);
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|text| QueueStatus::parse(&text))
-}
-
-/// Logs, at warn level, what the status file counts: `check` shows it on the database host.
-pub fn warn_status(cfg: &Config, stanza: &str) {
-    let Some(status) = read_status(cfg, stanza) else {
-        return;
-    };
-    if status.queue_full > 0 {
-        log_warn!(
-            "archive-push refused WAL {} time(s) because the archive queue exceeded \
-             archive-push-queue-max",
-            status.queue_full
-        );
-    }
-    if status.dropped > 0 {
-        log_warn!(
-            "archive-push dropped {} WAL file(s), the last '{}', because the archive queue \
-             exceeded archive-push-queue-max: point-in-time recovery cannot cross them",
-            status.dropped,
-            status.last_dropped.as_deref().unwrap_or("unknown")
-        );
-    }
 }
 
 /// Decides whether `wal` may be pushed: `Push` when there is no limit or the queue is within
@@ -137,7 +72,7 @@ pub fn queue_size(wal_dir: &Path) -> Result<u64> {
     if !wal_dir.join("archive_status").is_dir() {
         return Ok(0);
     }
-    Ok(super::push::ready_files(wal_dir)?
+    Ok(push_async::ready_files(wal_dir)?
         .iter()
         .filter_map(|name| std::fs::metadata(wal_dir.join(name)).ok())
         .map(|meta| meta.len())
@@ -147,11 +82,11 @@ pub fn queue_size(wal_dir: &Path) -> Result<u64> {
 /// Updates the status file. A failure to write it is logged, never fatal: the event itself is
 /// already logged, and the decision must not depend on the spool.
 fn record(cfg: &Config, stanza: &str, update: impl FnOnce(&mut QueueStatus)) {
-    let dir = super::spool_stanza_path(cfg, stanza);
-    let mut status = read_status(cfg, stanza).unwrap_or_default();
+    let dir = open::spool_path(cfg, stanza);
+    let mut status = read_queue_status(&dir).unwrap_or_default();
     update(&mut status);
-    let written = super::create_dir(&dir)
-        .and_then(|()| super::write_status(&dir, STATUS_FILE, &status.render()));
+    let written = spool::create_dir(&dir)
+        .and_then(|()| spool::write_status(&dir, STATUS_FILE, &status.render()));
     if let Err(err) = written {
         log_warn!(
             "unable to update the archive-push status file: {}",
@@ -162,21 +97,5 @@ fn record(cfg: &Config, stanza: &str, update: impl FnOnce(&mut QueueStatus)) {
             "archive-push status: {}",
             status.render().replace('\n', " ")
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_file_round_trips() {
-        let status = QueueStatus {
-            queue_full: 3,
-            dropped: 2,
-            last_dropped: Some("000000010000000000000005".to_string()),
-        };
-        assert_eq!(QueueStatus::parse(&status.render()), status);
-        assert_eq!(QueueStatus::parse(""), QueueStatus::default());
     }
 }

@@ -1,28 +1,20 @@
-//! archive-push: store one WAL file in the archive, durably, before PostgreSQL may recycle it.
-//!
-//! Success is reported only after the stored file and its directory are fsynced. A segment's
-//! header must belong to the stanza's cluster. A file of the same name already archived with the
-//! same checksum is accepted (PostgreSQL retries after a crash); with a different checksum it is
-//! refused and the archived file is left untouched.
+//! Pushing a segment: what archive-push and its background process (`push_async`) both do to
+//! store one WAL file in the archive, durably, checked against the stanza's cluster.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::config::{Config, Opt};
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::frames::{self, FrameBuffers, Framed};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
-use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::{WalFileKind, WalHeader};
-use crate::repo::{ArchiveInfo, DbHistory, archive, layout};
+use crate::repo::{ArchiveInfo, DbHistory, archive, layout, stanza};
 use crate::storage::{FileInfo, Storage, StorageWrite, WriteOptions};
 use crate::{log_info, log_warn};
 
-use super::{archive_async, open, stanza_create};
-
-/// How long archive-push waits for another archive-push of the same stanza.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+use super::open;
 
 /// Files up to this size (every WAL segment of a default cluster) are read once into memory:
 /// one read and one hash instead of a checksum pass and a copy pass.
@@ -44,58 +36,6 @@ fn temp_options() -> WriteOptions {
         start_writeback: true,
         ..WriteOptions::default()
     }
-}
-
-/// The WAL file PostgreSQL asked to push (`%p`), checked.
-pub struct WalParam {
-    pub path: PathBuf,
-    pub name: String,
-    pub kind: WalFileKind,
-}
-
-pub fn run(cfg: &Config) -> Result<i32> {
-    let stanza = open::stanza(cfg)?;
-    let wal = wal_param(cfg)?;
-    if cfg.bool(Opt::ArchiveAsync) {
-        return archive_async::push::run(cfg, stanza, &wal);
-    }
-    if archive_async::queue::check(cfg, stanza, &wal)? == archive_async::queue::Verdict::Dropped {
-        return Ok(0);
-    }
-
-    let lock_path = open::lock_path(cfg);
-    lock::check_stop(&lock_path, Some(stanza))?;
-    let _lock = Lock::acquire(&lock_path, stanza, LockKind::Archive, LOCK_WAIT)?;
-    let repo = open::repo(cfg)?;
-    let info = load_or_create(cfg, &repo, stanza)?;
-    let pusher = Pusher::new(cfg, &repo, stanza, info.current()?)?;
-    pusher.push(&wal.path, &wal.name, wal.kind)?;
-    Ok(0)
-}
-
-/// The WAL file parameter: its path (relative to pg1-path when relative), name and kind.
-pub fn wal_param(cfg: &Config) -> Result<WalParam> {
-    let given = cfg.params().first().ok_or_else(|| {
-        Error::new(ErrorKind::OptionRequired, "WAL segment to push required")
-            .with_hint("archive_command = 'pgkeep --stanza=<stanza> archive-push %p'")
-    })?;
-    let path = open::wal_path(cfg, given);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::OptionInvalidValue,
-                format!("'{given}' is not a WAL file path"),
-            )
-        })?;
-    let kind = WalFileKind::of(&name).ok_or_else(|| {
-        Error::new(
-            ErrorKind::FileInvalid,
-            format!("'{name}' is not a WAL segment, history, partial or backup file"),
-        )
-    })?;
-    Ok(WalParam { path, name, kind })
 }
 
 /// What pushing a file needs, loaded once: the async process's workers share one.
@@ -365,7 +305,7 @@ pub fn load_or_create(cfg: &Config, repo: &dyn Storage, stanza: &str) -> Result<
     }
     if let Some(pg_path) = open::pg_path_opt(cfg) {
         let control = open::control(&pg_path)?;
-        stanza_create::ensure(repo, stanza, &control)?;
+        stanza::ensure(repo, stanza, &control)?;
         log_info!("stanza '{stanza}' created by its first archive-push");
     }
     ArchiveInfo::load_required(repo, stanza)

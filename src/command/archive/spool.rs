@@ -1,5 +1,5 @@
-//! archive-async: the spool queues shared by archive-push and archive-get and their background
-//! process.
+//! The spool: the queues shared by asynchronous archive-push and archive-get and their
+//! background process.
 //!
 //! The spool is pgBackRest's layout under `spool-path`: `archive/<stanza>/out/` holds
 //! archive-push's acknowledgements (`<segment>.ok` once the segment is durable in the
@@ -9,11 +9,7 @@
 //! process (`<command>:async`, the same binary and options) when no other one holds its lock,
 //! then waits for its segment's status file. A status file is written to a temp name and renamed,
 //! so a reader never sees half of one. This module owns the spool paths, the status files and the
-//! start of the background process; `push`, `get` and `queue` own the commands' logic.
-
-pub mod get;
-pub mod push;
-pub mod queue;
+//! start of the background process; `push_async` and `get_async` own the commands' logic.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
@@ -46,14 +42,7 @@ pub fn queue_path(cfg: &Config, stanza: &str, queue: Queue) -> PathBuf {
         Queue::Out => "out",
         Queue::In => "in",
     };
-    spool_stanza_path(cfg, stanza).join(name)
-}
-
-/// `<spool-path>/archive/<stanza>`.
-pub fn spool_stanza_path(cfg: &Config, stanza: &str) -> PathBuf {
-    Path::new(cfg.str(Opt::SpoolPath).unwrap_or("/var/spool/pgkeep"))
-        .join("archive")
-        .join(stanza)
+    open::spool_path(cfg, stanza).join(name)
 }
 
 pub fn create_dir(path: &Path) -> Result<()> {
