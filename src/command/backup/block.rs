@@ -17,23 +17,16 @@ use crate::pg::page;
 use crate::repo::block_map::{BlockMap, MAP_EXT, MAX_MAP_DEPTH};
 use crate::repo::block_read::Reassembler;
 use crate::repo::block_write::{record_deltas, write_blocks};
+use crate::repo::layout;
 use crate::repo::manifest::BlockRef;
-use crate::repo::{Manifest, layout};
 use crate::storage::FilteredRead;
 
-use super::copy::{self, CopySettings, Stored};
+use super::copy;
+use super::work::{CopySettings, Stored};
 
 /// Relation files smaller than this are copied whole: a map and a second object would cost
 /// more than the blocks they save.
 pub const BLOCK_INCR_MIN_SIZE: u64 = 2 * 1024 * 1024;
-
-/// How a backup stores relation files block-incrementally.
-pub struct BlockSettings<'a> {
-    /// The cluster's page size (from pg_control).
-    pub block_size: u32,
-    /// The manifest the backup compares with: the latest backup for incr, the full for diff.
-    pub prior: Option<&'a Manifest>,
-}
 
 /// The prior backup's version of a file: its map (and where that is), size and compression.
 struct PriorFile {

@@ -15,8 +15,8 @@ use crate::error::Result;
 use crate::repo::bundle;
 use crate::storage::{Storage, StorageWrite, WriteOptions};
 
-use super::copy::Owner;
 use super::plan::{Action, SourceFile};
+use super::work::Item;
 
 /// The `repo1-bundle*` options.
 #[derive(Debug, Clone, Copy)]
@@ -53,9 +53,6 @@ pub fn destination(options: &BundleOptions, file: &SourceFile) -> Destination {
     }
 }
 
-/// One file to back up, with what the plan decided and its owner.
-pub type Item = (SourceFile, Action, Owner);
-
 /// One job of the copy pool.
 pub enum Job {
     /// Boxed: a batch job is much smaller than one item.
@@ -72,21 +69,21 @@ pub fn jobs(options: &BundleOptions, items: Vec<Item>) -> Vec<Job> {
     let mut bundled = Vec::new();
     let mut referenced = Vec::new();
     for item in items {
-        if matches!(item.1, Action::Reference(_)) {
+        if matches!(item.action, Action::Reference(_)) {
             referenced.push(Job::One(Box::new(item)));
-        } else if destination(options, &item.0) == Destination::Bundle {
+        } else if destination(options, &item.file) == Destination::Bundle {
             bundled.push(item);
         } else {
             objects.push(Job::One(Box::new(item)));
         }
     }
     // Path order keeps a relation's forks and a database's files together.
-    bundled.sort_by(|a, b| a.0.rel.cmp(&b.0.rel));
+    bundled.sort_by(|a, b| a.file.rel.cmp(&b.file.rel));
     let mut batches = Vec::new();
     let mut batch = Vec::new();
     let mut batch_size = 0u64;
     for item in bundled {
-        batch_size += item.0.info.size;
+        batch_size += item.file.info.size;
         batch.push(item);
         if batch_size >= options.size {
             batches.push(std::mem::take(&mut batch));
@@ -165,6 +162,7 @@ impl Write for OpenBundle<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::backup::work::Owner;
     use crate::storage::{FileInfo, FileType};
 
     fn item(rel: &str, size: u64, action: Action) -> Item {
@@ -182,18 +180,22 @@ mod tests {
             rel: rel.into(),
             info,
         };
-        (file, action, (None, None))
+        Item {
+            file,
+            action,
+            owner: Owner::default(),
+        }
     }
 
     fn describe(jobs: &[Job]) -> Vec<String> {
         jobs.iter()
             .map(|job| match job {
-                Job::One(item) => item.0.rel.clone(),
+                Job::One(item) => item.file.rel.clone(),
                 Job::Bundle(id, items) => format!(
                     "{id}:{}",
                     items
                         .iter()
-                        .map(|i| i.0.rel.as_str())
+                        .map(|i| i.file.rel.as_str())
                         .collect::<Vec<_>>()
                         .join(",")
                 ),

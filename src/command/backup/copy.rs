@@ -8,7 +8,6 @@
 use std::io::Write;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::block_incr::BlockIncrResult;
 use crate::io::filter::PageChecksumResult;
 use crate::io::{CompressType, Filter, FilterChain, FilterResult, FilterSpec, stream};
 use crate::log_warn;
@@ -16,49 +15,12 @@ use crate::pg::page;
 use crate::pg::wal::Lsn;
 use crate::repo::layout;
 use crate::repo::manifest::{FileEntry, PG_DATA};
-use crate::storage::{FilteredRead, Storage, WriteOptions};
+use crate::storage::{FilteredRead, WriteOptions};
 
-use super::block::{self, BlockSettings};
+use super::block;
 use super::bundle::OpenBundle;
 use super::plan::SourceFile;
-
-/// The owner names recorded for a file: user and group.
-pub type Owner = (Option<String>, Option<String>);
-
-/// Where and how files are written.
-pub struct CopySettings<'a> {
-    pub pg: &'a dyn Storage,
-    pub repo: &'a dyn Storage,
-    pub stanza: &'a str,
-    pub label: &'a str,
-    pub compress: CompressType,
-    pub level: i32,
-    pub buffer_size: usize,
-    /// The backup's start LSN when page checksums are verified.
-    pub checksum_page: Option<Lsn>,
-    /// Set when relation files are stored block-incrementally (`repo1-block`).
-    pub block: Option<BlockSettings<'a>>,
-}
-
-/// The outcome for one file.
-#[derive(Debug)]
-pub enum Copied {
-    /// Stored in this backup.
-    Stored(FileEntry),
-    /// Checked and found unchanged: the prior entry stands.
-    Unchanged(FileEntry),
-    /// Gone from the data directory.
-    Removed(String),
-}
-
-/// What storing one stream produced.
-pub struct Stored {
-    pub size: u64,
-    pub checksum: String,
-    pub repo_size: u64,
-    pub pages: Option<PageChecksumResult>,
-    pub block: Option<BlockIncrResult>,
-}
+use super::work::{Copied, CopySettings, Owner, Stored};
 
 /// Where a copied file's stored form goes.
 pub enum Target<'b, 'a> {
@@ -134,8 +96,8 @@ pub fn copy_file_to(
         size: stored.size,
         mtime: file.info.mtime,
         mode: file.info.mode,
-        user: owner.0,
-        group: owner.1,
+        user: owner.user,
+        group: owner.group,
         checksum: stored.checksum,
         repo_size: stored.repo_size + block.as_ref().map_or(0, |b| b.map_size),
         reference: None,

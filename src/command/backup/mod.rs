@@ -17,27 +17,31 @@ mod plan;
 mod resume;
 mod source;
 mod wait;
+mod work;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Command, Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
 use crate::io::CompressType;
-use crate::repo::manifest::{FileEntry, PG_DATA};
+use crate::pg::control::ControlData;
+use crate::pg::{Lsn, WalSegment};
+use crate::repo::manifest::{DatabaseEntry, FileEntry, PG_DATA};
 use crate::repo::{
     BackupInfo, BackupLabel, BackupRecord, BackupType, Manifest, expire, layout, stanza,
 };
-use crate::storage::Storage;
+use crate::storage::{Driver, Storage};
 use crate::{log_detail, log_info, log_warn};
 
 use super::format_size;
 use super::open::{self, Access};
-use copy::{Copied, CopySettings};
-use plan::{Action, Owners};
-use resume::{Progress, ResumeHeader};
-use source::Source;
+use plan::{Action, Listing, Owners};
+use resume::{Progress, Resumable, ResumeHeader};
+use source::{Source, Start};
+use work::{BlockSettings, Copied, CopySettings, Item, Owner};
 
 /// What the options ask of this backup.
 struct BackupOptions {
@@ -130,40 +134,72 @@ fn check_stanza_matches(
 pub fn run(cfg: &Config) -> Result<i32> {
     let options = BackupOptions::from(cfg)?;
     let opened = open::stanza_repo(cfg, Access::Backup)?;
-    let (stanza, repo) = (opened.stanza, &opened.repo);
-    // A stanza that does not exist yet is checked before the cluster, as pgBackRest does, so
-    // that a mistyped --stanza fails at once whatever else is wrong.
-    let creating = !first::stanza_exists(repo, stanza)?;
-    if creating {
-        first::require_section(cfg, repo, stanza)?;
+    let (prepared, items) = prepare(cfg, opened.stanza, &opened.repo, &options)?;
+    let files = copy(cfg, &prepared, items, &options)?;
+    finish(cfg, prepared, files, options)?;
+    Ok(0)
+}
+
+/// What `prepare` leaves for the copy and the finish: a started backup, its label and the
+/// files to copy.
+struct Prepared<'a> {
+    stanza: &'a str,
+    repo: &'a dyn Storage,
+    pg_path: PathBuf,
+    pg: Driver,
+    control: ControlData,
+    source: Source,
+    info: BackupInfo,
+    backup_type: BackupType,
+    prior: Option<Manifest>,
+    resumable: Option<Resumable>,
+    label: String,
+    start: Start,
+    databases: Vec<DatabaseEntry>,
+    checksum_page: bool,
+    listing: Listing,
+    /// The set's directories in the repository, synced at the end.
+    dirs: BTreeSet<String>,
+    progress: Progress<'a>,
+}
+
+impl Prepared<'_> {
+    /// Where and how this backup writes files.
+    fn copy_settings<'s>(&'s self, cfg: &Config, options: &BackupOptions) -> CopySettings<'s> {
+        CopySettings {
+            pg: &self.pg,
+            repo: self.repo,
+            stanza: self.stanza,
+            label: &self.label,
+            compress: options.compress,
+            level: options.level,
+            buffer_size: open::buffer_size(cfg),
+            checksum_page: self.checksum_page.then_some(self.start.lsn),
+            block: options.block.then_some(BlockSettings {
+                block_size: self.control.page_size,
+                prior: self.prior.as_ref(),
+            }),
+        }
     }
-    let pg_path = open::pg_path(cfg)?;
-    let pg = open::pg_storage(cfg)?;
-    let control = open::pg_control(&pg)?;
-    // pg_control against the stanza before the server, as pgBackRest does: a pg1-path of
-    // another cluster is a backup mismatch (51) whichever server the connection reaches.
-    if !creating {
-        check_stanza_matches(repo, stanza, &control)?;
-    }
-    // Then the server: a pg1-path that is not its data directory is reported as such.
-    let mut source = if options.online {
-        Source::online(
-            open::db_session(cfg)?,
-            &pg_path,
-            &control,
-            options.archive_check.then_some(stanza),
-        )?
-    } else {
-        Source::offline(&pg, options.force)?
-    };
-    if creating && let Source::Online(session) = &mut source {
-        first::require_archiving_to(session.as_mut(), repo, stanza)?;
-    }
-    if stanza::ensure(repo, stanza, &control)? == stanza::Ensured::Created {
-        log_info!("stanza '{stanza}' created by its first backup");
-    }
-    let mut info = BackupInfo::load_required(repo, stanza)?;
-    let db_id = info.current()?.id;
+}
+
+/// The checks, in pgBackRest's order (stanza, pg_control against it, then the server), the
+/// stanza created on first use, the prior backup chosen, the label (a resumed one or new),
+/// `pg_backup_start`, the data directory listed, the set's directories created; the files to
+/// copy, each with what the plan decided for it, largest first.
+fn prepare<'a>(
+    cfg: &Config,
+    stanza: &'a str,
+    repo: &'a dyn Storage,
+    options: &BackupOptions,
+) -> Result<(Prepared<'a>, Vec<Item>)> {
+    let Cluster {
+        pg_path,
+        pg,
+        control,
+        mut source,
+    } = check_cluster(cfg, stanza, repo, options)?;
+    let info = BackupInfo::load_required(repo, stanza)?;
 
     let (backup_type, prior) =
         choose_prior(repo, stanza, &info, options.requested, options.compress)?;
@@ -197,66 +233,169 @@ pub fn run(cfg: &Config) -> Result<i32> {
 
     let mut owners = Owners::default();
     let listing = plan::list_data_dir(&pg, control.version, &options.exclude, &mut owners)?;
-    let set_dir = layout::backup_set_dir(stanza, &label);
+    let dirs = create_set_dirs(cfg, repo, stanza, &label, &listing, resumable.is_some())?;
+    let progress = Progress::start(repo, stanza, header)?;
+    let now = jiff::Timestamp::now().as_second();
+    let mut items: Vec<Item> = listing
+        .files
+        .iter()
+        .map(|file| Item {
+            file: file.clone(),
+            action: plan::decide(file, prior.as_ref(), now),
+            owner: Owner {
+                user: owners.user(file.info.uid),
+                group: owners.group(file.info.gid),
+            },
+        })
+        .collect();
+    // Largest first, so the last files to finish are small ones and workers stay busy.
+    items.sort_by(|a, b| {
+        b.file
+            .info
+            .size
+            .cmp(&a.file.info.size)
+            .then_with(|| a.file.rel.cmp(&b.file.rel))
+    });
+    let prepared = Prepared {
+        stanza,
+        repo,
+        pg_path,
+        pg,
+        control,
+        source,
+        info,
+        backup_type,
+        prior,
+        resumable,
+        label,
+        start,
+        databases,
+        checksum_page,
+        listing,
+        dirs,
+        progress,
+    };
+    Ok((prepared, items))
+}
+
+/// The cluster a backup reads, checked against the stanza and the server.
+struct Cluster {
+    pg_path: PathBuf,
+    pg: Driver,
+    control: ControlData,
+    source: Source,
+}
+
+/// The checks in pgBackRest's order: the stanza, pg_control against it, then the server; the
+/// stanza created on first use.
+fn check_cluster(
+    cfg: &Config,
+    stanza: &str,
+    repo: &dyn Storage,
+    options: &BackupOptions,
+) -> Result<Cluster> {
+    // A stanza that does not exist yet is checked before the cluster, as pgBackRest does, so
+    // that a mistyped --stanza fails at once whatever else is wrong.
+    let creating = !first::stanza_exists(repo, stanza)?;
+    if creating {
+        first::require_section(cfg, repo, stanza)?;
+    }
+    let pg_path = open::pg_path(cfg)?;
+    let pg = open::pg_storage(cfg)?;
+    let control = open::pg_control(&pg)?;
+    // pg_control against the stanza before the server, as pgBackRest does: a pg1-path of
+    // another cluster is a backup mismatch (51) whichever server the connection reaches.
+    if !creating {
+        check_stanza_matches(repo, stanza, &control)?;
+    }
+    // Then the server: a pg1-path that is not its data directory is reported as such.
+    let mut source = if options.online {
+        Source::online(
+            open::db_session(cfg)?,
+            &pg_path,
+            &control,
+            options.archive_check.then_some(stanza),
+        )?
+    } else {
+        Source::offline(&pg, options.force)?
+    };
+    if creating && let Source::Online(session) = &mut source {
+        first::require_archiving_to(session.as_mut(), repo, stanza)?;
+    }
+    if stanza::ensure(repo, stanza, &control)? == stanza::Ensured::Created {
+        log_info!("stanza '{stanza}' created by its first backup");
+    }
+    Ok(Cluster {
+        pg_path,
+        pg,
+        control,
+        source,
+    })
+}
+
+/// Creates the set's directory, one per data directory path, and the bundle directory; the
+/// directories, to be synced once the set is written.
+fn create_set_dirs(
+    cfg: &Config,
+    repo: &dyn Storage,
+    stanza: &str,
+    label: &str,
+    listing: &Listing,
+    resumed: bool,
+) -> Result<BTreeSet<String>> {
+    let set_dir = layout::backup_set_dir(stanza, label);
     let mut dirs: BTreeSet<String> = BTreeSet::new();
     dirs.insert(set_dir.clone());
     for path in &listing.paths {
         dirs.insert(format!("{set_dir}/{}", path.name));
     }
-    let bundling = bundle_options(cfg);
     // Bundles an interrupted run left (complete or temp) are not reused: their files are copied
     // again, into bundles numbered from 1.
-    if resumable.is_some() {
-        repo.remove_dir(&crate::repo::bundle::bundle_dir(stanza, &label))?;
+    if resumed {
+        repo.remove_dir(&crate::repo::bundle::bundle_dir(stanza, label))?;
     }
-    if bundling.enabled {
-        dirs.insert(crate::repo::bundle::bundle_dir(stanza, &label));
+    if bundle_options(cfg).enabled {
+        dirs.insert(crate::repo::bundle::bundle_dir(stanza, label));
     }
     for dir in &dirs {
         repo.create_dir(dir, 0o750)?;
     }
-    let progress = Progress::start(repo, stanza, header)?;
+    Ok(dirs)
+}
 
-    let settings = CopySettings {
-        pg: &pg,
-        repo: repo,
+/// Copies the listed files in parallel, largest first (small files in bundles), reusing what
+/// a resumed run stored and verified; the manifest entries of the files the backup holds.
+fn copy(
+    cfg: &Config,
+    prepared: &Prepared,
+    items: Vec<Item>,
+    options: &BackupOptions,
+) -> Result<Vec<FileEntry>> {
+    let Prepared {
         stanza,
-        label: &label,
-        compress: options.compress,
-        level: options.level,
-        buffer_size: open::buffer_size(cfg),
-        checksum_page: checksum_page.then_some(start.lsn),
-        block: options.block.then_some(block::BlockSettings {
-            block_size: control.page_size,
-            prior: prior.as_ref(),
-        }),
-    };
-    let now = jiff::Timestamp::now().as_second();
-    let mut jobs: Vec<(plan::SourceFile, Action, copy::Owner)> = listing
-        .files
-        .iter()
-        .map(|file| {
-            let owner = (owners.user(file.info.uid), owners.group(file.info.gid));
-            (file.clone(), plan::decide(file, prior.as_ref(), now), owner)
-        })
-        .collect();
-    // Largest first, so the last files to finish are small ones and workers stay busy.
-    jobs.sort_by(|a, b| {
-        b.0.info
-            .size
-            .cmp(&a.0.info.size)
-            .then_with(|| a.0.rel.cmp(&b.0.rel))
-    });
-    let total: u64 = jobs.iter().map(|j| j.0.info.size).sum();
-    let copy_one = |(file, action, owner): bundle::Item, target: copy::Target| {
+        repo,
+        pg,
+        label,
+        resumable,
+        progress,
+        ..
+    } = prepared;
+    let settings = prepared.copy_settings(cfg, options);
+    let total: u64 = items.iter().map(|item| item.file.info.size).sum();
+    let copy_one = |item: Item, target: copy::Target| {
+        let Item {
+            file,
+            action,
+            owner,
+        } = item;
         if let Action::Reference(entry) = action {
             return Ok((Copied::Unchanged(entry), false));
         }
         if let Some(entry) = resumable.as_ref().and_then(|r| r.candidate(&file))
             && resume::verify_stored(
-                repo,
+                *repo,
                 stanza,
-                &label,
+                label,
                 entry,
                 options.compress,
                 settings.buffer_size,
@@ -278,11 +417,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
         }
         Ok::<_, Error>((copied, false))
     };
-    let jobs = bundle::jobs(&bundling, jobs);
+    let jobs = bundle::jobs(&bundle_options(cfg), items);
     let results = exec::run_parallel(jobs, open::process_max(cfg), |_, job| match job {
         bundle::Job::One(item) => Ok(vec![copy_one(*item, copy::Target::Object)?]),
         bundle::Job::Bundle(id, items) => {
-            let mut open = bundle::OpenBundle::new(repo, stanza, &label, id);
+            let mut open = bundle::OpenBundle::new(*repo, stanza, label, id);
             let mut copied = Vec::with_capacity(items.len());
             for item in items {
                 copied.push(copy_one(item, copy::Target::Bundle(&mut open))?);
@@ -291,9 +430,25 @@ pub fn run(cfg: &Config) -> Result<i32> {
             Ok(copied)
         }
     })?;
-    let results: Vec<(Copied, bool)> = results.into_iter().flatten().collect();
 
-    let mut files: Vec<FileEntry> = Vec::with_capacity(results.len());
+    let (files, reused) = collect(results.into_iter().flatten(), total, pg);
+    if resumable.is_some() {
+        log_info!(
+            "resumed backup {label}: {reused} file(s) reused, {} copied",
+            files.len().saturating_sub(reused)
+        );
+    }
+    Ok(files)
+}
+
+/// The manifest entries of what the workers copied, each logged as pgBackRest logs it, and how
+/// many were reused from an interrupted run.
+fn collect(
+    results: impl Iterator<Item = (Copied, bool)>,
+    total: u64,
+    pg: &dyn Storage,
+) -> (Vec<FileEntry>, usize) {
+    let mut files: Vec<FileEntry> = Vec::new();
     let mut copied = 0u64;
     let mut reused = 0usize;
     for (result, was_reused) in results {
@@ -324,19 +479,63 @@ pub fn run(cfg: &Config) -> Result<i32> {
             }
         }
     }
-    if resumable.is_some() {
-        log_info!(
-            "resumed backup {label}: {reused} file(s) reused, {} copied",
-            files.len().saturating_sub(reused)
-        );
-    }
+    (files, reused)
+}
 
-    let root_owner = listing
+/// The end of a backup: [`stop`], then [`save`], then retention, run as its own command as
+/// pgBackRest logs it (`backup command end`, then `expire command begin` with expire's options,
+/// expire's lines, `expire command end`).
+fn finish(
+    cfg: &Config,
+    mut prepared: Prepared,
+    files: Vec<FileEntry>,
+    options: BackupOptions,
+) -> Result<()> {
+    let stopped = stop(cfg, &mut prepared, files, &options)?;
+    let (stanza, repo) = (prepared.stanza, prepared.repo);
+    save(prepared, stopped, options)?;
+    super::chain(cfg, Command::Expire, || {
+        expire::expire(
+            repo,
+            stanza,
+            &open::expire_settings(cfg),
+            jiff::Timestamp::now().as_second(),
+        )
+    })
+}
+
+/// What the end of the backup found: the files the set holds and the WAL range it needs.
+struct Stopped {
+    files: Vec<FileEntry>,
+    lsn_stop: Lsn,
+    archive_start: WalSegment,
+    archive_stop: WalSegment,
+}
+
+/// `pg_backup_stop` (backup_label and tablespace_map into the set), then the WAL from start to
+/// stop waited for in the archive (and copied into the set with archive-copy).
+fn stop(
+    cfg: &Config,
+    prepared: &mut Prepared,
+    mut files: Vec<FileEntry>,
+    options: &BackupOptions,
+) -> Result<Stopped> {
+    let root_owner = prepared
+        .listing
         .paths
         .first()
-        .map(|p| (p.user.clone(), p.group.clone()))
-        .unwrap_or((None, None));
-    let stop = source.stop(&control)?;
+        .map(|p| Owner {
+            user: p.user.clone(),
+            group: p.group.clone(),
+        })
+        .unwrap_or_default();
+    // The session ends before the wait for WAL: the server needs nothing more from it.
+    let mut source = std::mem::replace(&mut prepared.source, Source::Offline);
+    let stop = source.stop(&prepared.control)?;
+    drop(source);
+    let (stanza, repo) = (prepared.stanza, prepared.repo);
+    let control = &prepared.control;
+    let settings = prepared.copy_settings(cfg, options);
     if let Some(stop) = &stop {
         for (rel, text) in [
             ("backup_label", Some(&stop.backup_label)),
@@ -347,8 +546,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
             }
         }
     }
-    drop(source);
 
+    let start = &prepared.start;
     let (archive_start, archive_stop) = match &stop {
         Some(stop) => (start.wal_segment, stop.wal_segment),
         None => (start.wal_segment, start.wal_segment),
@@ -357,7 +556,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         wait::archived(
             repo,
             stanza,
-            &info,
+            &prepared.info,
             &archive_start,
             &archive_stop,
             control.wal_segment_size,
@@ -366,7 +565,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         if options.archive_copy {
             let mut wal = wait::copy_into_backup(
                 &settings,
-                &info,
+                &prepared.info,
                 control.version.wal_dir(),
                 &archive_start,
                 &archive_stop,
@@ -374,7 +573,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
                 jiff::Timestamp::now().as_second(),
             )?;
             for entry in &mut wal {
-                (entry.user, entry.group) = root_owner.clone();
+                entry.user = root_owner.user.clone();
+                entry.group = root_owner.group.clone();
             }
             files.extend(wal);
         }
@@ -386,70 +586,75 @@ pub fn run(cfg: &Config) -> Result<i32> {
         );
     }
 
+    Ok(Stopped {
+        files,
+        lsn_stop: stop.as_ref().map(|s| s.lsn).unwrap_or(start.lsn),
+        archive_start,
+        archive_stop,
+    })
+}
+
+/// The set synced, then the manifest, backup.info and `latest`, in that order (docs/
+/// repository-format.md): a set is listed only once everything it holds is durable.
+fn save(mut prepared: Prepared, stopped: Stopped, options: BackupOptions) -> Result<()> {
+    let Stopped {
+        mut files,
+        lsn_stop,
+        archive_start,
+        archive_stop,
+    } = stopped;
+    let (stanza, repo, label) = (prepared.stanza, prepared.repo, prepared.label.as_str());
+    let (control, start) = (&prepared.control, &prepared.start);
     files.sort_by(|a, b| a.name.cmp(&b.name));
-    if resumable.is_some() {
-        remove_strays(repo, stanza, &label, &files, options.compress)?;
+    if prepared.resumable.is_some() {
+        remove_strays(repo, stanza, label, &files, options.compress)?;
     }
-    for dir in dirs.iter().rev() {
+    for dir in prepared.dirs.iter().rev() {
         repo.sync_dir(dir)?;
     }
-    let references = Manifest::needed_sets(&files, &label);
     let manifest = Manifest {
-        label: label.clone(),
-        backup_type,
-        prior: prior.as_ref().map(|p| p.label.clone()),
-        references,
-        db_id,
+        label: label.to_string(),
+        backup_type: prepared.backup_type,
+        prior: prepared.prior.as_ref().map(|p| p.label.clone()),
+        references: Manifest::needed_sets(&files, label),
+        db_id: prepared.info.current()?.id,
         pg_version: control.version.to_string(),
         system_id: control.system_id,
-        pg_path: pg_path.display().to_string(),
+        pg_path: prepared.pg_path.display().to_string(),
         compress_type: options.compress,
         timestamp_start: start.time,
         timestamp_stop: jiff::Timestamp::now().as_second(),
         lsn_start: start.lsn.to_string(),
-        lsn_stop: stop
-            .as_ref()
-            .map(|s| s.lsn)
-            .unwrap_or(start.lsn)
-            .to_string(),
+        lsn_stop: lsn_stop.to_string(),
         archive_start: archive_start.name(),
         archive_stop: archive_stop.name(),
         timeline: start.wal_segment.timeline,
         data_checksums: control.data_checksum_version > 0,
-        checksum_page,
+        checksum_page: prepared.checksum_page,
         online: options.online,
         archive_copy: options.archive_copy,
-        databases,
+        databases: std::mem::take(&mut prepared.databases),
         annotation: options.annotation,
-        paths: listing.paths,
+        paths: std::mem::take(&mut prepared.listing.paths),
         files,
-        links: listing.links,
+        links: std::mem::take(&mut prepared.listing.links),
     };
     manifest.save(repo, stanza)?;
     fail::fail_point!("backup-manifest-saved");
-    progress.finish(&label)?;
-    info.add(record_of(&manifest));
-    info.save(repo, stanza)?;
+    prepared.progress.finish(label)?;
+    prepared.info.add(record_of(&manifest));
+    prepared.info.save(repo, stanza)?;
     fail::fail_point!("backup-info-saved");
-    repo.symlink(&label, &layout::latest_link(stanza))?;
+    repo.symlink(label, &layout::latest_link(stanza))?;
 
     log_info!("new backup label = {label}");
     log_info!(
-        "{backup_type} backup size = {}, file total = {}",
+        "{} backup size = {}, file total = {}",
+        prepared.backup_type,
         format_size(manifest.delta()),
         manifest.files.len()
     );
-    // Retention runs as its own command, as pgBackRest logs it: `backup command end`, then
-    // `expire command begin` with expire's options, expire's lines, `expire command end`.
-    super::chain(cfg, Command::Expire, || {
-        expire::expire(
-            repo,
-            stanza,
-            &open::expire_settings(cfg),
-            jiff::Timestamp::now().as_second(),
-        )
-    })?;
-    Ok(0)
+    Ok(())
 }
 
 /// The `repo1-bundle*` options.
@@ -545,12 +750,7 @@ fn new_label(
 
 /// Stores a file produced by `pg_backup_stop` (backup_label, tablespace_map), owned like the
 /// data directory.
-fn store_text(
-    settings: &CopySettings,
-    rel: &str,
-    text: &str,
-    owner: &copy::Owner,
-) -> Result<FileEntry> {
+fn store_text(settings: &CopySettings, rel: &str, text: &str, owner: &Owner) -> Result<FileEntry> {
     let name = format!("{PG_DATA}/{rel}");
     let stored = copy::store(settings, &name, &mut text.as_bytes(), None, None)?;
     Ok(FileEntry {
@@ -558,8 +758,8 @@ fn store_text(
         size: stored.size,
         mtime: jiff::Timestamp::now().as_second(),
         mode: 0o600,
-        user: owner.0.clone(),
-        group: owner.1.clone(),
+        user: owner.user.clone(),
+        group: owner.group.clone(),
         checksum: stored.checksum,
         repo_size: stored.repo_size,
         reference: None,

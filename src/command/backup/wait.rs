@@ -56,7 +56,7 @@ pub fn archived(
 /// Stores the WAL segments from `start` to `stop` in the backup set as `pg_data/<wal dir>/<seg>`
 /// (`archive-copy`), so the backup can be made consistent without the archive.
 pub fn copy_into_backup(
-    settings: &super::copy::CopySettings,
+    settings: &super::work::CopySettings,
     info: &BackupInfo,
     wal_dir: &str,
     start: &WalSegment,

@@ -34,7 +34,7 @@ mod write;
 mod fixture;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::config::Config;
@@ -55,7 +55,56 @@ const PG_CONTROL: &str = "global/pg_control";
 
 pub fn run(cfg: &Config) -> Result<i32> {
     let opened = open::stanza_repo(cfg, Access::Read)?;
-    let (stanza, repo) = (opened.stanza, &opened.repo);
+    let planned = plan_restore(cfg, opened.stanza, &opened.repo)?;
+    let storages: Vec<PosixStorage> = planned
+        .plan
+        .roots
+        .iter()
+        .map(|root| PosixStorage::new(root.path.clone()))
+        .collect();
+    let process_max = open::process_max(cfg);
+    // Into empty directories, with several workers, the files are created ahead of the
+    // workers by a thread of their own (`write::create_files_ahead`); process-max=1 keeps a
+    // restore on one core.
+    let create_ahead = planned.occupied.is_empty() && process_max > 1;
+    let settings = files::Settings {
+        repo: &opened.repo,
+        stanza: opened.stanza,
+        manifest: &planned.manifest,
+        delta: planned.delta,
+        force: planned.force,
+        buffer_size: planned.buffer_size,
+        parallel: process_max > 1,
+        created_ahead: create_ahead,
+        set_owner: nix::unistd::Uid::effective().is_root(),
+        total: planned.manifest.size(),
+        done: AtomicU64::new(0),
+    };
+    let written = write_files(&planned, &settings, &storages, process_max)?;
+    recover(&planned, &settings, &storages, written)?;
+    Ok(0)
+}
+
+/// What `plan_restore` decided: the set, where each of its files goes, and how the destinations
+/// may be treated.
+struct Planned {
+    request: request::Request,
+    pg_path: PathBuf,
+    manifest: Manifest,
+    version: PgVersion,
+    buffer_size: usize,
+    excluded: selective::Excluded,
+    plan: plan::Plan,
+    delta: bool,
+    force: bool,
+    /// The destinations that hold files already, with one of them each.
+    occupied: Vec<(usize, PathBuf)>,
+}
+
+/// Chooses the backup set and checks everything that can be checked before the first write:
+/// the running cluster, the manifest's names, remapping and link destinations, the databases
+/// left out, the target timeline, the WAL the set needs, and destinations that hold files.
+fn plan_restore(cfg: &Config, stanza: &str, repo: &dyn Storage) -> Result<Planned> {
     let request = request::from_config(cfg)?;
     // A running cluster is refused before anything in the repository is looked at, as
     // pgBackRest does (so that both exit 38 whatever the repository holds).
@@ -137,28 +186,62 @@ pub fn run(cfg: &Config) -> Result<i32> {
         return Err(not_empty(&plan, *root, path, delta || force));
     }
 
-    let storages: Vec<PosixStorage> = plan
-        .roots
-        .iter()
-        .map(|root| PosixStorage::new(root.path.clone()))
-        .collect();
-    let am_root = nix::unistd::Uid::effective().is_root();
+    Ok(Planned {
+        request,
+        pg_path,
+        manifest,
+        version,
+        buffer_size,
+        excluded,
+        plan,
+        delta,
+        force,
+        occupied,
+    })
+}
+
+/// What `write_files` leaves for `recover`.
+struct Written {
+    /// `backup.manifest` in the data directory, removed before `pg_control` is written.
+    marker: PathBuf,
+    outcomes: Vec<Outcome>,
+}
+
+/// Creates the destinations with the marker first, cleans what delta or force may remove,
+/// creates paths and links, then restores every file but `pg_control` in parallel, largest
+/// first.
+fn write_files(
+    planned: &Planned,
+    settings: &files::Settings,
+    storages: &[PosixStorage],
+    process_max: usize,
+) -> Result<Written> {
+    let Planned {
+        request,
+        pg_path,
+        manifest,
+        version,
+        plan,
+        occupied,
+        ..
+    } = planned;
+    let am_root = settings.set_owner;
     // The marker goes in before anything else changes, so that a restore killed at any later
     // point leaves a directory a `--delta` rerun recognises as a data directory.
-    write::create_roots(&plan, &manifest, am_root)?;
-    let marker = write_marker(&pg_path, &manifest)?;
+    write::create_roots(plan, manifest, am_root)?;
+    let marker = write_marker(pg_path, manifest)?;
     if !occupied.is_empty() {
         // Until the restore is complete the cluster must not start, delta or not.
         storages[0].remove(PG_CONTROL)?;
-        let keep = preserved(request.recovery.recovery_type, &pg_path);
-        let expected = clean::expected(&plan, version.wal_dir(), &keep);
-        clean::clean(&plan, &expected)?;
+        let keep = preserved(request.recovery.recovery_type, pg_path);
+        let expected = clean::expected(plan, version.wal_dir(), &keep);
+        clean::clean(plan, &expected)?;
     }
-    write::create_paths_and_links(&plan, &manifest, &storages, version.wal_dir(), am_root)?;
+    write::create_paths_and_links(plan, manifest, storages, version.wal_dir(), am_root)?;
     fail::fail_point!("restore-paths-created");
 
     let control_name = format!("{PG_DATA}/{PG_CONTROL}");
-    let keep = preserved(request.recovery.recovery_type, &pg_path);
+    let keep = preserved(request.recovery.recovery_type, pg_path);
     let mut jobs: Vec<(usize, &FileEntry)> = manifest
         .files
         .iter()
@@ -174,30 +257,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
             .cmp(&a.1.size)
             .then_with(|| a.1.name.cmp(&b.1.name))
     });
-    let process_max = open::process_max(cfg);
-    // Into empty directories, with several workers, the files are created ahead of the
-    // workers by a thread of their own (`write::create_files_ahead`); process-max=1 keeps a
-    // restore on one core.
-    let create_ahead = occupied.is_empty() && process_max > 1;
-    let settings = files::Settings {
-        repo: repo,
-        stanza,
-        manifest: &manifest,
-        delta,
-        force,
-        buffer_size,
-        parallel: process_max > 1,
-        created_ahead: create_ahead,
-        set_owner: am_root,
-        total: manifest.size(),
-        done: AtomicU64::new(0),
-    };
-    let restore_one = |index: usize| {
-        let (place, zero) = &plan.files[index];
-        let file = &manifest.files[index];
-        files::restore(&settings, &storages[place.root], &place.rel, file, *zero)
-    };
-    let ahead: Vec<std::path::PathBuf> = if create_ahead {
+    let restore_one = |index: usize| restore_file(planned, settings, storages, index);
+    let ahead: Vec<PathBuf> = if settings.created_ahead {
         jobs.iter()
             .map(|(index, _)| {
                 let (place, _) = &plan.files[*index];
@@ -217,26 +278,51 @@ pub fn run(cfg: &Config) -> Result<i32> {
         outcomes
     })?;
 
+    Ok(Written { marker, outcomes })
+}
+
+/// Makes the directory recoverable: tablespace_map when tablespaces moved, the recovery
+/// settings, the marker removed, the file systems synced, then `pg_control` last, so that a
+/// restore that stops half-way leaves a directory PostgreSQL refuses to start.
+fn recover(
+    planned: &Planned,
+    settings: &files::Settings,
+    storages: &[PosixStorage],
+    written: Written,
+) -> Result<()> {
+    let Planned {
+        request,
+        pg_path,
+        manifest,
+        version,
+        excluded,
+        plan,
+        delta,
+        ..
+    } = planned;
+    let Written { marker, outcomes } = written;
+    let am_root = settings.set_owner;
+    let control_name = format!("{PG_DATA}/{PG_CONTROL}");
     if plan.tablespaces_moved {
-        write::tablespace_map(&plan, &manifest, &pg_path, am_root)?;
+        write::tablespace_map(plan, manifest, pg_path, am_root)?;
     }
-    write::recovery(&pg_path, version, &request.recovery)?;
+    write::recovery(pg_path, *version, &request.recovery)?;
     std::fs::remove_file(&marker)
         .map_err(|e| Error::io(ErrorKind::FileRemove, "remove", marker.display(), &e))?;
-    write::sync_file_systems(&storages)?;
+    write::sync_file_systems(storages)?;
     if let Some(index) = manifest.files.iter().position(|f| f.name == control_name) {
         log_info!(
             "restore {PG_CONTROL} (performed last to ensure aborted restores cannot be started)"
         );
         fail::fail_point!("restore-before-pg-control");
-        restore_one(index)?;
+        restore_file(planned, settings, storages, index)?;
         // pg_control is small, so restored from a bundle without an fsync of its own.
-        write::sync_file_systems(&storages)?;
+        write::sync_file_systems(storages)?;
     }
-    write::sync(&plan, &storages)?;
+    write::sync(plan, storages)?;
 
     let count = |outcome| outcomes.iter().filter(|o| **o == outcome).count();
-    if delta {
+    if *delta {
         log_info!(
             "delta restore: {} files matched the backup and were kept, {} restored",
             count(Outcome::Matched),
@@ -256,7 +342,19 @@ pub fn run(cfg: &Config) -> Result<i32> {
             excluded.drops.join(" ")
         );
     }
-    Ok(0)
+    Ok(())
+}
+
+/// Restores the manifest's file `index` to its place.
+fn restore_file(
+    planned: &Planned,
+    settings: &files::Settings,
+    storages: &[PosixStorage],
+    index: usize,
+) -> Result<Outcome> {
+    let (place, zero) = &planned.plan.files[index];
+    let file = &planned.manifest.files[index];
+    files::restore(settings, &storages[place.root], &place.rel, file, *zero)
 }
 
 /// The WAL the backup set needs from the archive, unless `--no-archive-check`. With
