@@ -122,7 +122,7 @@ fn a_backup_killed_mid_copy_is_resumed_and_restores() {
         .and_then(|t| t.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(reused >= 1, "{line}");
+    assert!(reused >= 1, "{}", run.output());
     assert_eq!(s.labels().len(), 1);
     restore_and_start(&s, &[]);
     assert_eq!(s.table_digest("big2"), expected);

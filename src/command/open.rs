@@ -226,7 +226,7 @@ pub fn local_db_session(cfg: &Config) -> Result<DbSession> {
         user: cfg.str(Opt::PgUser).map(str::to_string),
         database: cfg.str(Opt::PgDatabase).unwrap_or("postgres").to_string(),
         application_name: format!("pgkeep [{}]", cfg.command().name()),
-        pgpass_file: crate::pg::pgpass::default_path(),
+        pgpass_file: pgpass_path(),
         statement_timeout_ms: cfg.time_ms(Opt::DbTimeout),
     };
     DbSession::connect(&options)
@@ -238,6 +238,24 @@ pub fn spool_path(cfg: &Config, stanza: &str) -> PathBuf {
     Path::new(cfg.str(Opt::SpoolPath).unwrap_or("/var/spool/pgkeep"))
         .join("archive")
         .join(stanza)
+}
+
+/// The password file libpq would read, so that pgkeep finds the passwords psql finds:
+/// `PGPASSFILE`, else `.pgpass` in the home directory.
+fn pgpass_path() -> Option<PathBuf> {
+    if let Some(file) = std::env::var_os("PGPASSFILE").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(file));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+                .ok()
+                .flatten()
+                .map(|user| user.dir)
+        })?;
+    Some(home.join(".pgpass"))
 }
 
 pub fn lock_path(cfg: &Config) -> PathBuf {

@@ -5,12 +5,12 @@
 //! `host:port:database:user:password`; `*` alone matches any value, `\` escapes `:` and `\`,
 //! the first matching line wins, and lines starting with `#` are comments. For a Unix socket
 //! the host compared is the socket directory, or `localhost` when it is a default socket
-//! directory. As libpq does, a file that others can read is ignored with a warning. Like libpq,
-//! this module reads the environment for the file's location; it is the one place below the
-//! command layer that does, so that pgkeep finds the passwords psql finds.
+//! directory. As libpq does, a file that others can read is ignored with a warning. Where the
+//! file is (`PGPASSFILE`, else `~/.pgpass`, as libpq finds it) is the command layer's to say:
+//! `command/open.rs` reads the environment.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::log_warn;
 
@@ -26,23 +26,6 @@ pub struct PgpassKey<'a> {
     pub port: u16,
     pub database: &'a str,
     pub user: &'a str,
-}
-
-/// The password file libpq would read: `PGPASSFILE`, else `.pgpass` in the home directory.
-pub fn default_path() -> Option<PathBuf> {
-    if let Some(file) = std::env::var_os("PGPASSFILE").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(file));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            nix::unistd::User::from_uid(nix::unistd::Uid::effective())
-                .ok()
-                .flatten()
-                .map(|user| user.dir)
-        })?;
-    Some(home.join(".pgpass"))
 }
 
 /// Looks `key` up in the file at `path`. A missing or unreadable file gives `None`, as in

@@ -39,7 +39,7 @@ pub struct ConnectOptions {
     /// timeout; `None` leaves the server's setting.
     pub statement_timeout_ms: Option<u64>,
     /// The `.pgpass` file to take a password from (the command layer finds it as libpq does,
-    /// see `pgpass::default_path`); `None` means no password file.
+    /// in `command/open.rs`); `None` means no password file.
     pub pgpass_file: Option<PathBuf>,
 }
 

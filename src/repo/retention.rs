@@ -1,8 +1,9 @@
 //! Retention: which backups and which archived WAL a stanza no longer keeps.
 //!
 //! Pure functions of (the backups listed in backup.info, a [`RetentionPolicy`], `now`): no I/O,
-//! no clock, no options. `command/expire.rs` reads the options, calls [`plan`] (or [`plan_set`]
-//! for `expire --set`), saves backup.info without the expired entries and then removes files.
+//! no clock, no options. `command/open.rs` reads the options; `repo::expire` calls [`plan`] (or
+//! [`plan_set`] for `expire --set`), saves backup.info without the expired entries and then
+//! removes files.
 //! The rules are pgBackRest's, which DBAs know (docs/retention.md):
 //!
 //! - full retention, type count: the newest N full backups stay; an older full expires with every
