@@ -16,8 +16,8 @@ use pgkeep::pg::page::{PAGE_SIZE, PageChecksumFilter, pg_checksum_page};
 fn pages(size: usize) -> Vec<u8> {
     let mut data = vec![0u8; size / PAGE_SIZE * PAGE_SIZE];
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for (blkno, page) in data.chunks_exact_mut(PAGE_SIZE).enumerate() {
-        let page: &mut [u8; PAGE_SIZE] = page.try_into().expect("a whole page");
+    // `data` is a whole number of pages, so the remainder `as_chunks_mut` leaves is empty.
+    for (blkno, page) in data.as_chunks_mut::<PAGE_SIZE>().0.iter_mut().enumerate() {
         page[4..8].copy_from_slice(&0x0100_0000u32.to_ne_bytes());
         page[12..14].copy_from_slice(&200u16.to_ne_bytes());
         page[14..16].copy_from_slice(&1024u16.to_ne_bytes());

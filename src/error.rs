@@ -10,147 +10,128 @@
 
 use std::fmt;
 
-/// The class of a failure. The discriminant is the process exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+/// Declares [`ErrorKind`] from one table: each kind once, with its exit code and the name log
+/// lines show. The enum, [`ErrorKind::ALL`] and [`ErrorKind::name`] are generated from it, so a
+/// kind cannot be added to one and forgotten in another (docs/errors.md is checked against
+/// [`ErrorKind::ALL`] by a test below). A duplicated code does not compile: the codes are the
+/// enum's discriminants.
+macro_rules! error_kinds {
+    ($($(#[$doc:meta])* $kind:ident = $code:literal, $name:literal;)*) => {
+        /// The class of a failure. The discriminant is the process exit code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorKind {
+            $($(#[$doc])* $kind = $code,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, so a code that crossed the remote protocol can be turned back into a
+            /// kind.
+            pub const ALL: &[ErrorKind] = &[$(ErrorKind::$kind,)*];
+
+            /// The name shown in log lines, e.g. `FileOpenError`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+// Ordered by code, as docs/errors.md lists them. A kind that pgBackRest also has uses
+// pgBackRest's name and code.
+error_kinds! {
     /// A condition the code believed impossible.
-    Assert = 25,
+    Assert = 25, "AssertError";
     /// Content does not match its recorded checksum.
-    Checksum = 26,
+    Checksum = 26, "ChecksumError";
     /// The configuration file cannot be read or parsed.
-    Config = 27,
+    Config = 27, "ConfigError";
     /// A file exists but its content is not what it must be.
-    FileInvalid = 28,
+    FileInvalid = 28, "FileInvalidError";
     /// A value is not in the expected format.
-    Format = 29,
+    Format = 29, "FormatError";
     /// No command was given.
-    CommandRequired = 30,
+    CommandRequired = 30, "CommandRequiredError";
     /// An option is unknown or not valid for the command.
-    OptionInvalid = 31,
+    OptionInvalid = 31, "OptionInvalidError";
     /// An option's value is not valid.
-    OptionInvalidValue = 32,
+    OptionInvalidValue = 32, "OptionInvalidValueError";
     /// A required option is missing.
-    OptionRequired = 37,
+    OptionRequired = 37, "OptionRequiredError";
     /// PostgreSQL is running where it must not be.
-    PgRunning = 38,
+    PgRunning = 38, "PgRunningError";
     /// The remote protocol failed: a malformed or unexpected message, a version mismatch, a
     /// timeout, or a remote process that ended mid-conversation.
-    Protocol = 39,
+    Protocol = 39, "ProtocolError";
     /// A directory that must be empty is not.
-    PathNotEmpty = 40,
+    PathNotEmpty = 40, "PathNotEmptyError";
     /// A file cannot be opened.
-    FileOpen = 41,
+    FileOpen = 41, "FileOpenError";
     /// A file cannot be read.
-    FileRead = 42,
+    FileRead = 42, "FileReadError";
     /// A WAL file or cluster does not belong to the stanza.
-    ArchiveMismatch = 44,
+    ArchiveMismatch = 44, "ArchiveMismatchError";
     /// A different WAL file of the same name is already archived.
-    ArchiveDuplicate = 45,
+    ArchiveDuplicate = 45, "ArchiveDuplicateError";
     /// The PostgreSQL version is not supported.
-    VersionNotSupported = 46,
+    VersionNotSupported = 46, "VersionNotSupportedError";
     /// A directory cannot be created.
-    PathCreate = 47,
+    PathCreate = 47, "PathCreateError";
     /// The command is unknown.
-    CommandInvalid = 48,
+    CommandInvalid = 48, "CommandInvalidError";
     /// A remote host cannot be reached or refuses the connection (ssh failed).
-    HostConnect = 49,
+    HostConnect = 49, "HostConnectError";
     /// Another pgkeep process holds the lock.
-    LockAcquire = 50,
+    LockAcquire = 50, "LockAcquireError";
     /// A backup does not match the cluster or the repository.
-    BackupMismatch = 51,
+    BackupMismatch = 51, "BackupMismatchError";
     /// A file or directory cannot be synced to disk.
-    FileSync = 52,
+    FileSync = 52, "FileSyncError";
     /// A directory cannot be opened or listed.
-    PathOpen = 53,
+    PathOpen = 53, "PathOpenError";
     /// A required file is missing.
-    FileMissing = 55,
+    FileMissing = 55, "FileMissingError";
     /// The database connection failed.
-    DbConnect = 56,
+    DbConnect = 56, "DbConnectError";
     /// A database query failed.
-    DbQuery = 57,
+    DbQuery = 57, "DbQueryError";
     /// The cluster does not match the stanza.
-    DbMismatch = 58,
-    /// A required directory is missing.
-    PathMissing = 73,
-    /// archive_command is not set (or cannot archive for this stanza).
-    ArchiveCommandInvalid = 68,
-    /// `tablespace-map` names a tablespace the backup does not have.
-    TablespaceMap = 76,
-    /// `link-map` names a link the backup does not have.
-    LinkMap = 78,
-    /// A database named by `db-include` is not in the backup.
-    DbMissing = 80,
-    /// archive_mode is off, so WAL cannot be archived.
-    ArchiveDisabled = 87,
-    /// A file cannot be written.
-    FileWrite = 64,
-    /// A stop file forbids the command.
-    Stop = 62,
-    /// WAL did not reach the archive in time.
-    ArchiveTimeout = 82,
+    DbMismatch = 58, "DbMismatchError";
     /// A file cannot be removed.
-    FileRemove = 60,
+    FileRemove = 60, "FileRemoveError";
+    /// A stop file forbids the command.
+    Stop = 62, "StopError";
+    /// A file cannot be written.
+    FileWrite = 64, "FileWriteError";
+    /// archive_command is not set (or cannot archive for this stanza).
+    ArchiveCommandInvalid = 68, "ArchiveCommandInvalidError";
+    /// A required directory is missing.
+    PathMissing = 73, "PathMissingError";
     /// A requested backup set does not exist or cannot be used.
-    BackupSetInvalid = 75,
-    /// A child process or thread failed unexpectedly.
-    Execute = 102,
+    BackupSetInvalid = 75, "BackupSetInvalidError";
+    /// `tablespace-map` names a tablespace the backup does not have.
+    TablespaceMap = 76, "TablespaceMapError";
+    /// `link-map` names a link the backup does not have.
+    LinkMap = 78, "LinkMapError";
+    /// A database named by `db-include` is not in the backup.
+    DbMissing = 80, "DbMissingError";
+    /// WAL did not reach the archive in time.
+    ArchiveTimeout = 82, "ArchiveTimeoutError";
+    /// archive_mode is off, so WAL cannot be archived.
+    ArchiveDisabled = 87, "ArchiveDisabledError";
     /// Positional parameters are wrong for the command.
-    ParamInvalid = 96,
+    ParamInvalid = 96, "ParamInvalidError";
+    /// A child process or thread failed unexpectedly.
+    Execute = 102, "ExecuteError";
     /// The command encountered one or more errors, each logged before: pgBackRest's
     /// CommandError. pgkeep's verify ends with it when it found the repository damaged.
-    Verify = 104,
+    Verify = 104, "CommandError";
     /// WAL waiting to be archived exceeds archive-push-queue-max.
-    ArchiveQueueFull = 110,
+    ArchiveQueueFull = 110, "ArchiveQueueFullError";
 }
 
 impl ErrorKind {
-    /// Every kind, so a code that crossed the remote protocol can be turned back into a kind.
-    pub const ALL: &[ErrorKind] = &[
-        ErrorKind::Assert,
-        ErrorKind::Checksum,
-        ErrorKind::Config,
-        ErrorKind::FileInvalid,
-        ErrorKind::Format,
-        ErrorKind::CommandRequired,
-        ErrorKind::OptionInvalid,
-        ErrorKind::OptionInvalidValue,
-        ErrorKind::OptionRequired,
-        ErrorKind::PgRunning,
-        ErrorKind::Protocol,
-        ErrorKind::PathNotEmpty,
-        ErrorKind::FileOpen,
-        ErrorKind::FileRead,
-        ErrorKind::ArchiveMismatch,
-        ErrorKind::ArchiveDuplicate,
-        ErrorKind::VersionNotSupported,
-        ErrorKind::PathCreate,
-        ErrorKind::CommandInvalid,
-        ErrorKind::HostConnect,
-        ErrorKind::LockAcquire,
-        ErrorKind::BackupMismatch,
-        ErrorKind::FileSync,
-        ErrorKind::PathOpen,
-        ErrorKind::FileMissing,
-        ErrorKind::DbConnect,
-        ErrorKind::DbQuery,
-        ErrorKind::DbMismatch,
-        ErrorKind::PathMissing,
-        ErrorKind::ArchiveCommandInvalid,
-        ErrorKind::TablespaceMap,
-        ErrorKind::LinkMap,
-        ErrorKind::DbMissing,
-        ErrorKind::ArchiveDisabled,
-        ErrorKind::FileWrite,
-        ErrorKind::Stop,
-        ErrorKind::ArchiveTimeout,
-        ErrorKind::FileRemove,
-        ErrorKind::BackupSetInvalid,
-        ErrorKind::Execute,
-        ErrorKind::ParamInvalid,
-        ErrorKind::Verify,
-        ErrorKind::ArchiveQueueFull,
-    ];
-
     /// The kind whose exit code is `code`.
     pub fn from_code(code: i32) -> Option<ErrorKind> {
         ErrorKind::ALL
@@ -162,55 +143,6 @@ impl ErrorKind {
     /// The process exit code for this kind of failure.
     pub fn exit_code(self) -> i32 {
         self as i32
-    }
-
-    /// The name shown in log lines, e.g. `FileOpenError`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::Assert => "AssertError",
-            ErrorKind::Checksum => "ChecksumError",
-            ErrorKind::Config => "ConfigError",
-            ErrorKind::FileInvalid => "FileInvalidError",
-            ErrorKind::Format => "FormatError",
-            ErrorKind::CommandRequired => "CommandRequiredError",
-            ErrorKind::OptionInvalid => "OptionInvalidError",
-            ErrorKind::OptionInvalidValue => "OptionInvalidValueError",
-            ErrorKind::OptionRequired => "OptionRequiredError",
-            ErrorKind::PgRunning => "PgRunningError",
-            ErrorKind::Protocol => "ProtocolError",
-            ErrorKind::PathNotEmpty => "PathNotEmptyError",
-            ErrorKind::FileOpen => "FileOpenError",
-            ErrorKind::FileRead => "FileReadError",
-            ErrorKind::ArchiveMismatch => "ArchiveMismatchError",
-            ErrorKind::ArchiveDuplicate => "ArchiveDuplicateError",
-            ErrorKind::VersionNotSupported => "VersionNotSupportedError",
-            ErrorKind::PathCreate => "PathCreateError",
-            ErrorKind::CommandInvalid => "CommandInvalidError",
-            ErrorKind::HostConnect => "HostConnectError",
-            ErrorKind::LockAcquire => "LockAcquireError",
-            ErrorKind::BackupMismatch => "BackupMismatchError",
-            ErrorKind::FileSync => "FileSyncError",
-            ErrorKind::PathOpen => "PathOpenError",
-            ErrorKind::FileMissing => "FileMissingError",
-            ErrorKind::DbConnect => "DbConnectError",
-            ErrorKind::DbQuery => "DbQueryError",
-            ErrorKind::DbMismatch => "DbMismatchError",
-            ErrorKind::PathMissing => "PathMissingError",
-            ErrorKind::ArchiveCommandInvalid => "ArchiveCommandInvalidError",
-            ErrorKind::TablespaceMap => "TablespaceMapError",
-            ErrorKind::LinkMap => "LinkMapError",
-            ErrorKind::DbMissing => "DbMissingError",
-            ErrorKind::ArchiveDisabled => "ArchiveDisabledError",
-            ErrorKind::FileWrite => "FileWriteError",
-            ErrorKind::Stop => "StopError",
-            ErrorKind::ArchiveTimeout => "ArchiveTimeoutError",
-            ErrorKind::FileRemove => "FileRemoveError",
-            ErrorKind::BackupSetInvalid => "BackupSetInvalidError",
-            ErrorKind::Execute => "ExecuteError",
-            ErrorKind::ParamInvalid => "ParamInvalidError",
-            ErrorKind::Verify => "CommandError",
-            ErrorKind::ArchiveQueueFull => "ArchiveQueueFullError",
-        }
     }
 }
 
@@ -492,62 +424,61 @@ mod tests {
         }
     }
 
+    /// Distinct codes are the compiler's business (they are the enum's discriminants); this
+    /// checks that they fit an exit status and that `from_code` finds each kind again.
     #[test]
-    fn exit_codes_fit_in_a_byte_and_are_distinct() {
-        use ErrorKind::*;
-        let all = [
-            Assert,
-            Checksum,
-            Config,
-            FileInvalid,
-            Format,
-            CommandRequired,
-            OptionInvalid,
-            OptionInvalidValue,
-            OptionRequired,
-            PgRunning,
-            Protocol,
-            PathNotEmpty,
-            FileOpen,
-            FileRead,
-            ArchiveMismatch,
-            ArchiveDuplicate,
-            VersionNotSupported,
-            PathCreate,
-            CommandInvalid,
-            HostConnect,
-            LockAcquire,
-            BackupMismatch,
-            FileSync,
-            PathOpen,
-            FileMissing,
-            DbConnect,
-            DbQuery,
-            DbMismatch,
-            PathMissing,
-            ArchiveCommandInvalid,
-            TablespaceMap,
-            LinkMap,
-            DbMissing,
-            ArchiveDisabled,
-            FileWrite,
-            Stop,
-            ArchiveTimeout,
-            FileRemove,
-            BackupSetInvalid,
-            Execute,
-            ParamInvalid,
-            Verify,
-            ArchiveQueueFull,
-        ];
-        let mut codes: Vec<i32> = all.iter().map(|k| k.exit_code()).collect();
-        assert!(codes.iter().all(|c| *c > 1 && *c < 256));
-        codes.sort();
-        codes.dedup();
-        assert_eq!(codes.len(), all.len());
-        assert_eq!(ErrorKind::ALL.len(), all.len());
-        for kind in all {
-            assert_eq!(ErrorKind::from_code(kind.exit_code()), Some(kind));
+    fn exit_codes_fit_in_a_byte_and_turn_back_into_their_kind() {
+        for kind in ErrorKind::ALL.iter().copied() {
+            let code = kind.exit_code();
+            assert!(code > 1 && code < 256, "{} exits {code}", kind.name());
+            assert_eq!(ErrorKind::from_code(code), Some(kind));
+        }
+    }
+
+    /// The rows of docs/errors.md's table: (code, name), the name `—` for a row that is no
+    /// error kind (success, archive-get's 1 and 255).
+    fn documented_codes() -> Vec<(i32, String)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/errors.md");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let mut cells = line.strip_prefix('|')?.split('|').map(str::trim);
+                let code = cells.next()?.parse::<i32>().ok()?;
+                let name = cells.next()?.to_string();
+                Some((code, name))
+            })
+            .collect()
+    }
+
+    /// docs/errors.md documents every kind with its code and name, and names no kind that
+    /// does not exist, as docs/options.md is kept equal to the option table.
+    #[test]
+    fn docs_errors_md_lists_every_kind_with_its_code() {
+        let documented = documented_codes();
+        assert!(!documented.is_empty(), "docs/errors.md has no table rows");
+        for kind in ErrorKind::ALL {
+            assert!(
+                documented
+                    .iter()
+                    .any(|(code, name)| *code == kind.exit_code() && name == kind.name()),
+                "docs/errors.md has no row '| {} | {} |'",
+                kind.exit_code(),
+                kind.name()
+            );
+        }
+        for (code, name) in &documented {
+            if name == "—" {
+                assert!(
+                    ErrorKind::from_code(*code).is_none(),
+                    "docs/errors.md row {code} names no kind, but {code} is one"
+                );
+                continue;
+            }
+            assert_eq!(
+                ErrorKind::from_code(*code).map(ErrorKind::name),
+                Some(name.as_str()),
+                "docs/errors.md row {code} {name} is not an error kind"
+            );
         }
     }
 }

@@ -11,9 +11,9 @@ pub mod chain;
 pub mod compress;
 pub mod decoded;
 pub mod filter;
-pub mod frames;
 pub mod hash;
 pub mod page_checksum;
+pub mod parallel_compress;
 pub mod stream;
 
 pub use chain::FilterChain;

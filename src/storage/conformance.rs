@@ -6,6 +6,10 @@
 //! It panics on the first broken rule (it is test code, compiled for tests or with the `testing`
 //! feature). Give it a driver whose root is empty and writable; it works under `conformance/`.
 
+// Test code compiled into the library for other crates' tests (the `testing` feature): a panic
+// is how it reports a broken rule, so unwrap and expect are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 
 use crate::error::ErrorKind;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::run_parallel;
-use crate::io::frames::FrameBuffers;
+use crate::io::parallel_compress::FrameBuffers;
 use crate::lock::{self, Lock, LockKind};
 use crate::pg::wal::WalFileKind;
 use crate::{log_info, log_warn};

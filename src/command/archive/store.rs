@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::frames::{self, FrameBuffers, Framed};
+use crate::io::parallel_compress::{self, FrameBuffers, Framed};
 use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::pg::wal::{WalFileKind, WalHeader};
 use crate::repo::{ArchiveInfo, DbHistory, archive, layout, stanza};
@@ -163,7 +163,7 @@ impl<'a> Pusher<'a> {
             // its writeback starts at once: the device writes while later pieces are compressed.
             let temp = self.temp(&archive_id, name);
             let mut writer: Option<Box<dyn StorageWrite>> = None;
-            let framed = frames::hash_and_compress(
+            let framed = parallel_compress::hash_and_compress(
                 &mut open_source(source)?,
                 &source.display().to_string(),
                 &compress,
