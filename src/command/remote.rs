@@ -25,8 +25,9 @@ use crate::config::{Config, Opt};
 use crate::error::{Error, ErrorKind, Result};
 use crate::log_debug;
 use crate::pg::DbSession;
+use crate::pg::remote::Request;
 use crate::protocol::server::{self, Handled};
-use crate::protocol::{Conn, Request};
+use crate::protocol::{self, Conn};
 use crate::storage::{PosixStorage, Storage};
 
 use super::open::{self, RemoteKind};
@@ -55,23 +56,19 @@ pub fn run(cfg: &Config) -> Result<i32> {
 
     let mut session: Option<DbSession> = None;
     let connect = || open::local_db_session(cfg);
-    server::serve(&mut conn, |conn, request: Request| {
-        if request.op.starts_with("storage.") {
-            return crate::storage::remote::serve(&storage, conn, request);
-        }
-        if request.op.starts_with("sql.") && kind == RemoteKind::Pg {
-            let result =
-                crate::pg::remote::serve(&mut session, &connect, &request.op, request.args);
-            return Ok(Handled::Reply(result));
-        }
-        Ok(Handled::Reply(Err(Error::new(
+    server::serve(&mut conn, |conn, request: Request| match request {
+        Request::Storage(request) => crate::storage::remote::serve(&storage, conn, request),
+        Request::Sql(request) if kind == RemoteKind::Pg => Ok(Handled::Reply(
+            crate::pg::remote::serve(&mut session, &connect, request),
+        )),
+        Request::Sql(request) => Ok(Handled::Reply(Err(Error::new(
             ErrorKind::Protocol,
             format!(
                 "request '{}' is not served by a {} remote",
-                request.op,
+                protocol::name_of(&request),
                 kind.name()
             ),
-        ))))
+        )))),
     })?;
     if let Some(session) = session {
         session.close()?;

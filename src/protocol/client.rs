@@ -16,10 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::log_debug;
 use crate::protocol::pipe::{TimedReader, TimedWriter};
-use crate::protocol::{Conn, Greeting, Response};
+use crate::protocol::{Call, Conn, Greeting, Response};
 
 /// How to reach the far side.
 #[derive(Debug, Clone)]
@@ -217,20 +219,28 @@ impl Channel {
         self.broken
     }
 
-    /// A request and its response. A remote error leaves the channel usable; a transport error
-    /// breaks it.
-    pub fn call(&mut self, op: &str, args: serde_json::Value) -> Result<serde_json::Value> {
+    /// A request and its reply. A remote error, or a reply that is not of the request's reply
+    /// type, leaves the channel usable (the whole response was read); a transport error breaks
+    /// it.
+    pub fn call<C: Call>(&mut self, call: C) -> Result<C::Reply> {
+        let value = self.request(&C::Request::from(call))?;
+        serde_json::from_value(value).map_err(|err| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("invalid reply from {}: {err}", self.peer()),
+            )
+        })
+    }
+
+    /// Sends `request` and reads its response.
+    fn request(&mut self, request: &impl Serialize) -> Result<serde_json::Value> {
         if self.broken {
             return Err(Error::new(
                 ErrorKind::Protocol,
                 format!("connection to {} is no longer usable", self.peer()),
             ));
         }
-        let request = crate::protocol::Request {
-            op: op.to_string(),
-            args,
-        };
-        let sent = self.conn.send(&request);
+        let sent = self.conn.send(request);
         let response = sent.and_then(|()| self.conn.recv_message::<Response>());
         match response {
             Ok(Response::Ok(value)) => Ok(value),
@@ -387,9 +397,9 @@ impl Pool {
     }
 
     /// One request on any channel.
-    pub fn call(&self, op: &str, args: serde_json::Value) -> Result<serde_json::Value> {
+    pub fn call<C: Call>(&self, call: C) -> Result<C::Reply> {
         let mut channel = self.take()?;
-        let result = channel.call(op, args);
+        let result = channel.call(call);
         self.give_back(channel);
         result
     }

@@ -5,13 +5,21 @@
 //! chunks. The far side speaks first with a [`Greeting`] (name, protocol version, program
 //! version); the local side checks it, answers with its own, and the far side accepts or
 //! refuses it, so two incompatible binaries never exchange a request. Then the local side sends
-//! [`Request`]s, one at a time, and reads a [`Response`] for each; a request that moves a file
+//! requests, one at a time, and reads a [`Response`] for each; a request that moves a file
 //! is followed (read) or preceded (write) by data frames and an end frame.
 //!
+//! A request is a variant of a serde enum shared by both sides, tagged on the wire as
+//! `{"op":"<area>.<name>","args":{...}}`; each variant wraps a struct that implements [`Call`],
+//! which names the type of its reply. The local side sends the struct and reads its `Reply`,
+//! the far side matches the enum exhaustively and answers each variant with a `Reply`
+//! ([`server::answer`]), so a request that one side knows and the other does not, or a reply
+//! read as another type than the one sent, fails to compile rather than on the wire.
+//!
 //! This module owns the wire only: `client` spawns ssh and keeps a pool of channels,
-//! `server` runs the far side's half of the greeting, [`Conn`] reads and writes messages.
-//! What requests mean is decided above it: storage requests in `storage::remote`, SQL requests
-//! in `pg::remote`, dispatch in `command::remote`.
+//! `server` runs the far side's half of the greeting and its request loop, [`Conn`] reads and
+//! writes messages. The requests themselves are declared above it: storage requests in
+//! `storage::remote::request`, SQL requests and the set a far side answers in
+//! `pg::remote::request`, dispatch in `command::remote`.
 
 pub mod client;
 pub mod frame;
@@ -32,8 +40,9 @@ pub use client::{Channel, Pool, SshSettings};
 pub const NAME: &str = "pgkeep";
 
 /// The protocol version. Two sides talk only when theirs are equal: bump it whenever a message
-/// changes shape or meaning.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// changes shape or meaning. Version 2: requests are typed enums (arguments are checked
+/// against each request's own struct, and a request without arguments carries `null`).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What each side says first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,12 +89,55 @@ impl Greeting {
     }
 }
 
-/// One request: an operation name (`storage.info`, `sql.backup_start`, ...) and its arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Request {
-    pub op: String,
-    #[serde(default)]
-    pub args: serde_json::Value,
+/// One request whose reply has a known type: the struct a variant of a request enum wraps.
+///
+/// The local side sends a `Call` (as its `Request` enum) and reads a `Reply`; the far side
+/// answers it with [`server::answer`], which takes only a `Reply`. Declared with [`calls!`].
+pub trait Call: Sized {
+    /// The enum this request travels in (its variant names the request on the wire).
+    type Request: Serialize + From<Self>;
+    /// What the far side answers.
+    type Reply: Serialize + DeserializeOwned;
+}
+
+/// Declares the requests of a request enum: for each variant (named after the struct it wraps)
+/// the `From` that wraps the struct and the [`Call`] that names its reply type.
+///
+/// ```ignore
+/// calls!(StorageRequest {
+///     Info => Option<FileInfo>,
+///     Remove => (),
+/// });
+/// ```
+macro_rules! calls {
+    ($request:ident { $($call:ident => $reply:ty),* $(,)? }) => {
+        $(
+            impl From<$call> for $request {
+                fn from(call: $call) -> $request {
+                    $request::$call(call)
+                }
+            }
+
+            impl $crate::protocol::Call for $call {
+                type Request = $request;
+                type Reply = $reply;
+            }
+        )*
+    };
+}
+pub(crate) use calls;
+
+/// The wire name of a request (`storage.info`), for messages: the tag its enum is serialized
+/// with, so no name is written twice.
+pub fn name_of<T: Serialize>(request: &T) -> String {
+    serde_json::to_value(request)
+        .ok()
+        .and_then(|value| {
+            value
+                .get("op")
+                .and_then(|op| op.as_str().map(str::to_string))
+        })
+        .unwrap_or_else(|| "(unnamed)".to_string())
 }
 
 /// An error as it crosses the wire: the kind's code, the message and the hint.
@@ -268,12 +320,12 @@ impl Conn {
         )
     }
 
-    /// Sends a request and waits for its response; a remote error comes back as an `Error`.
+    /// Sends a hand-made request, `{"op": op, "args": args}`, and waits for its response; a
+    /// remote error comes back as an `Error`. pgkeep itself sends typed requests
+    /// ([`Channel::call`]); this is for tests that must send what no typed request can (a
+    /// negative length, an unknown name).
     pub fn call(&mut self, op: &str, args: serde_json::Value) -> Result<serde_json::Value> {
-        self.send(&Request {
-            op: op.to_string(),
-            args,
-        })?;
+        self.send(&serde_json::json!({ "op": op, "args": args }))?;
         self.response()
     }
 

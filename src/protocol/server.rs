@@ -3,12 +3,18 @@
 //!
 //! The far side never starts anything: it answers. What a request does is up to the handler
 //! the caller passes (`command::remote` dispatches storage and SQL requests); this file only
-//! keeps the order of frames right and turns a handler's error into an error response, so a
-//! failed request never ends the conversation.
+//! keeps the order of frames right, decodes each request into the caller's request enum, and
+//! turns a handler's error into an error response, so a failed request never ends the
+//! conversation. A request this side cannot read (an unknown name, arguments of the wrong
+//! shape) is answered with an error too; only a message that is no request at all (no `op`)
+//! ends it, since nothing then says where the conversation stands.
 
-use crate::error::Result;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::frame::Frame;
-use crate::protocol::{Conn, Greeting, Request, Response};
+use crate::protocol::{Call, Conn, Greeting, Response, to_value};
 
 /// The far side's greeting: send ours, check theirs, then accept with `welcome` (or refuse,
 /// telling the local side why, and fail).
@@ -30,20 +36,54 @@ pub enum Handled {
     Done,
 }
 
-/// Reads requests and hands each to `handle` until the local side closes the connection.
-/// A handler's `Err` is a broken conversation (the connection failed mid-stream) and ends the
-/// loop with that error; errors of the request itself travel in `Handled::Reply`.
-pub fn serve(
+/// The answer to `call`: what `run` makes of it, as the reply type the local side reads.
+pub fn answer<C: Call>(
+    call: C,
+    run: impl FnOnce(C) -> Result<C::Reply>,
+) -> Result<serde_json::Value> {
+    run(call).and_then(|reply| to_value(&reply))
+}
+
+/// Sends the response that opens a stream (a read's `found`, a write's `opened`), typed as
+/// `C`'s reply.
+pub fn send_reply<C: Call>(conn: &mut Conn, reply: &C::Reply) -> Result<()> {
+    conn.send(&Response::Ok(to_value(reply)?))
+}
+
+/// What every request is on the wire, whatever its enum: a name and arguments. Read first so
+/// that a request this side does not know can still be answered, by name.
+#[derive(Deserialize)]
+struct Envelope {
+    op: String,
+}
+
+/// Reads requests, decodes each as an `R`, and hands it to `handle` until the local side
+/// closes the connection. A handler's `Err` is a broken conversation (the connection failed
+/// mid-stream) and ends the loop with that error; errors of the request itself travel in
+/// `Handled::Reply`.
+pub fn serve<R: DeserializeOwned>(
     conn: &mut Conn,
-    mut handle: impl FnMut(&mut Conn, Request) -> Result<Handled>,
+    mut handle: impl FnMut(&mut Conn, R) -> Result<Handled>,
 ) -> Result<()> {
     loop {
-        let request: Request = match conn.recv_or_eof()? {
+        let bytes = match conn.recv_or_eof()? {
             None => return Ok(()),
-            Some(Frame::Message(bytes)) => conn.decode(&bytes)?,
+            Some(Frame::Message(bytes)) => bytes,
             Some(other) => return Err(conn.unexpected(&other, "a request")),
         };
-        match handle(conn, request)? {
+        let envelope: Envelope = conn.decode(&bytes)?;
+        let handled = match serde_json::from_slice::<R>(&bytes) {
+            Ok(request) => handle(conn, request)?,
+            Err(err) => Handled::Reply(Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "invalid request '{}' from {}: {err}",
+                    envelope.op,
+                    conn.peer()
+                ),
+            ))),
+        };
+        match handled {
             Handled::Reply(result) => conn.send(&Response::from_result(&result))?,
             Handled::Done => {}
         }

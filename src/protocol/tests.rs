@@ -2,6 +2,8 @@
 
 use std::os::unix::net::UnixStream;
 
+use serde_json::Value;
+
 use super::server::{self, Handled};
 use super::*;
 
@@ -87,31 +89,130 @@ fn not_pgkeep_is_refused() {
     );
 }
 
+/// A request enum of its own, declared the way storage and SQL requests are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", content = "args")]
+enum TestRequest {
+    #[serde(rename = "test.echo")]
+    Echo(Echo),
+    #[serde(rename = "test.fail")]
+    Fail(Fail),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Echo {
+    values: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Fail;
+
+calls!(TestRequest {
+    Echo => Vec<u32>,
+    Fail => (),
+});
+
+/// The far side of a test conversation: greets, then answers `TestRequest`s until the local
+/// side closes the connection.
+fn serve_test_requests(mut remote: Conn) -> Result<()> {
+    server::greet(&mut remote, serde_json::Value::Null)?;
+    server::serve(&mut remote, |_, request: TestRequest| {
+        Ok(Handled::Reply(match request {
+            TestRequest::Echo(call) => server::answer(call, |Echo { values }| Ok(values)),
+            TestRequest::Fail(call) => server::answer(call, |Fail| {
+                Err(Error::new(ErrorKind::FileMissing, "no such thing").with_hint("look"))
+            }),
+        }))
+    })
+}
+
 #[test]
 fn requests_are_answered_and_errors_keep_their_kind_and_hint() {
-    let (mut local, mut remote) = pair();
-    let far = std::thread::spawn(move || {
-        server::serve(&mut remote, |_, request| {
-            Ok(Handled::Reply(match request.op.as_str() {
-                "echo" => Ok(request.args),
-                _ => Err(Error::new(ErrorKind::FileMissing, "no such thing").with_hint("look")),
-            }))
-        })
-    });
+    let (local, remote) = pair();
+    let far = std::thread::spawn(move || serve_test_requests(remote));
+    let mut channel = Channel::over(local).unwrap();
     assert_eq!(
-        local.call("echo", serde_json::json!([1, 2])).unwrap(),
-        serde_json::json!([1, 2])
+        channel.call(Echo { values: vec![1, 2] }).unwrap(),
+        vec![1, 2]
     );
-    let err = local.call("other", serde_json::Value::Null).unwrap_err();
+    let err = channel.call(Fail).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FileMissing);
     assert_eq!(
         err.message(),
         "raised from remote on 'postgres@db1': no such thing"
     );
     assert_eq!(err.hint(), Some("look"));
-    drop(local);
+    assert!(!channel.is_broken());
+    drop(channel);
     // The local side closing the connection ends the far side cleanly.
     far.join().unwrap().unwrap();
+}
+
+#[test]
+fn requests_travel_tagged_with_their_name_and_arguments() {
+    let request = TestRequest::from(Echo { values: vec![7] });
+    assert_eq!(
+        serde_json::to_value(&request).unwrap(),
+        serde_json::json!({ "op": "test.echo", "args": { "values": [7] } })
+    );
+    assert_eq!(name_of(&request), "test.echo");
+    assert_eq!(
+        serde_json::to_value(TestRequest::from(Fail)).unwrap(),
+        serde_json::json!({ "op": "test.fail", "args": null })
+    );
+}
+
+#[test]
+fn unknown_and_malformed_requests_are_answered_with_an_error_and_serving_goes_on() {
+    let (local, remote) = pair();
+    let far = std::thread::spawn(move || serve_test_requests(remote));
+    let mut channel = Channel::over(local).unwrap();
+    let conn = channel.conn();
+    let hostile = [
+        ("test.nothing", serde_json::json!({})),
+        ("test.echo", serde_json::json!({ "values": "many" })),
+        ("test.echo", serde_json::json!({ "values": [-1] })),
+        ("test.echo", serde_json::Value::Null),
+        ("test.fail", serde_json::json!([1, 2, 3])),
+        ("", serde_json::Value::Null),
+    ];
+    for (op, args) in hostile {
+        let err = conn.call(op, args.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{op} {args}");
+        assert!(
+            err.message().starts_with(&format!(
+                "raised from remote on 'postgres@db1': invalid request '{op}' from 'local': "
+            )),
+            "{}",
+            err.message()
+        );
+    }
+    assert_eq!(
+        conn.call("test.echo", serde_json::json!({ "values": [3] }))
+            .unwrap(),
+        serde_json::json!([3])
+    );
+    assert_eq!(channel.call(Echo { values: vec![4] }).unwrap(), vec![4]);
+    drop(channel);
+    far.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_message_that_is_no_request_ends_the_conversation_without_a_panic() {
+    let (mut local, mut remote) = pair();
+    let far = std::thread::spawn(move || {
+        server::serve(&mut remote, |_, _: TestRequest| {
+            Ok(Handled::Reply(Ok(Value::Null)))
+        })
+    });
+    local.send(&serde_json::json!({ "args": {} })).unwrap();
+    let err = far.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol);
+    assert!(
+        err.message().contains("missing field `op`"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]

@@ -8,9 +8,11 @@
 //! each use their own ssh connection. A write dropped without commit is aborted on the far
 //! side; a channel lost mid-write leaves the far side's write uncommitted, which removes it.
 //!
+//! The requests are [`StorageRequest`]s (`request`), the same enum the far side matches.
 //! Paths in messages are the far side's (`describe` gives the far root joined with the path),
 //! and errors raised there come back with their kind, saying which host raised them.
 
+pub mod request;
 mod serve;
 #[cfg(test)]
 mod tests;
@@ -20,7 +22,6 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::stream::to_io_error;
@@ -29,6 +30,11 @@ use crate::protocol::frame::Frame;
 use crate::protocol::{self, Channel, Pool, Response};
 use crate::storage::{FileInfo, FilteredRead, Storage, StorageWrite, WriteOptions};
 
+pub use request::StorageRequest;
+use request::{
+    CreateDir, Info, List, ReadFile, ReadRange, ReadResults, Remove, RemoveDir, Rename, Symlink,
+    SyncDir, WriteAbort, WriteFile,
+};
 pub use serve::serve;
 
 /// Data frames sent by a writer hold up to this many bytes.
@@ -65,20 +71,19 @@ impl RemoteStorage {
     pub fn peer(&self) -> &str {
         self.pool.peer()
     }
-
-    fn call<T: serde::de::DeserializeOwned>(&self, op: &str, args: serde_json::Value) -> Result<T> {
-        let value = self.pool.call(op, args)?;
-        protocol::from_value(value, op)
-    }
 }
 
 impl Storage for RemoteStorage {
     fn info(&self, path: &str) -> Result<Option<FileInfo>> {
-        self.call("storage.info", json!({ "path": path }))
+        self.pool.call(Info {
+            path: path.to_string(),
+        })
     }
 
     fn list(&self, path: &str) -> Result<Option<Vec<FileInfo>>> {
-        self.call("storage.list", json!({ "path": path }))
+        self.pool.call(List {
+            path: path.to_string(),
+        })
     }
 
     fn open_read(&self, path: &str) -> Result<Option<Box<dyn Read + Send>>> {
@@ -101,11 +106,11 @@ impl Storage for RemoteStorage {
             far_specs.push(FilterSpec::Compress { kind, level });
         }
         let mut channel = self.pool.take()?;
-        let found = channel.call(
-            "storage.read",
-            json!({ "path": path, "specs": protocol::to_value(&far_specs)? }),
-        );
-        let found: bool = match found.and_then(|value| protocol::from_value(value, "read")) {
+        let found = channel.call(ReadFile {
+            path: path.to_string(),
+            specs: far_specs,
+        });
+        let found = match found {
             Ok(found) => found,
             Err(err) => {
                 self.pool.give_back(channel);
@@ -136,10 +141,11 @@ impl Storage for RemoteStorage {
         let mut next = offset;
         loop {
             let wanted = (len - content.len()).min(serve::MAX_RANGE);
-            let hex: Option<String> = self.call(
-                "storage.read_range",
-                json!({ "path": path, "offset": next, "len": wanted }),
-            )?;
+            let hex = self.pool.call(ReadRange {
+                path: path.to_string(),
+                offset: next,
+                len: wanted as u64,
+            })?;
             let Some(hex) = hex else {
                 return Ok(None);
             };
@@ -157,10 +163,10 @@ impl Storage for RemoteStorage {
 
     fn open_write(&self, path: &str, options: &WriteOptions) -> Result<Box<dyn StorageWrite>> {
         let mut channel = self.pool.take()?;
-        let opened = channel.call(
-            "storage.write",
-            json!({ "path": path, "options": protocol::to_value(options)? }),
-        );
+        let opened = channel.call(WriteFile {
+            path: path.to_string(),
+            options: options.clone(),
+        });
         if let Err(err) = opened {
             self.pool.give_back(channel);
             return Err(err);
@@ -173,27 +179,42 @@ impl Storage for RemoteStorage {
     }
 
     fn remove(&self, path: &str) -> Result<()> {
-        self.call("storage.remove", json!({ "path": path }))
+        self.pool.call(Remove {
+            path: path.to_string(),
+        })
     }
 
     fn remove_dir(&self, path: &str) -> Result<()> {
-        self.call("storage.remove_dir", json!({ "path": path }))
+        self.pool.call(RemoveDir {
+            path: path.to_string(),
+        })
     }
 
     fn create_dir(&self, path: &str, mode: u32) -> Result<()> {
-        self.call("storage.create_dir", json!({ "path": path, "mode": mode }))
+        self.pool.call(CreateDir {
+            path: path.to_string(),
+            mode,
+        })
     }
 
     fn sync_dir(&self, path: &str) -> Result<()> {
-        self.call("storage.sync_dir", json!({ "path": path }))
+        self.pool.call(SyncDir {
+            path: path.to_string(),
+        })
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.call("storage.rename", json!({ "from": from, "to": to }))
+        self.pool.call(Rename {
+            from: from.to_string(),
+            to: to.to_string(),
+        })
     }
 
     fn symlink(&self, target: &str, path: &str) -> Result<()> {
-        self.call("storage.symlink", json!({ "target": target, "path": path }))
+        self.pool.call(Symlink {
+            target: target.to_string(),
+            path: path.to_string(),
+        })
     }
 
     fn describe(&self, path: &str) -> String {
@@ -238,7 +259,9 @@ impl RemoteRead {
                 }
                 let response = channel.conn().recv_message::<Response>();
                 let results = match response {
-                    Ok(Response::Ok(value)) => protocol::from_value(value, "results"),
+                    Ok(Response::Ok(value)) => {
+                        protocol::from_value::<ReadResults>(value, "read results")
+                    }
                     Ok(Response::Error(err)) => Err(err.into_error(channel.peer())),
                     Err(err) => return Err(channel.fail(err)),
                 };
@@ -381,7 +404,7 @@ impl Drop for RemoteWrite {
         // answers.
         if let Some(mut channel) = self.channel.take() {
             if !channel.is_broken() {
-                let _ = channel.call("storage.write_abort", serde_json::Value::Null);
+                let _ = channel.call(WriteAbort);
             }
             self.pool.give_back(channel);
         }

@@ -1,25 +1,28 @@
 //! The far side of the remote storage driver: storage requests run against a local storage.
 //!
-//! Each request names a `Storage` method; its arguments and result cross as JSON. A read
+//! Each request (`StorageRequest`, matched exhaustively) names a `Storage` method; its
+//! arguments and result cross as JSON, typed by the request's struct and its reply. A read
 //! answers `true` (found) and then streams the filter chain's output as data frames, an end
 //! frame and the chain's results; a read error on the way stops the stream with an error
 //! response instead. A write answers once the file is open, then takes data frames until the
 //! end frame (commit: the file appears with the storage's own atomic, durable write) or a
-//! `storage.write_abort` request (discard). If the connection is lost mid-write, the writer is
+//! `WriteAbort` request (discard). If the connection is lost mid-write, the writer is
 //! dropped uncommitted, so the file never appears.
 
 use std::io::{Read, Write};
-
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::FilterSpec;
 use crate::io::stream::from_io_error;
 use crate::protocol::frame::Frame;
-use crate::protocol::server::Handled;
-use crate::protocol::{self, Conn, Request, Response};
-use crate::storage::{Storage, WriteOptions};
+use crate::protocol::server::{self, Handled, answer};
+use crate::protocol::{self, Conn, Response, to_value};
+use crate::storage::Storage;
+
+use super::request::{
+    CreateDir, Info, List, ReadFile, ReadRange, ReadResults, Remove, RemoveDir, Rename,
+    StorageRequest, Symlink, SyncDir, WriteAbort, WriteFile,
+};
 
 /// Bytes per data frame of a read.
 const READ_CHUNK: usize = 256 * 1024;
@@ -41,95 +44,42 @@ const MAX_SPECS: usize = 16;
 /// execute it.
 const MODE_BITS: u32 = 0o777;
 
-#[derive(Deserialize)]
-struct PathArgs {
-    path: String,
-}
-
-#[derive(Deserialize)]
-struct ReadArgs {
-    path: String,
-    #[serde(default)]
-    specs: Vec<FilterSpec>,
-}
-
-#[derive(Deserialize)]
-struct RangeArgs {
-    path: String,
-    offset: u64,
-    len: u64,
-}
-
-#[derive(Deserialize)]
-struct WriteArgs {
-    path: String,
-    options: WriteOptions,
-}
-
-#[derive(Deserialize)]
-struct DirArgs {
-    path: String,
-    mode: u32,
-}
-
-#[derive(Deserialize)]
-struct RenameArgs {
-    from: String,
-    to: String,
-}
-
-#[derive(Deserialize)]
-struct LinkArgs {
-    target: String,
-    path: String,
-}
-
-/// Runs one storage request (`storage.*`) against `storage`.
-pub fn serve(storage: &dyn Storage, conn: &mut Conn, request: Request) -> Result<Handled> {
-    let args = request.args;
-    let reply = |result: Result<Value>| Ok(Handled::Reply(result));
-    match request.op.as_str() {
-        "storage.info" => reply(with(args, |a: PathArgs| to_json(&storage.info(&a.path)?))),
-        "storage.list" => reply(with(args, |a: PathArgs| to_json(&storage.list(&a.path)?))),
-        "storage.remove" => reply(with(args, |a: PathArgs| unit(storage.remove(&a.path)))),
-        "storage.remove_dir" => reply(with(args, |a: PathArgs| unit(storage.remove_dir(&a.path)))),
-        "storage.sync_dir" => reply(with(args, |a: PathArgs| unit(storage.sync_dir(&a.path)))),
-        "storage.create_dir" => reply(with(args, |a: DirArgs| {
-            unit(storage.create_dir(&a.path, a.mode & MODE_BITS))
-        })),
-        "storage.rename" => reply(with(args, |a: RenameArgs| {
-            unit(storage.rename(&a.from, &a.to))
-        })),
-        "storage.symlink" => reply(with(args, |a: LinkArgs| {
-            unit(storage.symlink(&a.target, &a.path))
-        })),
-        "storage.read_range" => reply(with(args, |a: RangeArgs| {
-            let len = range_len(a.len)?;
-            let bytes = storage.read_range(&a.path, a.offset, len)?;
-            to_json(&bytes.map(|bytes| to_hex(&bytes)))
-        })),
-        "storage.read" => {
-            let args = protocol::from_value::<ReadArgs>(args, "read arguments")
-                .and_then(|a| check_specs(&a.specs).map(|()| a));
-            match args {
-                Ok(a) => read(storage, conn, &a.path, &a.specs),
-                Err(err) => reply(Err(err)),
-            }
+/// Runs one storage request against `storage`.
+pub fn serve(storage: &dyn Storage, conn: &mut Conn, request: StorageRequest) -> Result<Handled> {
+    let reply = match request {
+        StorageRequest::Info(call) => answer(call, |Info { path }| storage.info(&path)),
+        StorageRequest::List(call) => answer(call, |List { path }| storage.list(&path)),
+        StorageRequest::Remove(call) => answer(call, |Remove { path }| storage.remove(&path)),
+        StorageRequest::RemoveDir(call) => {
+            answer(call, |RemoveDir { path }| storage.remove_dir(&path))
         }
-        "storage.write" => match protocol::from_value::<WriteArgs>(args, "write arguments") {
-            Ok(mut a) => {
-                a.options.mode &= MODE_BITS;
-                write(storage, conn, &a.path, &a.options)
-            }
-            Err(err) => reply(Err(err)),
+        StorageRequest::SyncDir(call) => answer(call, |SyncDir { path }| storage.sync_dir(&path)),
+        StorageRequest::CreateDir(call) => answer(call, |CreateDir { path, mode }| {
+            storage.create_dir(&path, mode & MODE_BITS)
+        }),
+        StorageRequest::Rename(call) => {
+            answer(call, |Rename { from, to }| storage.rename(&from, &to))
+        }
+        StorageRequest::Symlink(call) => answer(call, |Symlink { target, path }| {
+            storage.symlink(&target, &path)
+        }),
+        StorageRequest::ReadRange(call) => answer(call, |ReadRange { path, offset, len }| {
+            let len = range_len(len)?;
+            let bytes = storage.read_range(&path, offset, len)?;
+            Ok(bytes.map(|bytes| to_hex(&bytes)))
+        }),
+        StorageRequest::ReadFile(call) => match check_specs(&call.specs) {
+            Ok(()) => return read(storage, conn, call),
+            Err(err) => Err(err),
         },
+        StorageRequest::WriteFile(mut call) => {
+            call.options.mode &= MODE_BITS;
+            return write(storage, conn, call);
+        }
         // An abort with no write open (the open failed): nothing to discard.
-        "storage.write_abort" => reply(Ok(Value::Null)),
-        other => reply(Err(Error::new(
-            ErrorKind::Protocol,
-            format!("unknown storage request '{other}'"),
-        ))),
-    }
+        StorageRequest::WriteAbort(call) => answer(call, |WriteAbort| Ok(())),
+    };
+    Ok(Handled::Reply(reply))
 }
 
 /// A range read's length, refused over [`MAX_RANGE`] before anything is allocated.
@@ -169,34 +119,14 @@ fn check_specs(specs: &[FilterSpec]) -> Result<()> {
     Ok(())
 }
 
-fn with<T: serde::de::DeserializeOwned>(
-    args: Value,
-    run: impl FnOnce(T) -> Result<Value>,
-) -> Result<Value> {
-    run(protocol::from_value(args, "arguments")?)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Value> {
-    protocol::to_value(value)
-}
-
-fn unit(result: Result<()>) -> Result<Value> {
-    result.map(|()| Value::Null)
-}
-
-/// Streams a file through `specs` to the local side.
-fn read(
-    storage: &dyn Storage,
-    conn: &mut Conn,
-    path: &str,
-    specs: &[FilterSpec],
-) -> Result<Handled> {
-    let mut reader = match storage.open_read_filtered(path, specs) {
+/// Streams a file through its filters to the local side.
+fn read(storage: &dyn Storage, conn: &mut Conn, call: ReadFile) -> Result<Handled> {
+    let mut reader = match storage.open_read_filtered(&call.path, &call.specs) {
         Ok(Some(reader)) => reader,
-        Ok(None) => return Ok(Handled::Reply(Ok(json!(false)))),
+        Ok(None) => return Ok(Handled::Reply(answer(call, |_| Ok(false)))),
         Err(err) => return Ok(Handled::Reply(Err(err))),
     };
-    conn.send(&Response::Ok(json!(true)))?;
+    server::send_reply::<ReadFile>(conn, &true)?;
     let mut buffer = vec![0u8; READ_CHUNK];
     loop {
         let read = match reader.read(&mut buffer) {
@@ -207,7 +137,7 @@ fn read(
                 let err = from_io_error(
                     err,
                     ErrorKind::FileRead,
-                    &format!("read '{}'", storage.describe(path)),
+                    &format!("read '{}'", storage.describe(&call.path)),
                 );
                 conn.send(&Response::from_result(&Err(err)))?;
                 return Ok(Handled::Done);
@@ -216,23 +146,21 @@ fn read(
         conn.send_data(&buffer[..read])?;
     }
     conn.send_end()?;
-    let results = reader.results().and_then(|results| to_json(&results));
-    conn.send(&Response::from_result(&results))?;
+    let results: Result<ReadResults> = reader.results();
+    conn.send(&Response::from_result(
+        &results.and_then(|results| to_value(&results)),
+    ))?;
     Ok(Handled::Done)
 }
 
 /// Receives a file from the local side and commits it at the end frame.
-fn write(
-    storage: &dyn Storage,
-    conn: &mut Conn,
-    path: &str,
-    options: &WriteOptions,
-) -> Result<Handled> {
-    let mut writer = match storage.open_write(path, options) {
+fn write(storage: &dyn Storage, conn: &mut Conn, call: WriteFile) -> Result<Handled> {
+    let WriteFile { path, options } = call;
+    let mut writer = match storage.open_write(&path, &options) {
         Ok(writer) => writer,
         Err(err) => return Ok(Handled::Reply(Err(err))),
     };
-    conn.send(&Response::Ok(Value::Null))?;
+    server::send_reply::<WriteFile>(conn, &())?;
     // The first failure is kept and reported at the end: the local side is still sending and
     // the conversation must stay in step until it stops.
     let mut failed: Option<Error> = None;
@@ -245,32 +173,33 @@ fn write(
                     failed = Some(from_io_error(
                         err,
                         ErrorKind::FileWrite,
-                        &format!("write '{}'", storage.describe(path)),
+                        &format!("write '{}'", storage.describe(&path)),
                     ));
                 }
             }
             Frame::End => {
                 let result = match failed {
                     Some(err) => Err(err),
-                    None => writer.commit().map(|()| Value::Null),
+                    None => writer.commit().and_then(|()| to_value(&())),
                 };
                 return Ok(Handled::Reply(result));
             }
-            Frame::Message(bytes) => {
-                let request: Request = conn.decode(&bytes)?;
-                if request.op != "storage.write_abort" {
+            Frame::Message(bytes) => match conn.decode::<StorageRequest>(&bytes)? {
+                StorageRequest::WriteAbort(abort) => {
+                    drop(writer);
+                    return Ok(Handled::Reply(answer(abort, |WriteAbort| Ok(()))));
+                }
+                other => {
                     return Err(Error::new(
                         ErrorKind::Protocol,
                         format!(
                             "unexpected request '{}' from {} while writing '{path}'",
-                            request.op,
+                            protocol::name_of(&other),
                             conn.peer()
                         ),
                     ));
                 }
-                drop(writer);
-                return Ok(Handled::Reply(Ok(Value::Null)));
-            }
+            },
         }
     }
 }

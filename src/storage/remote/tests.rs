@@ -7,6 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde_json::{Value, json};
+
+use super::request::*;
 use super::*;
 use crate::protocol::server;
 use crate::storage::PosixStorage;
@@ -193,6 +196,114 @@ fn hex_round_trips() {
     assert_eq!(serve::from_hex(&serve::to_hex(&bytes)).unwrap(), bytes);
     assert!(serve::from_hex("abc").is_err());
     assert!(serve::from_hex("zz").is_err());
+}
+
+#[test]
+fn storage_requests_keep_their_wire_names() {
+    let path = || "x".to_string();
+    let requests: Vec<StorageRequest> = vec![
+        Info { path: path() }.into(),
+        List { path: path() }.into(),
+        ReadFile {
+            path: path(),
+            specs: Vec::new(),
+        }
+        .into(),
+        ReadRange {
+            path: path(),
+            offset: 0,
+            len: 1,
+        }
+        .into(),
+        WriteFile {
+            path: path(),
+            options: WriteOptions::default(),
+        }
+        .into(),
+        WriteAbort.into(),
+        Remove { path: path() }.into(),
+        RemoveDir { path: path() }.into(),
+        CreateDir {
+            path: path(),
+            mode: 0o750,
+        }
+        .into(),
+        SyncDir { path: path() }.into(),
+        Rename {
+            from: path(),
+            to: path(),
+        }
+        .into(),
+        Symlink {
+            target: path(),
+            path: path(),
+        }
+        .into(),
+    ];
+    let names: Vec<String> = requests.iter().map(protocol::name_of).collect();
+    assert_eq!(
+        names,
+        [
+            "storage.info",
+            "storage.list",
+            "storage.read",
+            "storage.read_range",
+            "storage.write",
+            "storage.write_abort",
+            "storage.remove",
+            "storage.remove_dir",
+            "storage.create_dir",
+            "storage.sync_dir",
+            "storage.rename",
+            "storage.symlink",
+        ]
+    );
+}
+
+#[test]
+fn unknown_and_malformed_storage_requests_are_answered_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("small"), b"0123456789").unwrap();
+    let pool = pool(dir.path().to_path_buf());
+    let mut channel = pool.take().unwrap();
+    let hostile = [
+        ("storage.nothing", json!({ "path": "small" })),
+        ("storage.info", json!({})),
+        ("storage.info", json!({ "path": 7 })),
+        (
+            "storage.read_range",
+            json!({ "path": "small", "offset": -1, "len": 4 }),
+        ),
+        (
+            "storage.create_dir",
+            json!({ "path": "d", "mode": u64::MAX }),
+        ),
+        ("storage.write", json!({ "path": "new" })),
+        ("storage.write_abort", json!({ "now": true })),
+        ("sql.connect", Value::Null),
+    ];
+    for (op, args) in hostile {
+        let err = channel.conn().call(op, args.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{op} {args}");
+        assert!(
+            err.message().contains(&format!("invalid request '{op}'")),
+            "{}",
+            err.message()
+        );
+    }
+    assert!(!dir.path().join("d").exists() && !dir.path().join("new").exists());
+    // The same far side still answers, typed and by hand.
+    let answer = channel
+        .conn()
+        .call(
+            "storage.read_range",
+            json!({ "path": "small", "offset": 8, "len": 4 }),
+        )
+        .unwrap();
+    assert_eq!(answer, json!("3839"));
+    pool.give_back(channel);
+    let storage = RemoteStorage::new(pool, None).unwrap();
+    assert_eq!(storage.info("small").unwrap().unwrap().size, 10);
 }
 
 /// Hostile requests to the real request loop over a repository storage: whatever the client

@@ -7,17 +7,25 @@
 //! own, never shared with storage streams: a non-exclusive backup lives as long as the
 //! session that started it, so the far process must live from start to stop.
 //!
+//! The requests are [`DbRequest`]s (`request`), the same enum the far side matches (`serve`).
 //! Values cross as text in PostgreSQL's own spelling (LSNs `0/1A000028`, segment names), and
 //! are parsed again here.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+pub mod request;
+mod serve;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::session::{BackupStart, BackupStop, DbSession};
 use crate::pg::version::PgVersion;
 use crate::pg::wal::{Lsn, WalSegment};
-use crate::protocol::{self, Channel};
+use crate::protocol::Channel;
+
+use request::{
+    Checkpoint, Connect, CreateRestorePoint, CurrentWalSegment, DataDirectory, Databases,
+    InRecovery, Setting, SwitchWal, SystemId, Tablespaces, WalfileName,
+};
+pub use request::{DbRequest, Request};
+pub use serve::serve;
 
 /// A session with a cluster, wherever the cluster runs.
 pub trait Db: Send {
@@ -84,23 +92,7 @@ impl Db for DbSession {
     }
 }
 
-/// `BackupStart` on the wire.
-#[derive(Serialize, Deserialize)]
-struct WireStart {
-    lsn: String,
-    wal_segment: String,
-    time: i64,
-}
-
-/// `BackupStop` on the wire.
-#[derive(Serialize, Deserialize)]
-struct WireStop {
-    lsn: String,
-    wal_segment: String,
-    backup_label: String,
-    tablespace_map: Option<String>,
-}
-
+/// An LSN as it crosses the wire.
 fn lsn(text: &str) -> Result<Lsn> {
     text.parse()
 }
@@ -114,8 +106,7 @@ pub struct RemoteDb {
 impl RemoteDb {
     /// Asks the far side to connect to its cluster (with its own `pg1-*` options).
     pub fn connect(mut channel: Channel) -> Result<RemoteDb> {
-        let version: String =
-            protocol::from_value(channel.call("sql.connect", Value::Null)?, "version")?;
+        let version = channel.call(Connect)?;
         let version = PgVersion::parse(&version).ok_or_else(|| {
             Error::new(
                 ErrorKind::Protocol,
@@ -124,11 +115,6 @@ impl RemoteDb {
         })?;
         Ok(RemoteDb { channel, version })
     }
-
-    fn call<T: serde::de::DeserializeOwned>(&mut self, op: &str, args: Value) -> Result<T> {
-        let value = self.channel.call(op, args)?;
-        protocol::from_value(value, op)
-    }
 }
 
 impl Db for RemoteDb {
@@ -136,20 +122,24 @@ impl Db for RemoteDb {
         self.version
     }
     fn data_directory(&mut self) -> Result<String> {
-        self.call("sql.data_directory", Value::Null)
+        self.channel.call(DataDirectory)
     }
     fn system_id(&mut self) -> Result<u64> {
-        self.call("sql.system_id", Value::Null)
+        self.channel.call(SystemId)
     }
     fn in_recovery(&mut self) -> Result<bool> {
-        self.call("sql.in_recovery", Value::Null)
+        self.channel.call(InRecovery)
     }
     fn setting(&mut self, name: &str) -> Result<Option<String>> {
-        self.call("sql.setting", json!({ "name": name }))
+        self.channel.call(Setting {
+            name: name.to_string(),
+        })
     }
     fn backup_start(&mut self, label: &str, fast: bool) -> Result<BackupStart> {
-        let start: WireStart =
-            self.call("sql.backup_start", json!({ "label": label, "fast": fast }))?;
+        let start = self.channel.call(request::BackupStart {
+            label: label.to_string(),
+            fast,
+        })?;
         Ok(BackupStart {
             lsn: lsn(&start.lsn)?,
             wal_segment: WalSegment::parse(&start.wal_segment)?,
@@ -157,7 +147,7 @@ impl Db for RemoteDb {
         })
     }
     fn backup_stop(&mut self) -> Result<BackupStop> {
-        let stop: WireStop = self.call("sql.backup_stop", Value::Null)?;
+        let stop = self.channel.call(request::BackupStop)?;
         Ok(BackupStop {
             lsn: lsn(&stop.lsn)?,
             wal_segment: WalSegment::parse(&stop.wal_segment)?,
@@ -166,114 +156,32 @@ impl Db for RemoteDb {
         })
     }
     fn switch_wal(&mut self) -> Result<Lsn> {
-        let text: String = self.call("sql.switch_wal", Value::Null)?;
+        let text = self.channel.call(SwitchWal)?;
         lsn(&text)
     }
     fn current_wal_segment(&mut self) -> Result<WalSegment> {
-        let name: String = self.call("sql.current_wal_segment", Value::Null)?;
+        let name = self.channel.call(CurrentWalSegment)?;
         WalSegment::parse(&name)
     }
     fn walfile_name(&mut self, at: Lsn) -> Result<WalSegment> {
-        let name: String = self.call("sql.walfile_name", json!({ "lsn": at.to_string() }))?;
+        let name = self.channel.call(WalfileName {
+            lsn: at.to_string(),
+        })?;
         WalSegment::parse(&name)
     }
     fn databases(&mut self) -> Result<Vec<(u32, String)>> {
-        self.call("sql.databases", Value::Null)
+        self.channel.call(Databases)
     }
     fn tablespaces(&mut self) -> Result<Vec<(u32, String, String)>> {
-        self.call("sql.tablespaces", Value::Null)
+        self.channel.call(Tablespaces)
     }
     fn checkpoint(&mut self) -> Result<()> {
-        self.call("sql.checkpoint", Value::Null)
+        self.channel.call(Checkpoint)
     }
     fn create_restore_point(&mut self, name: &str) -> Result<Lsn> {
-        let text: String = self.call("sql.create_restore_point", json!({ "name": name }))?;
+        let text = self.channel.call(CreateRestorePoint {
+            name: name.to_string(),
+        })?;
         lsn(&text)
     }
-}
-
-#[derive(Deserialize)]
-struct NameArg {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct StartArgs {
-    label: String,
-    fast: bool,
-}
-
-#[derive(Deserialize)]
-struct LsnArg {
-    lsn: String,
-}
-
-/// Runs one SQL request (`sql.*`) on the far side. `session` is the far side's session,
-/// opened by `sql.connect` with `connect`.
-pub fn serve(
-    session: &mut Option<DbSession>,
-    connect: &dyn Fn() -> Result<DbSession>,
-    op: &str,
-    args: Value,
-) -> Result<Value> {
-    if op == "sql.connect" {
-        let db = connect()?;
-        let version = db.version().to_string();
-        *session = Some(db);
-        return Ok(json!(version));
-    }
-    let Some(db) = session.as_mut() else {
-        return Err(Error::new(
-            ErrorKind::Protocol,
-            format!("sql request '{op}' before sql.connect"),
-        ));
-    };
-    match op {
-        "sql.data_directory" => to(&db.data_directory()?),
-        "sql.system_id" => to(&db.system_id()?),
-        "sql.in_recovery" => to(&db.in_recovery()?),
-        "sql.setting" => {
-            let arg: NameArg = protocol::from_value(args, "arguments")?;
-            to(&db.setting(&arg.name)?)
-        }
-        "sql.backup_start" => {
-            let arg: StartArgs = protocol::from_value(args, "arguments")?;
-            let start = db.backup_start(&arg.label, arg.fast)?;
-            to(&WireStart {
-                lsn: start.lsn.to_string(),
-                wal_segment: start.wal_segment.name(),
-                time: start.time,
-            })
-        }
-        "sql.backup_stop" => {
-            let stop = db.backup_stop()?;
-            to(&WireStop {
-                lsn: stop.lsn.to_string(),
-                wal_segment: stop.wal_segment.name(),
-                backup_label: stop.backup_label,
-                tablespace_map: stop.tablespace_map,
-            })
-        }
-        "sql.switch_wal" => to(&db.switch_wal()?.to_string()),
-        "sql.current_wal_segment" => to(&db.current_wal_segment()?.name()),
-        "sql.walfile_name" => {
-            let arg: LsnArg = protocol::from_value(args, "arguments")?;
-            to(&db.walfile_name(lsn(&arg.lsn)?)?.name())
-        }
-        "sql.databases" => to(&db.databases()?),
-        "sql.tablespaces" => to(&db.tablespaces()?),
-        "sql.checkpoint" => to(&db.checkpoint()?),
-        "sql.create_restore_point" => {
-            let arg: NameArg = protocol::from_value(args, "arguments")?;
-            to(&db.create_restore_point(&arg.name)?.to_string())
-        }
-        other => Err(Error::new(
-            ErrorKind::Protocol,
-            format!("unknown sql request '{other}'"),
-        )),
-    }
-}
-
-fn to<T: Serialize>(value: &T) -> Result<Value> {
-    protocol::to_value(value)
 }
