@@ -102,7 +102,8 @@ fn a_backup_killed_mid_copy_is_resumed_and_restores() {
 
     let run = s
         .pgkeep(&[
-            "--log-level-console=info",
+            // detail: a failure shows why each recorded file was not reused.
+            "--log-level-console=detail",
             "--type=full",
             "--process-max=2",
             "--repo1-block=n",

@@ -20,7 +20,7 @@ use crate::io::{CompressType, FilterChain, FilterResult, FilterSpec, stream};
 use crate::repo::manifest::{FileEntry, PG_DATA};
 use crate::repo::{BackupInfo, BackupLabel, BackupType, info_file, layout};
 use crate::storage::Storage;
-use crate::{log_info, log_warn};
+use crate::{log_detail, log_info, log_warn};
 
 use super::plan::SourceFile;
 
@@ -62,8 +62,14 @@ impl Resumable {
     /// The stored entry for `file`, when its source is unchanged since it was stored.
     pub fn candidate(&self, file: &SourceFile) -> Option<&FileEntry> {
         let entry = self.files.get(&format!("{PG_DATA}/{}", file.rel))?;
-        (entry.size == file.info.size
-            && entry.mtime == file.info.mtime
+        let unchanged = entry.size == file.info.size && entry.mtime == file.info.mtime;
+        if !unchanged {
+            log_detail!(
+                "resume: {} changed since the interrupted run stored it, copied again",
+                entry.name
+            );
+        }
+        (unchanged
             && entry.reference.is_none()
             // A block-incremental file is copied again: its map depends on the prior backup.
             && entry.block.is_none()
