@@ -21,6 +21,7 @@ mod faults;
 mod hostile_input;
 mod hostile_manifest;
 mod kill;
+mod layering;
 mod page_checksum;
 mod pg_session;
 mod quick_start;
