@@ -11,8 +11,8 @@
 #
 # `16-full` installs a complete PostgreSQL 16 (pg_upgrade, pg_controldata, pg_resetwal, pg_dump,
 # psql, ...) from PyPI's pgserver wheel into <cache-dir>/pg16-full: the target of the real
-# pg_upgrade 15 -> 16 in tests/stanza_upgrade.rs (Debian 12 has only 15; the npm builds have no
-# pg_upgrade).
+# pg_upgrade 15 -> 16 in tests/integration/stanza_upgrade.rs (Debian 12 has only 15; the npm
+# builds have no pg_upgrade).
 set -euo pipefail
 
 major="${1:-}"

@@ -3,8 +3,8 @@
 //!
 //! Everything pgkeep knows about PostgreSQL's files and functions lives here, one module per
 //! concept, and is tested against files made by a real `initdb` of every supported version
-//! (tests/fixtures/pg/) and against running servers (tests/pg_session.rs). Nothing here knows
-//! about repositories, configuration or commands.
+//! (tests/fixtures/pg/) and against running servers (tests/integration/pg_session.rs). Nothing
+//! here knows about repositories, configuration or commands.
 
 pub mod control;
 pub mod control_layout;

@@ -273,9 +273,10 @@ mod tests {
         assert!(open(&repo, &missing).unwrap().is_none());
     }
 
-    /// Found by tests/hostile_input/ and tests/hostile_manifest.rs: a manifest claiming
-    /// `repo_size` 2^63+5 overflowed a vector's capacity (a panic, exit 91) and 2^62 failed to
-    /// allocate (SIGABRT). A range beyond the bundle's end is refused before it is read.
+    /// Found by tests/integration/hostile_input/ and tests/integration/hostile_manifest.rs: a
+    /// manifest claiming `repo_size` 2^63+5 overflowed a vector's capacity (a panic, exit 91)
+    /// and 2^62 failed to allocate (SIGABRT). A range beyond the bundle's end is refused before
+    /// it is read.
     #[test]
     fn ranges_beyond_the_bundle_are_refused_before_reading() {
         let dir = tempfile::tempdir().unwrap();

@@ -441,9 +441,9 @@ mod tests {
         assert!(err.message().contains(expected), "{}", err.message());
     }
 
-    /// Found by tests/hostile_input/: a count of u32::MAX blocks sized two vectors of 32 and
-    /// 8 bytes a block (a 137 GB allocation, SIGABRT), and the claimed column size sized the
-    /// decompression buffer.
+    /// Found by tests/integration/hostile_input/: a count of u32::MAX blocks sized two vectors
+    /// of 32 and 8 bytes a block (a 137 GB allocation, SIGABRT), and the claimed column size
+    /// sized the decompression buffer.
     #[test]
     fn impossible_block_sizes_and_counts_are_refused_before_allocating() {
         let map = chain();
