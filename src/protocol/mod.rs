@@ -103,7 +103,7 @@ pub trait Call: Sized {
 /// Declares the requests of a request enum: for each variant (named after the struct it wraps)
 /// the `From` that wraps the struct and the [`Call`] that names its reply type.
 ///
-/// ```ignore
+/// ```text
 /// calls!(StorageRequest {
 ///     Info => Option<FileInfo>,
 ///     Remove => (),
