@@ -596,31 +596,47 @@ fn stop(
 
 /// The set synced, then the manifest, backup.info and `latest`, in that order (docs/
 /// repository-format.md): a set is listed only once everything it holds is durable.
-fn save(mut prepared: Prepared, stopped: Stopped, options: BackupOptions) -> Result<()> {
+fn save(prepared: Prepared, stopped: Stopped, options: BackupOptions) -> Result<()> {
+    let Prepared {
+        stanza,
+        repo,
+        pg_path,
+        control,
+        mut info,
+        backup_type,
+        prior,
+        resumable,
+        label,
+        start,
+        databases,
+        checksum_page,
+        listing,
+        dirs,
+        progress,
+        ..
+    } = prepared;
     let Stopped {
         mut files,
         lsn_stop,
         archive_start,
         archive_stop,
     } = stopped;
-    let (stanza, repo, label) = (prepared.stanza, prepared.repo, prepared.label.as_str());
-    let (control, start) = (&prepared.control, &prepared.start);
     files.sort_by(|a, b| a.name.cmp(&b.name));
-    if prepared.resumable.is_some() {
-        remove_strays(repo, stanza, label, &files, options.compress)?;
+    if resumable.is_some() {
+        remove_strays(repo, stanza, &label, &files, options.compress)?;
     }
-    for dir in prepared.dirs.iter().rev() {
+    for dir in dirs.iter().rev() {
         repo.sync_dir(dir)?;
     }
     let manifest = Manifest {
-        label: label.to_string(),
-        backup_type: prepared.backup_type,
-        prior: prepared.prior.as_ref().map(|p| p.label.clone()),
-        references: Manifest::needed_sets(&files, label),
-        db_id: prepared.info.current()?.id,
+        label: label.clone(),
+        backup_type,
+        prior: prior.map(|p| p.label),
+        references: Manifest::needed_sets(&files, &label),
+        db_id: info.current()?.id,
         pg_version: control.version.to_string(),
         system_id: control.system_id,
-        pg_path: prepared.pg_path.display().to_string(),
+        pg_path: pg_path.display().to_string(),
         compress_type: options.compress,
         timestamp_start: start.time,
         timestamp_stop: jiff::Timestamp::now().as_second(),
@@ -630,27 +646,27 @@ fn save(mut prepared: Prepared, stopped: Stopped, options: BackupOptions) -> Res
         archive_stop: archive_stop.name(),
         timeline: start.wal_segment.timeline,
         data_checksums: control.data_checksum_version > 0,
-        checksum_page: prepared.checksum_page,
+        checksum_page,
         online: options.online,
         archive_copy: options.archive_copy,
-        databases: std::mem::take(&mut prepared.databases),
+        databases,
         annotation: options.annotation,
-        paths: std::mem::take(&mut prepared.listing.paths),
+        paths: listing.paths,
         files,
-        links: std::mem::take(&mut prepared.listing.links),
+        links: listing.links,
     };
     manifest.save(repo, stanza)?;
     fail::fail_point!("backup-manifest-saved");
-    prepared.progress.finish(label)?;
-    prepared.info.add(record_of(&manifest));
-    prepared.info.save(repo, stanza)?;
+    progress.finish(&label)?;
+    info.add(record_of(&manifest));
+    info.save(repo, stanza)?;
     fail::fail_point!("backup-info-saved");
-    repo.symlink(label, &layout::latest_link(stanza))?;
+    repo.symlink(&label, &layout::latest_link(stanza))?;
 
     log_info!("new backup label = {label}");
     log_info!(
         "{} backup size = {}, file total = {}",
-        prepared.backup_type,
+        backup_type,
         format_size(manifest.delta()),
         manifest.files.len()
     );
